@@ -1,0 +1,61 @@
+"""Analytics registered in code. Plugin modules register on import; the
+modules to import come from the ANALYTIC_MODULES setting."""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from django.conf import settings
+from pydantic import ValidationError
+
+from visionaire_site.errors import BadRequest, NotFound
+
+from .plugins import AnalyticPlugin, StrictConfig
+
+_REGISTRY: dict[str, AnalyticPlugin] = {}
+# Modules shipped with the platform that register analytics which really run.
+BUILTIN_MODULES: list[str] = []
+
+
+def register(plugin_class: type[AnalyticPlugin]) -> type[AnalyticPlugin]:
+    """Class decorator: `@register` on an AnalyticPlugin subclass."""
+    _REGISTRY[plugin_class.id] = plugin_class()
+    return plugin_class
+
+
+def load_plugin_modules() -> None:
+    for module in [*BUILTIN_MODULES, *settings.ANALYTIC_MODULES]:
+        importlib.import_module(module)
+
+
+def all_plugins() -> list[AnalyticPlugin]:
+    return [_REGISTRY[key] for key in sorted(_REGISTRY)]
+
+
+def get_plugin(analytic_id: str) -> AnalyticPlugin:
+    try:
+        return _REGISTRY[analytic_id]
+    except KeyError:
+        raise NotFound("analytic not found") from None
+
+
+def _describe(error: dict[str, Any]) -> str:
+    where = ".".join(str(part) for part in error["loc"]) or "config"
+    if error["type"] == "extra_forbidden":
+        return f"unknown config key '{where}'"
+    return f"invalid config value for '{where}': {error['msg']}"
+
+
+def validate_config(plugin: AnalyticPlugin, data: Any) -> StrictConfig:
+    """Validate a pipeline config, filling defaults; the error names the key."""
+    if not isinstance(data, dict):
+        raise BadRequest("pipeline config must be a JSON object")
+    try:
+        return plugin.config_model.model_validate(data)
+    except ValidationError as exc:
+        raise BadRequest(_describe(exc.errors()[0])) from None
+
+
+def config_schema(model: type[StrictConfig]) -> dict[str, Any]:
+    return model.model_json_schema(mode="validation")

@@ -1,0 +1,109 @@
+"""Analytics and seats: keeping the table in step with the plugins, handing
+out seats to pipelines and taking them back."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import transaction
+
+from visionaire_site.errors import ApiError
+
+from .models import Analytic, Seat, SeatSource
+from .registry import all_plugins
+
+# 402 Payment Required: the request is valid but the deployment has no licence
+# capacity left for it (documented in the README and the OpenAPI description).
+NO_SEAT_STATUS = 402
+
+
+class NoSeatAvailable(ApiError):
+    status = NO_SEAT_STATUS
+
+
+def community_serial(analytic_id: str, index: int) -> str:
+    return f"COMMUNITY-{analytic_id}-{index:04d}"
+
+
+def analytics_sync_registry(**_kwargs) -> None:
+    """Upsert a row per registered plugin, mark missing ones uninstalled, and
+    top up the community seats. Runs after every migrate and at start-up."""
+    plugins = all_plugins()
+    with transaction.atomic():
+        for plugin in plugins:
+            Analytic.objects.update_or_create(
+                id=plugin.id,
+                defaults={
+                    "name": plugin.name,
+                    "major_version": plugin.major_version,
+                    "minor_version": plugin.minor_version,
+                    "publisher": plugin.publisher,
+                    "description": plugin.description,
+                    "type": plugin.type,
+                    "installed": True,
+                },
+            )
+        Analytic.objects.exclude(id__in=[p.id for p in plugins]).update(installed=False)
+        seats_sync_community()
+
+
+def seats_sync_community() -> None:
+    """Give each installed analytic COMMUNITY_SEATS_PER_ANALYTIC community seats,
+    active only while no licence is checked in."""
+    from platform_config.selectors import licence_active
+
+    active = not licence_active()
+    wanted = settings.COMMUNITY_SEATS_PER_ANALYTIC
+    for analytic in Analytic.objects.filter(installed=True):
+        existing = set(
+            Seat.objects.filter(analytic=analytic, source=SeatSource.COMMUNITY).values_list(
+                "serial_number", flat=True
+            )
+        )
+        missing = [
+            Seat(analytic=analytic, serial_number=serial, source=SeatSource.COMMUNITY, active=active)
+            for serial in (community_serial(analytic.id, i) for i in range(1, wanted + 1))
+            if serial not in existing
+        ]
+        Seat.objects.bulk_create(missing)
+    Seat.objects.filter(source=SeatSource.COMMUNITY).update(active=active)
+
+
+def seat_take(*, analytic_id: str, pipeline) -> Seat:
+    """Give `pipeline` a free active seat of its analytic (call inside a transaction)."""
+    seat = (
+        Seat.objects.select_for_update(skip_locked=True)
+        .filter(analytic_id=analytic_id, active=True, pipeline__isnull=True)
+        .order_by("source", "serial_number")
+        .first()
+    )
+    if seat is None:
+        raise NoSeatAvailable(
+            f"no available seat for analytic {analytic_id}: delete a pipeline of it or check in a licence "
+            "with more seats"
+        )
+    seat.pipeline = pipeline
+    seat.save(update_fields=["pipeline"])
+    return seat
+
+
+def seats_rebalance() -> None:
+    """Move pipelines off inactive seats onto free active ones of their analytic,
+    e.g. after a check-in replaced community seats with licensed ones."""
+    with transaction.atomic():
+        stranded = list(
+            Seat.objects.select_for_update().filter(active=False, pipeline__isnull=False).order_by("id")
+        )
+        for seat in stranded:
+            free = (
+                Seat.objects.select_for_update(skip_locked=True)
+                .filter(analytic_id=seat.analytic_id, active=True, pipeline__isnull=True)
+                .order_by("source", "serial_number")
+                .first()
+            )
+            if free is None:
+                continue
+            pipeline = seat.pipeline
+            seat.pipeline = None
+            seat.save(update_fields=["pipeline"])
+            free.pipeline = pipeline
+            free.save(update_fields=["pipeline"])

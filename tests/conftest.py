@@ -1,0 +1,54 @@
+"""Shared fixtures. Tests run against real PostgreSQL and Redis (the launcher's
+`test` command starts embedded ones, or uses DATABASE_URL / REDIS_URL)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from django.test import Client
+
+from platform_config import selectors as config_selectors
+from visionaire_site.redis import get_redis
+
+
+class JsonClient(Client):
+    """Django's test client speaking JSON by default."""
+
+    def _json(self, method, path, data=None, **extra):
+        if data is not None and not isinstance(data, (str, bytes)):
+            data = json.dumps(data)
+        return getattr(super(), method)(path, data=data, content_type="application/json", **extra)
+
+    def post(self, path, data=None, **extra):
+        return self._json("post", path, data, **extra)
+
+    def put(self, path, data=None, **extra):
+        return self._json("put", path, data, **extra)
+
+    def patch(self, path, data=None, **extra):
+        return self._json("patch", path, data, **extra)
+
+    def delete(self, path, data=None, **extra):
+        return self._json("delete", path, data, **extra)
+
+
+@pytest.fixture
+def api() -> JsonClient:
+    return JsonClient()
+
+
+@pytest.fixture(autouse=True)
+def clean_live_state():
+    """Each test starts with empty Redis and no cached platform configuration."""
+    redis = get_redis()
+    redis.flushdb()
+    config_selectors._cache.update(version=None, config=None)
+    yield
+    redis.flushdb()
+    config_selectors._cache.update(version=None, config=None)
+
+
+@pytest.fixture
+def redis_client():
+    return get_redis()

@@ -1,0 +1,16 @@
+"""The Celery app. Each node's worker consumes the queue `node.<N>`; beat runs
+the periodic jobs (see CELERY_BEAT_SCHEDULE in settings)."""
+
+import os
+
+from celery import Celery
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "visionaire_site.settings")
+
+app = Celery("visionaire")
+app.config_from_object("django.conf:settings", namespace="CELERY")
+app.autodiscover_tasks()
+
+
+def node_queue(node_num: int) -> str:
+    return f"node.{node_num}"

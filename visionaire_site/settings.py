@@ -1,0 +1,210 @@
+"""Settings, all from the environment (see README "Configuration").
+
+Every variable goes through a typed parser in `visionaire_site.env`, so a bad
+value stops the process with a message naming the variable.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from django.core.exceptions import ImproperlyConfigured
+
+from .endpoints import database_settings, read_services_file
+from .env import env_bool, env_choice, env_float, env_int, env_list, env_path, env_str
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+DATA_DIR = env_path("VISIONAIRE_DATA_DIR", BASE_DIR / "data")
+
+SECRET_KEY = env_str("DJANGO_SECRET_KEY", "")
+if not SECRET_KEY:
+    # A per-installation key kept in the data folder beats a constant in the code.
+    _key_file = DATA_DIR / "secret_key"
+    try:
+        SECRET_KEY = _key_file.read_text().strip()
+    except OSError:
+        import secrets
+
+        SECRET_KEY = secrets.token_urlsafe(50)
+        _key_file.parent.mkdir(parents=True, exist_ok=True)
+        _key_file.write_text(SECRET_KEY)
+DEBUG = env_bool("DJANGO_DEBUG", False)
+ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", ["*"])
+
+# --- servers -----------------------------------------------------------------
+_embedded = read_services_file(DATA_DIR)
+DATABASE_URL = env_str("DATABASE_URL", _embedded.get("database_url", ""))
+REDIS_URL = env_str("REDIS_URL", _embedded.get("redis_url", ""))
+if not DATABASE_URL:
+    raise ImproperlyConfigured(
+        "DATABASE_URL is not set and no embedded PostgreSQL is running: "
+        "start the platform with `python3 visionaire.py up` or set DATABASE_URL"
+    )
+if not REDIS_URL:
+    raise ImproperlyConfigured(
+        "REDIS_URL is not set and no embedded Redis is running: "
+        "start the platform with `python3 visionaire.py up` or set REDIS_URL"
+    )
+DATABASES = {"default": database_settings(DATABASE_URL)}
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "django.contrib.postgres",
+    "django_prometheus",
+    "corsheaders",
+    "rest_framework",
+    "drf_spectacular",
+    "channels",
+    "platform_config",
+    "analytics",
+    "streams",
+    "events",
+    "workers",
+]
+
+MIDDLEWARE = [
+    "django_prometheus.middleware.PrometheusBeforeMiddleware",
+    "visionaire_site.middleware.RequestIdMiddleware",
+    "corsheaders.middleware.CorsMiddleware",
+    "visionaire_site.middleware.TokenAuthMiddleware",
+    "visionaire_site.middleware.BodySizeMiddleware",
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django_prometheus.middleware.PrometheusAfterMiddleware",
+]
+
+ROOT_URLCONF = "visionaire_site.urls"
+ASGI_APPLICATION = "visionaire_site.asgi.application"
+WSGI_APPLICATION = None
+APPEND_SLASH = False  # the contract's paths have no trailing slash
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ]
+        },
+    }
+]
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = False
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = DATA_DIR / "static"
+MEDIA_ROOT = env_path("VISIONAIRE_MEDIA_DIR", DATA_DIR / "media")
+MEDIA_URL = "media/"
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+}
+
+# --- HTTP API ----------------------------------------------------------------
+API_MAX_BODY_BYTES = env_int("VISIONAIRE_MAX_BODY_BYTES", 16 * 1024 * 1024, minimum=1024)
+DATA_UPLOAD_MAX_MEMORY_SIZE = API_MAX_BODY_BYTES
+API_TOKENS = env_list("VISIONAIRE_API_TOKENS", [])
+# Routes left open when tokens are set (the contract allows `/` and `/metrics`).
+API_OPEN_ROOT = env_bool("VISIONAIRE_OPEN_ROOT", True)
+API_OPEN_METRICS = env_bool("VISIONAIRE_OPEN_METRICS", True)
+
+REST_FRAMEWORK = {
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_AUTHENTICATION_CLASSES": [],
+    "DEFAULT_PERMISSION_CLASSES": [],
+    "UNAUTHENTICATED_USER": None,
+    "EXCEPTION_HANDLER": "visionaire_site.errors.exception_handler",
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "COERCE_DECIMAL_TO_STRING": False,
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Visionaire4-compatible video analytics API",
+    "DESCRIPTION": "Streams, pipelines, analytics, live viewing, events and platform configuration.",
+    "VERSION": "4.50.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "COMPONENT_SPLIT_REQUEST": True,
+    "SCHEMA_PATH_PREFIX": "",
+    "APPEND_COMPONENTS": {
+        "securitySchemes": {"bearerAuth": {"type": "http", "scheme": "bearer"}},
+    },
+}
+
+# CORS is switched on and off at run time by /config/platform (see
+# platform_config.signals); the library does the header work.
+CORS_ALLOW_ALL_ORIGINS = False
+CORS_URLS_REGEX = r"^/.*$"
+
+# --- Redis, Celery, Channels -------------------------------------------------
+CELERY_BROKER_URL = REDIS_URL
+CELERY_TASK_IGNORE_RESULT = True
+CELERY_TASK_SERIALIZER = "json"
+CELERY_ACCEPT_CONTENT = ["json"]
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+CELERY_BEAT_SCHEDULE_FILENAME = str(DATA_DIR / "run" / "celerybeat-schedule")
+
+CHANNEL_LAYERS = {
+    "default": {
+        "BACKEND": "channels_redis.core.RedisChannelLayer",
+        "CONFIG": {"hosts": [REDIS_URL], "capacity": 500, "expiry": 30},
+    }
+}
+
+# --- platform ----------------------------------------------------------------
+PLATFORM_NAME = "Visionaire4"
+PLATFORM_VERSION = {"major": 4, "minor": 50, "patch": 0}
+NODE_NUM = env_int("VISIONAIRE_NODE_NUM", 0, minimum=0, maximum=1023)
+MAX_NODE_NUM = 1023
+NODE_HEARTBEAT_SECONDS = env_float("VISIONAIRE_HEARTBEAT_SECONDS", 2.0, minimum=0.1)
+# A node whose last heartbeat is older than this is reported offline.
+NODE_OFFLINE_AFTER_SECONDS = env_float("VISIONAIRE_NODE_OFFLINE_AFTER_SECONDS", 10.0, minimum=0.5)
+# Directory that file stream addresses must live under.
+STREAM_MEDIA_ROOT = env_path("VISIONAIRE_STREAM_MEDIA_ROOT", DATA_DIR / "videos")
+STREAM_ALLOWED_SCHEMES = env_list(
+    "VISIONAIRE_STREAM_SCHEMES", ["rtsp", "rtsps", "http", "https", "file", "v4l2"]
+)
+DEFAULT_MAX_STREAMS_PER_NODE = env_int("VISIONAIRE_MAX_STREAMS_PER_NODE", 16, minimum=1, maximum=1024)
+DEFAULT_EVENT_RETENTION_DAYS = env_int("VISIONAIRE_EVENT_RETENTION_DAYS", 30, minimum=1, maximum=36500)
+DEFAULT_MAX_EVENTS_PER_STREAM = env_int("VISIONAIRE_MAX_EVENTS_PER_STREAM", 100_000, minimum=1)
+# Storage quota in bytes for /database/stats; 0 means "the free space of the volume".
+STORAGE_QUOTA_BYTES = env_int("VISIONAIRE_STORAGE_QUOTA_BYTES", 0, minimum=0)
+LOG_LEVEL = env_choice("VISIONAIRE_LOG_LEVEL", "info", ["debug", "info", "warning", "error", "critical"])
+
+# Licensing: the issuer's Ed25519 public key (PEM text or a path to a PEM file).
+LICENCE_PUBLIC_KEY = env_str("VISIONAIRE_LICENCE_PUBLIC_KEY", "")
+# Seats per analytic available without a licence check-in.
+COMMUNITY_SEATS_PER_ANALYTIC = env_int("VISIONAIRE_COMMUNITY_SEATS", 4, minimum=0, maximum=1024)
+# Extra analytic plugin modules to import (each registers its analytics).
+ANALYTIC_MODULES = env_list("VISIONAIRE_ANALYTIC_MODULES", [])
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"},
+    },
+    "filters": {"request_id": {"()": "visionaire_site.middleware.RequestIdLogFilter"}},
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "formatter": "plain", "filters": ["request_id"]}
+    },
+    "root": {"handlers": ["console"], "level": LOG_LEVEL.upper()},
+    "loggers": {"django.request": {"level": "ERROR"}},
+}

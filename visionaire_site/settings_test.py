@@ -1,0 +1,13 @@
+"""Test settings: the real Postgres and Redis, tuned for a fast suite."""
+
+import os
+
+os.environ.setdefault("VISIONAIRE_ANALYTIC_MODULES", "tests.support.analytics")
+
+from .settings import *  # noqa: E402,F403
+
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+NODE_HEARTBEAT_SECONDS = 0.2
+NODE_OFFLINE_AFTER_SECONDS = 2.0
+LOGGING["root"]["level"] = "WARNING"  # noqa: F405
+DATABASES["default"]["CONN_MAX_AGE"] = 0  # noqa: F405
