@@ -1,0 +1,41 @@
+"""Helpers shared by the apps' views: the base view and input checks that
+every route applies the same way."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+from rest_framework.views import APIView
+
+from .errors import BadRequest
+
+
+class ApiView(APIView):
+    """Base for the contract's JSON routes: no session auth or CSRF (the optional
+    bearer token is checked by middleware), JSON in and out, errors in the
+    contract's shape (see visionaire_site.errors)."""
+
+    authentication_classes: list = []
+    permission_classes: list = []
+
+
+def body_object(request) -> dict[str, Any]:
+    """The request body as a JSON object; `{}` for an empty body."""
+    data = request.data
+    if data is None or (hasattr(data, "__len__") and len(data) == 0 and not isinstance(data, list)):
+        return {}
+    if not isinstance(data, dict):
+        raise BadRequest("request body must be a JSON object")
+    return dict(data)
+
+
+def parse_node_num(raw: str) -> int:
+    """A node number from the path: 400 when it is not an integer in range."""
+    try:
+        number = int(raw)
+    except (TypeError, ValueError):
+        raise BadRequest(f"invalid node number '{raw[:40]}': it must be an integer") from None
+    if number < 0 or number > settings.MAX_NODE_NUM:
+        raise BadRequest(f"invalid node number {raw[:40]}: it must be between 0 and {settings.MAX_NODE_NUM}")
+    return number
