@@ -14,9 +14,11 @@ import threading
 from django.conf import settings
 from django.utils import timezone
 
+from visionaire_site.api import parse_node_num
+from visionaire_site.errors import NotFound
 from visionaire_site.redis import get_redis, key
 
-from .models import LicenceCheckin, LicenceStatus, PlatformConfig
+from .models import LicenceCheckin, LicenceStatus, Node, PlatformConfig
 
 CONFIG_VERSION_KEY = key("config", "version")
 _lock = threading.Lock()
@@ -71,3 +73,12 @@ def licence_get() -> LicenceCheckin | None:
 
 def licence_active() -> bool:
     return LicenceCheckin.objects.filter(status=LicenceStatus.ACTIVE, expires_at__gt=timezone.now()).exists()
+
+
+def node_get(raw: str) -> Node:
+    """The node named in a path: 400 for a malformed number, 404 for an unknown node."""
+    number = parse_node_num(raw)
+    try:
+        return Node.objects.get(num=number)
+    except Node.DoesNotExist:
+        raise NotFound("node not found") from None
