@@ -1,0 +1,321 @@
+"""The control plane of streams and pipelines: validating what a client asks
+for, writing the desired state in one transaction, and telling the owning node
+about it once the transaction has committed. Nothing here decodes video except
+the optional `check_capability` probe."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import secrets
+from typing import Any, Literal, TypedDict
+from urllib.parse import unquote, urlsplit
+
+from django.conf import settings
+from django.db import transaction
+
+from analytics.models import Analytic, Seat
+from analytics.registry import get_plugin, validate_config
+from analytics.services import seat_take
+from platform_config.models import Node
+from platform_config.selectors import platform_config_get
+from visionaire_site.errors import BadRequest, Conflict, NotFound
+from visionaire_site.redis import get_redis, key
+
+from .models import Pipeline, Stream
+
+logger = logging.getLogger(__name__)
+
+STREAM_ID_RE = re.compile(r"[0-9a-f]{16}")
+STREAM_ADDRESS_MAX_LENGTH = 2048
+V4L2_DEVICE_RE = re.compile(r"/dev/video[0-9]{1,3}")
+NETWORK_SCHEMES = ("rtsp", "rtsps", "http", "https")
+# How long check_capability waits for a source to open and for its first frame.
+CAPABILITY_TIMEOUT_MS = 5000
+# Control messages kept for a worker that was briefly away (the newest first).
+CONTROL_QUEUE_MAX = 1000
+
+ControlAction = Literal["start", "stop", "reload"]
+
+
+class ControlMessage(TypedDict):
+    action: ControlAction
+    stream_id: str
+
+
+def control_channel(node_num: int) -> str:
+    return key("control", "node", node_num)
+
+
+def control_queue(node_num: int) -> str:
+    return key("control", "node", node_num, "queue")
+
+
+# --- stream addresses ----------------------------------------------------------
+
+
+def _invalid_address(reason: str) -> BadRequest:
+    # The seed's message is "Invalid stream_address"; the reason follows it so a
+    # client matching the prefix still works and a person learns what to fix.
+    return BadRequest(f"Invalid stream_address: {reason}")
+
+
+def _has_control_characters(text: str) -> bool:
+    return any(ord(char) < 0x20 or ord(char) == 0x7F for char in text)
+
+
+def _media_file_check(path: str) -> None:
+    """A file source must resolve under STREAM_MEDIA_ROOT; realpath resolves `..`
+    and symlinks first, so neither can escape it."""
+    if _has_control_characters(path) or not os.path.isabs(path):
+        raise _invalid_address("a file path must be absolute")
+    if path.startswith("/dev/"):
+        raise _invalid_address("a video device must be /dev/videoN")
+    if "file" not in settings.STREAM_ALLOWED_SCHEMES:
+        raise _invalid_address("file sources are not allowed")
+    root = os.path.realpath(settings.STREAM_MEDIA_ROOT)
+    resolved = os.path.realpath(path)
+    if os.path.commonpath([root, resolved]) != root or resolved == root:
+        raise _invalid_address(f"a file must be under {root}")
+
+
+def stream_address_validate(address: str) -> str:
+    """Check a stream address against the allowed kinds of source; 400
+    `Invalid stream_address: <reason>` otherwise. Returns it unchanged."""
+    allowed = [scheme.lower() for scheme in settings.STREAM_ALLOWED_SCHEMES]
+    if not address:
+        raise _invalid_address("it must not be empty")
+    if len(address) > STREAM_ADDRESS_MAX_LENGTH:
+        raise _invalid_address(f"it must be at most {STREAM_ADDRESS_MAX_LENGTH} characters")
+    if _has_control_characters(address) or any(char.isspace() for char in address):
+        raise _invalid_address("it must not contain spaces or control characters")
+
+    if address.startswith("/"):
+        if V4L2_DEVICE_RE.fullmatch(address):
+            if "v4l2" not in allowed:
+                raise _invalid_address("V4L2 devices are not allowed")
+            return address
+        _media_file_check(address)
+        return address
+
+    try:
+        parts = urlsplit(address)
+        port = parts.port  # raises ValueError for a malformed port
+    except ValueError:
+        raise _invalid_address("malformed URL") from None
+    scheme = parts.scheme.lower()
+    if not scheme or "://" not in address:
+        raise _invalid_address("it must be a URL (rtsp://, http://…), an absolute file path or /dev/videoN")
+    if scheme not in allowed:
+        raise _invalid_address(f"scheme '{scheme[:20]}' is not allowed (allowed: {', '.join(allowed)})")
+
+    if scheme in NETWORK_SCHEMES:
+        if not parts.hostname:
+            raise _invalid_address(f"a {scheme} URL needs a host")
+        if port == 0:
+            raise _invalid_address("port must be between 1 and 65535")
+        return address
+    if scheme == "file":
+        if parts.netloc not in ("", "localhost") or parts.query or parts.fragment:
+            raise _invalid_address("a file URL must be file:///absolute/path")
+        _media_file_check(unquote(parts.path))
+        return address
+    if scheme == "v4l2":
+        if parts.netloc or not V4L2_DEVICE_RE.fullmatch(parts.path):
+            raise _invalid_address("a V4L2 source must be v4l2:///dev/videoN or /dev/videoN")
+        return address
+    raise _invalid_address(f"scheme '{scheme[:20]}' is not supported")
+
+
+def _capture_target(address: str) -> tuple[str, int]:
+    """What to hand cv2.VideoCapture for a validated address, and the backend."""
+    import cv2
+
+    if address.startswith("v4l2://"):
+        return urlsplit(address).path, cv2.CAP_V4L2
+    if address.startswith("/dev/video"):
+        return address, cv2.CAP_V4L2
+    if address.lower().startswith("file://"):
+        return unquote(urlsplit(address).path), cv2.CAP_ANY
+    return address, cv2.CAP_ANY
+
+
+def stream_capability_check(*, address: str) -> None:
+    """Open the source and read one frame; 400 `stream cannot be opened: <reason>`
+    when that fails. Called before any transaction, since it may take seconds."""
+    import cv2
+
+    target, backend = _capture_target(address)
+    if backend == cv2.CAP_ANY and target.startswith("/") and not os.path.isfile(target):
+        raise BadRequest("stream cannot be opened: file does not exist")
+    params = [
+        cv2.CAP_PROP_OPEN_TIMEOUT_MSEC,
+        CAPABILITY_TIMEOUT_MS,
+        cv2.CAP_PROP_READ_TIMEOUT_MSEC,
+        CAPABILITY_TIMEOUT_MS,
+    ]
+    capture = cv2.VideoCapture(target, backend, params)
+    try:
+        if not capture.isOpened():
+            raise BadRequest("stream cannot be opened: the source could not be opened")
+        ok, frame = capture.read()
+        if not ok or frame is None:
+            raise BadRequest("stream cannot be opened: no frame could be read from the source")
+    finally:
+        capture.release()
+
+
+# --- desired-state notifications ---------------------------------------------
+
+
+def node_control_publish(*, node_num: int, action: ControlAction, stream_id: str) -> None:
+    """Tell node `node_num` to start, stop or reload a stream: a Redis publish for
+    a worker that listens now, plus a bounded list so one that was briefly away
+    can catch up. A failure is logged, not raised: the reconcile job restores
+    the desired state later, and the database write has already committed."""
+    message: ControlMessage = {"action": action, "stream_id": stream_id}
+    payload = json.dumps(message)
+    try:
+        pipe = get_redis().pipeline(transaction=True)
+        pipe.lpush(control_queue(node_num), payload)
+        pipe.ltrim(control_queue(node_num), 0, CONTROL_QUEUE_MAX - 1)
+        pipe.publish(control_channel(node_num), payload)
+        pipe.execute()
+    except Exception:
+        logger.exception("could not notify node %s to %s stream %s", node_num, action, stream_id)
+
+
+def _notify_on_commit(*, node_num: int, action: ControlAction, stream_id: str) -> None:
+    transaction.on_commit(lambda: node_control_publish(node_num=node_num, action=action, stream_id=stream_id))
+
+
+# --- streams -----------------------------------------------------------------
+
+
+def _stream_lock(stream: Stream) -> Stream:
+    """The stream's row, locked for this transaction (404 if it was deleted meanwhile)."""
+    try:
+        return Stream.objects.select_for_update().get(pk=stream.pk)
+    except Stream.DoesNotExist:
+        raise NotFound("stream not found") from None
+
+
+def stream_id_generate() -> str:
+    return secrets.token_hex(8)
+
+
+def stream_id_new() -> str:
+    """A fresh stream id not yet in use."""
+    # 64 random bits: a collision is unlikely but cheap to rule out.
+    while True:
+        stream_id = stream_id_generate()
+        if not Stream.objects.filter(pk=stream_id).exists():
+            return stream_id
+
+
+def stream_create(
+    *,
+    node: Node,
+    address: str,
+    name: str = "",
+    latitude: float = 0.0,
+    longitude: float = 0.0,
+    custom_data: dict[str, Any] | None = None,
+    active: bool = True,
+    check_capability: bool = False,
+) -> Stream:
+    """Create a stream on `node`, within the node's max_streams_per_node."""
+    stream_address_validate(address)
+    if check_capability:
+        stream_capability_check(address=address)
+    limit = platform_config_get().max_streams_per_node
+    with transaction.atomic():
+        # Locking the node row serialises creations on one node, so two concurrent
+        # requests cannot both see room for the last stream.
+        Node.objects.select_for_update().get(pk=node.pk)
+        if Stream.objects.filter(node=node).count() >= limit:
+            raise BadRequest(
+                f"node {node.num} already has the maximum of {limit} streams (max_streams_per_node)"
+            )
+        stream = Stream.objects.create(
+            stream_id=stream_id_new(),
+            node=node,
+            name=name,
+            address=address,
+            latitude=latitude,
+            longitude=longitude,
+            custom_data=custom_data if custom_data is not None else {},
+            active=active,
+        )
+        if active:
+            _notify_on_commit(node_num=node.num, action="start", stream_id=stream.stream_id)
+    return stream
+
+
+STREAM_UPDATE_FIELDS = ("name", "address", "latitude", "longitude", "custom_data", "active")
+
+
+def stream_update(*, stream: Stream, check_capability: bool = False, **changes: Any) -> Stream:
+    """Apply a partial update; the node of a stream never changes."""
+    unknown = set(changes) - set(STREAM_UPDATE_FIELDS)
+    if unknown:
+        raise TypeError(f"stream_update got unknown fields {sorted(unknown)}")
+    if "address" in changes:
+        stream_address_validate(changes["address"])
+    if check_capability:
+        stream_capability_check(address=changes.get("address", stream.address))
+    with transaction.atomic():
+        locked = _stream_lock(stream)
+        for field, value in changes.items():
+            setattr(locked, field, value)
+        locked.save()
+        action: ControlAction = "reload" if locked.active else "stop"
+        _notify_on_commit(node_num=locked.node_id, action=action, stream_id=locked.stream_id)
+    return locked
+
+
+@transaction.atomic
+def stream_delete(*, stream: Stream) -> None:
+    """Delete a stream with its pipelines, freeing their seats."""
+    locked = _stream_lock(stream)
+    Seat.objects.filter(pipeline__stream=locked).update(pipeline=None)
+    Pipeline.objects.filter(stream=locked).delete()
+    node_num, stream_id = locked.node_id, locked.stream_id
+    locked.delete()
+    _notify_on_commit(node_num=node_num, action="stop", stream_id=stream_id)
+
+
+# --- pipelines -----------------------------------------------------------------
+
+
+def pipeline_create(*, stream: Stream, analytic_id: str, config: Any) -> Pipeline:
+    """Add an analytic to a stream: its config validated (defaults filled) and a
+    seat of the analytic taken, both in one transaction."""
+    plugin = get_plugin(analytic_id)
+    if not Analytic.objects.filter(pk=analytic_id, installed=True).exists():
+        raise NotFound("analytic not found")
+    validated = validate_config(plugin, config).model_dump(mode="json")
+    with transaction.atomic():
+        # The stream row lock serialises pipeline changes on one stream, so a
+        # DELETE then POST, or two POSTs, cannot interleave.
+        locked = _stream_lock(stream)
+        if Pipeline.objects.filter(stream=locked, analytic_id=analytic_id).exists():
+            raise Conflict("pipeline already exists")
+        pipeline = Pipeline.objects.create(stream=locked, analytic_id=analytic_id, config=validated)
+        seat_take(analytic_id=analytic_id, pipeline=pipeline)
+        _notify_on_commit(node_num=locked.node_id, action="reload", stream_id=locked.stream_id)
+    return pipeline
+
+
+@transaction.atomic
+def pipeline_delete(*, stream: Stream, analytic_id: str) -> None:
+    """Remove an analytic from a stream and free its seat."""
+    locked = _stream_lock(stream)
+    pipeline = Pipeline.objects.filter(stream=locked, analytic_id=analytic_id).first()
+    if pipeline is None:
+        raise NotFound("pipeline not found")
+    Seat.objects.filter(pipeline=pipeline).update(pipeline=None)
+    pipeline.delete()
+    _notify_on_commit(node_num=locked.node_id, action="reload", stream_id=locked.stream_id)
