@@ -2,7 +2,7 @@
 
 from django.contrib import admin
 from django.urls import include, path, register_converter
-from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from drf_spectacular.views import SpectacularJSONAPIView, SpectacularSwaggerView
 
 from . import converters, errors
 
@@ -11,7 +11,7 @@ register_converter(converters.SegmentConverter, "seg")
 
 urlpatterns = [
     path("admin/", admin.site.urls),
-    path("openapi.json", SpectacularAPIView.as_view(), name="openapi"),
+    path("openapi.json", SpectacularJSONAPIView.as_view(), name="openapi"),
     path("docs", SpectacularSwaggerView.as_view(url_name="openapi"), name="docs"),
     path("", include("platform_config.urls")),
     path("", include("analytics.urls")),
