@@ -315,6 +315,8 @@ def pipeline_delete(*, stream: Stream, analytic_id: str) -> None:
     locked = _stream_lock(stream)
     pipeline = Pipeline.objects.filter(stream=locked, analytic_id=analytic_id).first()
     if pipeline is None:
+        if not Analytic.objects.filter(pk=analytic_id).exists():
+            raise NotFound("analytic not found")
         raise NotFound("pipeline not found")
     Seat.objects.filter(pipeline=pipeline).update(pipeline=None)
     pipeline.delete()
