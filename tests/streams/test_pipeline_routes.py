@@ -20,7 +20,10 @@ PENDING = {
     "state": "PENDING",
     "last_error": "",
 }
-NO_SEAT = f"no available seat for analytic {ANALYTIC}: delete a pipeline of it or check in a licence with more seats"
+NO_SEAT = (
+    f"no available seat for analytic {ANALYTIC}: "
+    "delete a pipeline of it or check in a licence with more seats"
+)
 
 
 def url(stream, analytic=ANALYTIC, node=0):
