@@ -160,6 +160,11 @@ CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_BEAT_SCHEDULE_FILENAME = str(DATA_DIR / "run" / "celerybeat-schedule")
+# Periodic jobs; each app adds its entries here.
+CELERY_BEAT_SCHEDULE = {
+    # A licence past its expiry falls back to the community allowance within a minute.
+    "licence-expiry": {"task": "platform_config.licence_expire", "schedule": 60.0},
+}
 
 CHANNEL_LAYERS = {
     "default": {

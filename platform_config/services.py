@@ -1,0 +1,352 @@
+"""Platform configuration, storage figures and the licence check-in.
+
+`/config/platform` and `/config/database` are two views of the one
+PlatformConfig row; every change is validated whole before anything is saved,
+and other processes are told to reload once the change is committed.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from django.conf import settings
+from django.db import connection, transaction
+from django.utils import timezone
+
+from analytics.models import Analytic, Seat, SeatSource
+from analytics.services import seats_rebalance, seats_sync_community
+from visionaire_site.errors import BadRequest
+
+from . import licence as licence_doc
+from .models import LicenceCheckin, LicenceStatus, LogLevel, PlatformConfig
+from .selectors import apply_log_level, licence_get, platform_config_get, platform_config_invalidate
+
+logger = logging.getLogger(__name__)
+
+CONFIG_ERROR = "invalid configuration value"
+LICENCE_ERROR = "invalid license credentials"
+# A walk of the media folder stops after this many entries, so a huge media
+# store cannot make /database/stats slow; the figure is then a lower bound.
+MEDIA_WALK_MAX_ENTRIES = 500_000
+
+
+# --- configuration ---------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class IntSetting:
+    field: str
+    minimum: int
+    maximum: int
+
+    def check(self, name: str, value: Any) -> Any:
+        # bool is an int subclass in Python; JSON true is not a number.
+        if isinstance(value, bool) or not isinstance(value, int) or not self.minimum <= value <= self.maximum:
+            raise BadRequest(
+                f"{CONFIG_ERROR}: {name} must be an integer between {self.minimum} and {self.maximum}"
+            )
+        return value
+
+
+@dataclass(frozen=True)
+class BoolSetting:
+    field: str
+
+    def check(self, name: str, value: Any) -> Any:
+        if not isinstance(value, bool):
+            raise BadRequest(f"{CONFIG_ERROR}: {name} must be a boolean (true or false)")
+        return value
+
+
+@dataclass(frozen=True)
+class ChoiceSetting:
+    field: str
+    choices: tuple[str, ...]
+
+    def check(self, name: str, value: Any) -> Any:
+        if not isinstance(value, str) or value not in self.choices:
+            raise BadRequest(f"{CONFIG_ERROR}: {name} must be one of {', '.join(self.choices)}")
+        return value
+
+
+RETENTION_DAYS = IntSetting("event_retention_days", 1, 36_500)
+
+# Wire key -> how it is checked and which PlatformConfig field holds it.
+PLATFORM_SETTINGS = {
+    "max_streams_per_node": IntSetting("max_streams_per_node", 1, 1024),
+    "event_retention_days": RETENTION_DAYS,
+    "enable_cors": BoolSetting("enable_cors"),
+    "log_level": ChoiceSetting("log_level", tuple(LogLevel.values)),
+}
+DATABASE_SETTINGS = {
+    "retention_days": RETENTION_DAYS,
+    "max_events_per_stream": IntSetting("max_events_per_stream", 1, 100_000_000),
+}
+
+
+def platform_config_as_dict(config: PlatformConfig) -> dict[str, Any]:
+    return {name: getattr(config, spec.field) for name, spec in PLATFORM_SETTINGS.items()}
+
+
+def database_config_as_dict(config: PlatformConfig) -> dict[str, Any]:
+    return {name: getattr(config, spec.field) for name, spec in DATABASE_SETTINGS.items()}
+
+
+def platform_config_current() -> PlatformConfig:
+    """The row as stored now (not the per-process copy, which refreshes only
+    once a change is committed)."""
+    return PlatformConfig.objects.filter(pk=1).first() or platform_config_get()
+
+
+def _validated_changes(data: Any, specs: dict) -> dict[str, Any]:
+    if not isinstance(data, dict):
+        raise BadRequest(f"{CONFIG_ERROR}: the body must be a JSON object")
+    unknown = sorted(set(data) - set(specs))
+    if unknown:
+        raise BadRequest(
+            f"{CONFIG_ERROR}: unknown key '{unknown[0][:60]}' (allowed: {', '.join(sorted(specs))})"
+        )
+    return {specs[name].field: specs[name].check(name, value) for name, value in data.items()}
+
+
+def _config_update(*, data: Any, specs: dict) -> PlatformConfig:
+    changes = _validated_changes(data, specs)
+    platform_config_get()  # creates the row on a fresh install
+    with transaction.atomic():
+        config = PlatformConfig.objects.select_for_update().get(pk=1)
+        for field, value in changes.items():
+            setattr(config, field, value)
+        if changes:
+            config.save(update_fields=[*changes, "updated_at"])
+            # Invalidate only after commit: a process reloading earlier would
+            # cache the old row under the new version number.
+            transaction.on_commit(platform_config_invalidate)
+    if "log_level" in changes:
+        apply_log_level(config.log_level)
+    return config
+
+
+def platform_config_update(*, data: Any) -> PlatformConfig:
+    """Apply any subset of the /config/platform keys; nothing is saved on error."""
+    return _config_update(data=data, specs=PLATFORM_SETTINGS)
+
+
+def database_config_update(*, data: Any) -> PlatformConfig:
+    """Apply any subset of the /config/database keys; nothing is saved on error.
+    Retention itself is enforced by the periodic clean-up job."""
+    return _config_update(data=data, specs=DATABASE_SETTINGS)
+
+
+# --- identity and storage ----------------------------------------------------------
+
+
+def deployment_key_get() -> str:
+    """The licence's deployment key once one is checked in, else the platform's own."""
+    checkin = licence_get()
+    if checkin is not None:
+        return checkin.deployment_key
+    return platform_config_get().deployment_key
+
+
+def platform_identity() -> dict[str, Any]:
+    return {
+        "name": settings.PLATFORM_NAME,
+        "version": dict(settings.PLATFORM_VERSION),
+        "deployment_key": deployment_key_get(),
+    }
+
+
+def database_size_bytes() -> int:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_database_size(current_database())")
+        return int(cursor.fetchone()[0])
+
+
+def media_size_bytes(root: Path, max_entries: int = MEDIA_WALK_MAX_ENTRIES) -> int:
+    """Bytes of regular files under `root` (symlinks not followed)."""
+    total = 0
+    seen = 0
+    pending = [root]
+    while pending:
+        directory = pending.pop()
+        try:
+            with os.scandir(directory) as entries:
+                for entry in entries:
+                    seen += 1
+                    if seen > max_entries:
+                        logger.warning("media size: stopped after %d entries under %s", max_entries, root)
+                        return total
+                    try:
+                        if entry.is_dir(follow_symlinks=False):
+                            pending.append(Path(entry.path))
+                        elif entry.is_file(follow_symlinks=False):
+                            total += entry.stat(follow_symlinks=False).st_size
+                    except OSError:  # vanished while walking (e.g. retention removed it)
+                        continue
+        except OSError:
+            continue
+    return total
+
+
+def database_stats_measure() -> dict[str, int]:
+    """Storage in use (database + stored media) and what is left: the volume's
+    free space, or what remains of STORAGE_QUOTA_BYTES when one is set."""
+    from events.models import Event
+
+    media_root = Path(settings.MEDIA_ROOT)
+    media_root.mkdir(parents=True, exist_ok=True)
+    used = database_size_bytes() + media_size_bytes(media_root)
+    quota = settings.STORAGE_QUOTA_BYTES
+    free = max(0, quota - used) if quota > 0 else shutil.disk_usage(media_root).free
+    return {
+        "total_size_bytes": used + free,
+        "used_size_bytes": used,
+        "free_size_bytes": free,
+        "event_count": Event.objects.count(),
+    }
+
+
+# --- licence check-in ---------------------------------------------------------------
+
+
+def checkin_as_dict(checkin: LicenceCheckin | None, *, now: datetime | None = None) -> dict[str, Any]:
+    """The check-in in force, or the community allowance when there is none."""
+    if checkin is None:
+        return {
+            "status": "community",
+            "deployment_key": platform_config_get().deployment_key,
+            "last_checkin_at": None,
+            "expires_at": None,
+        }
+    now = now or timezone.now()
+    # Between expiry and the beat job's pass the row still says active.
+    status = LicenceStatus.EXPIRED if checkin.expires_at <= now else checkin.status
+    return {
+        "status": str(status),
+        "deployment_key": checkin.deployment_key,
+        "last_checkin_at": licence_doc.format_timestamp(checkin.last_checkin_at),
+        "expires_at": licence_doc.format_timestamp(checkin.expires_at),
+    }
+
+
+def _licence_seats_apply(licence: licence_doc.Licence) -> None:
+    """Make the licence's seats exist and be active, and the other licensed seats inactive."""
+    analytic_ids = {seat.analytic_id for seat in licence.seats}
+    known = set(Analytic.objects.filter(id__in=analytic_ids).values_list("id", flat=True))
+    # A licence may name an analytic not installed yet: keep a placeholder row so
+    # its seats exist; analytics_sync_registry fills it in when the plugin arrives.
+    Analytic.objects.bulk_create(
+        [
+            Analytic(
+                id=analytic_id,
+                name=analytic_id,
+                major_version=0,
+                minor_version=0,
+                publisher="",
+                type="",
+                installed=False,
+            )
+            for analytic_id in sorted(analytic_ids - known)
+        ]
+    )
+    serials = [seat.serial_number for seat in licence.seats]
+    existing = {
+        seat.serial_number: seat
+        for seat in Seat.objects.select_for_update().filter(serial_number__in=serials)
+    }
+    to_create = []
+    for wanted in licence.seats:
+        seat = existing.get(wanted.serial_number)
+        if seat is None:
+            to_create.append(
+                Seat(
+                    analytic_id=wanted.analytic_id,
+                    serial_number=wanted.serial_number,
+                    source=SeatSource.LICENCE,
+                    active=True,
+                )
+            )
+            continue
+        if seat.analytic_id != wanted.analytic_id:
+            seat.pipeline = None  # the seat now licenses another analytic
+        seat.analytic_id = wanted.analytic_id
+        seat.source = SeatSource.LICENCE
+        seat.active = True
+        seat.save(update_fields=["analytic", "source", "active", "pipeline"])
+    Seat.objects.bulk_create(to_create)
+    Seat.objects.filter(source=SeatSource.LICENCE).exclude(serial_number__in=serials).update(active=False)
+
+
+def licence_checkin(*, access_key: str, secret_key: str) -> LicenceCheckin:
+    """Verify the credentials offline and put their licence in force, replacing
+    any earlier one: its seats replace the community allowance and pipelines
+    move onto them."""
+    now = timezone.now()
+    try:
+        licence = licence_doc.licence_verify(
+            access_key=access_key,
+            secret_key=secret_key,
+            public_key_setting=settings.LICENCE_PUBLIC_KEY,
+            now=now,
+        )
+    except licence_doc.LicenceError as exc:
+        raise BadRequest(f"{LICENCE_ERROR}: {exc}") from None
+    with transaction.atomic():
+        LicenceCheckin.objects.select_for_update().all().delete()
+        checkin = LicenceCheckin.objects.create(
+            access_key=access_key,
+            secret_key=secret_key,
+            deployment_key=licence.deployment_key,
+            status=LicenceStatus.ACTIVE,
+            issued_at=licence.issued_at,
+            expires_at=licence.expires_at,
+            last_checkin_at=now.replace(microsecond=0),
+        )
+        _licence_seats_apply(licence)
+        seats_sync_community()  # licence now active: community seats go inactive
+        seats_rebalance()
+    logger.info(
+        "licence %s checked in, %d seats, expires %s", access_key, len(licence.seats), licence.expires_at
+    )
+    return checkin
+
+
+def _community_restore() -> None:
+    Seat.objects.filter(source=SeatSource.LICENCE).update(active=False)
+    seats_sync_community()
+    seats_rebalance()
+
+
+def licence_clear() -> None:
+    """Remove the check-in: licensed seats go inactive and the community
+    allowance is back in force."""
+    with transaction.atomic():
+        LicenceCheckin.objects.select_for_update().all().delete()
+        _community_restore()
+
+
+def licence_expire_overdue(*, now: datetime | None = None) -> bool:
+    """Mark an active licence past its expiry as expired and fall back to the
+    community allowance. True when it expired one."""
+    now = now or timezone.now()
+    with transaction.atomic():
+        overdue = list(
+            LicenceCheckin.objects.select_for_update().filter(
+                status=LicenceStatus.ACTIVE, expires_at__lte=now
+            )
+        )
+        if not overdue:
+            return False
+        LicenceCheckin.objects.filter(pk__in=[c.pk for c in overdue]).update(status=LicenceStatus.EXPIRED)
+        _community_restore()
+    for checkin in overdue:
+        logger.warning(
+            "licence %s expired at %s; community allowance in force", checkin.access_key, checkin.expires_at
+        )
+    return True

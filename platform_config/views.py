@@ -1,0 +1,146 @@
+"""Platform identity, configuration, storage figures and licence check-in routes.
+The node and system routes are in system_views.py."""
+
+from __future__ import annotations
+
+from drf_spectacular.utils import OpenApiResponse, extend_schema
+from rest_framework.response import Response
+
+from visionaire_site.api import ApiView, body_object
+from visionaire_site.errors import BadRequest
+
+from . import serializers as s
+from . import services
+from .selectors import licence_get
+
+BAD_REQUEST = OpenApiResponse(s.ErrorSerializer, description="Invalid input; the message names the field.")
+CHECKIN_FIELDS = ("access_key", "secret_key")
+
+
+def _config_body(request):
+    """The parsed body; an empty body is an empty change. Anything else is
+    checked by the service, so every config error has the same message form."""
+    data = request.data
+    if isinstance(data, dict) and not data:  # an empty body parses as an empty QueryDict
+        return {}
+    return data
+
+
+def _success(**fields) -> Response:
+    return Response({"code": 200, "message": "success", **fields})
+
+
+class RootView(ApiView):
+    @extend_schema(
+        operation_id="platform_identity",
+        summary="Platform name, version and deployment key",
+        responses={200: s.PlatformIdentitySerializer},
+    )
+    def get(self, request):
+        return Response(services.platform_identity())
+
+
+class PlatformConfigView(ApiView):
+    @extend_schema(
+        operation_id="config_platform_get",
+        summary="Platform configuration in force",
+        responses={200: s.PlatformConfigResponseSerializer},
+    )
+    def get(self, request):
+        return _success(config=services.platform_config_as_dict(services.platform_config_current()))
+
+    @extend_schema(
+        operation_id="config_platform_update",
+        summary="Change any subset of the platform configuration (takes effect without a restart)",
+        request=s.PlatformConfigPatchSerializer,
+        responses={200: s.PlatformConfigResponseSerializer, 400: BAD_REQUEST},
+    )
+    def post(self, request):
+        config = services.platform_config_update(data=_config_body(request))
+        return _success(config=services.platform_config_as_dict(config))
+
+
+class DatabaseConfigView(ApiView):
+    @extend_schema(
+        operation_id="config_database_get",
+        summary="Event retention settings (retention_days is the platform's event_retention_days)",
+        responses={200: s.DatabaseConfigResponseSerializer},
+    )
+    def get(self, request):
+        return _success(config=services.database_config_as_dict(services.platform_config_current()))
+
+    @extend_schema(
+        operation_id="config_database_update",
+        summary="Change any subset of the event retention settings",
+        request=s.DatabaseConfigPatchSerializer,
+        responses={200: s.DatabaseConfigResponseSerializer, 400: BAD_REQUEST},
+    )
+    def put(self, request):
+        config = services.database_config_update(data=_config_body(request))
+        return _success(config=services.database_config_as_dict(config))
+
+
+class DatabaseStatsView(ApiView):
+    @extend_schema(
+        operation_id="database_stats",
+        summary="Storage used (database + stored media) and free, and the number of events",
+        responses={200: s.DatabaseStatsSerializer},
+    )
+    def get(self, request):
+        return _success(**services.database_stats_measure())
+
+
+def _checkin_credentials(request) -> tuple[str, str]:
+    body = body_object(request)
+    unknown = sorted(set(body) - set(CHECKIN_FIELDS))
+    if unknown:
+        raise BadRequest(f"unknown field '{unknown[0][:60]}' (allowed: access_key, secret_key)")
+    values = []
+    for name in CHECKIN_FIELDS:
+        if name not in body:
+            raise BadRequest(f"missing field {name}")
+        if not isinstance(body[name], str):
+            raise BadRequest(f"{name} must be a string")
+        values.append(body[name])
+    return values[0], values[1]
+
+
+class CheckinView(ApiView):
+    @extend_schema(
+        operation_id="config_checkin_get",
+        summary="Licence in force; status `community` when none is checked in",
+        description=(
+            "Without a check-in the community allowance is in force: COMMUNITY_SEATS_PER_ANALYTIC seats "
+            "per installed analytic (their serial numbers start with COMMUNITY-)."
+        ),
+        responses={200: s.CheckinResponseSerializer},
+    )
+    def get(self, request):
+        return _success(checkin=services.checkin_as_dict(licence_get()))
+
+    @extend_schema(
+        operation_id="config_checkin_post",
+        summary="Check in licence credentials (verified offline against the issuer's public key)",
+        request=s.CheckinRequestSerializer,
+        responses={
+            200: s.CheckinResponseSerializer,
+            400: OpenApiResponse(
+                s.ErrorSerializer, description="`invalid license credentials: <reason>`, or a malformed body."
+            ),
+        },
+    )
+    def post(self, request):
+        access_key, secret_key = _checkin_credentials(request)
+        checkin = services.licence_checkin(access_key=access_key, secret_key=secret_key)
+        return Response(
+            {"code": 200, "message": "checkin successful", "checkin": services.checkin_as_dict(checkin)}
+        )
+
+    @extend_schema(
+        operation_id="config_checkin_delete",
+        summary="Clear the check-in: licensed seats go inactive, the community allowance returns",
+        responses={200: s.MessageSerializer},
+    )
+    def delete(self, request):
+        services.licence_clear()
+        return Response({"code": 200, "message": "checkin credentials cleared"})
