@@ -1,3 +1,5 @@
-"""WebSocket routes (the live event channel arrives with the events work)."""
+"""WebSocket routes: the live event channel."""
 
-websocket_urlpatterns: list = []
+from events.routing import websocket_urlpatterns as event_routes
+
+websocket_urlpatterns: list = [*event_routes]

@@ -121,6 +121,8 @@ STORAGES = {
 API_MAX_BODY_BYTES = env_int("VISIONAIRE_MAX_BODY_BYTES", 16 * 1024 * 1024, minimum=1024)
 DATA_UPLOAD_MAX_MEMORY_SIZE = API_MAX_BODY_BYTES
 API_TOKENS = env_list("VISIONAIRE_API_TOKENS", [])
+# Largest decoded image a search or extract request may carry (also bounded by the body limit).
+SEARCH_MAX_IMAGE_BYTES = env_int("VISIONAIRE_SEARCH_MAX_IMAGE_BYTES", 10 * 1024 * 1024, minimum=1024)
 # Routes left open when tokens are set (the contract allows `/` and `/metrics`).
 API_OPEN_ROOT = env_bool("VISIONAIRE_OPEN_ROOT", True)
 API_OPEN_METRICS = env_bool("VISIONAIRE_OPEN_METRICS", True)

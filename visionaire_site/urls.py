@@ -17,6 +17,8 @@ urlpatterns = [
     path("", include("analytics.urls")),
     path("", include("streams.urls")),
     path("", include("events.urls")),
+    path("", include("streams.viewing_urls")),
+    path("", include("analytics.search_urls")),
 ]
 
 handler400 = errors.handler400

@@ -1,0 +1,265 @@
+"""Smart search and extract routes (spec/API.md, "Smart search"): their input checks.
+
+The search and the extract push arrive with later issues; until then a valid
+request is answered 501, so a client never mistakes an empty result for a search.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+import struct
+from typing import Any
+
+import cv2
+import numpy as np
+from django.conf import settings
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from rest_framework import serializers
+
+from events.serializers import ApiErrorSerializer
+from platform_config.selectors import node_get
+from streams.models import Pipeline, Stream
+from visionaire_site.api import ApiView, body_object
+from visionaire_site.errors import ApiError, BadRequest, NotFound, PayloadTooLarge
+
+STREAM_ID_RE = re.compile(r"^[0-9a-f]{16}$")
+# A small file can declare a huge picture; decoding it would take gigabytes.
+MAX_IMAGE_PIXELS = 40_000_000
+MAX_TIMESTAMP_MS = 253_402_300_799_999  # 9999-12-31T23:59:59.999Z
+_DATA_URL_RE = re.compile(r"^data:image/[a-z0-9.+-]+;base64,", re.IGNORECASE)
+_WHITESPACE_RE = re.compile(r"\s+")
+SEARCH_KEYS = {"type", "query", "limit", "min_similarity", "stream_ids", "analytic_ids", "from_ms", "to_ms"}
+EXTRACT_KEYS = {"image", "metadata"}
+
+
+def _image_limit() -> int:
+    return min(settings.SEARCH_MAX_IMAGE_BYTES, settings.API_MAX_BODY_BYTES)
+
+
+def _declared_size(data: bytes) -> tuple[int, int] | None:
+    """Width and height a PNG or JPEG header declares, None for other data."""
+    if data.startswith(b"\x89PNG\r\n\x1a\n") and len(data) >= 24:
+        return struct.unpack(">II", data[16:24])
+    if data.startswith(b"\xff\xd8"):
+        position = 2
+        while position + 9 <= len(data):
+            if data[position] != 0xFF:
+                return None
+            marker = data[position + 1]
+            if marker == 0xFF:  # fill byte
+                position += 1
+                continue
+            length = struct.unpack(">H", data[position + 2 : position + 4])[0]
+            # SOF0..SOF15 carry the frame size; C4, C8 and CC are other segments.
+            if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):
+                height, width = struct.unpack(">HH", data[position + 5 : position + 9])
+                return width, height
+            position += 2 + length
+    return None
+
+
+def image_field_decode(value: Any, *, field: str) -> np.ndarray:
+    """A base64 image from a JSON body, decoded to BGR pixels.
+
+    400 when it is not a base64 string or not a decodable image, 413 when the
+    bytes or the declared picture are over the limits.
+    """
+    if not isinstance(value, str):
+        raise BadRequest(f"{field} must be a base64 string")
+    text = _WHITESPACE_RE.sub("", _DATA_URL_RE.sub("", value, count=1))
+    if not text:
+        raise BadRequest(f"{field} must not be empty")
+    limit = _image_limit()
+    # Checked before decoding, so an oversized image costs no memory: base64 is 4 chars per 3 bytes.
+    if len(text) // 4 * 3 - text[-2:].count("=") > limit:
+        raise PayloadTooLarge(f"{field} image is too large (limit {limit} bytes)")
+    try:
+        data = base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError):
+        raise BadRequest(f"{field} is not valid base64") from None
+    size = _declared_size(data)
+    if size is not None and size[0] * size[1] > MAX_IMAGE_PIXELS:
+        raise PayloadTooLarge(
+            f"{field} image is too large ({size[0]}x{size[1]} pixels, limit {MAX_IMAGE_PIXELS} pixels)"
+        )
+    try:
+        image = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_COLOR) if data else None
+    except cv2.error:
+        image = None
+    if image is None:
+        raise BadRequest(f"{field} is not a decodable image")
+    return image
+
+
+def _refuse_unknown(body: dict, allowed: set[str]) -> None:
+    unknown = sorted(set(body) - allowed)
+    if unknown:
+        raise BadRequest(f"unknown field(s): {', '.join(unknown)}")
+
+
+def _int_field(body: dict, name: str, low: int, high: int) -> None:
+    value = body.get(name)
+    if name in body and (type(value) is not int or not low <= value <= high):
+        raise BadRequest(f"{name} must be an integer between {low} and {high}")
+
+
+def search_request_validate(body: dict) -> None:
+    """The checks of POST /smart-search, in the order a client should fix them."""
+    _refuse_unknown(body, SEARCH_KEYS)
+    if body.get("type") not in ("image", "text"):
+        raise BadRequest("invalid query type")
+    query = body.get("query")
+    if query is None:
+        raise BadRequest("query: this field is required")
+    if body["type"] == "text":
+        if not isinstance(query, str):
+            raise BadRequest("query must be a string")
+        if not query.strip():
+            raise BadRequest("query must not be empty")
+        if len(query) > 200:
+            raise BadRequest("query must be at most 200 characters")
+        if any(ord(char) < 32 for char in query):
+            raise BadRequest("query must not contain control characters")
+    _int_field(body, "limit", 1, 1000)
+    similarity = body.get("min_similarity")
+    if "min_similarity" in body and (
+        isinstance(similarity, bool) or not isinstance(similarity, int | float) or not 0 <= similarity <= 1
+    ):
+        raise BadRequest("min_similarity must be a number between 0 and 1")
+    stream_ids = body.get("stream_ids")
+    if "stream_ids" in body and (
+        not isinstance(stream_ids, list)
+        or not all(isinstance(item, str) and STREAM_ID_RE.match(item) for item in stream_ids)
+    ):
+        raise BadRequest("stream_ids must be a list of stream ids (16 lowercase hex characters each)")
+    analytic_ids = body.get("analytic_ids")
+    if "analytic_ids" in body and (
+        not isinstance(analytic_ids, list)
+        or not all(isinstance(item, str) and 0 < len(item) <= 40 for item in analytic_ids)
+    ):
+        raise BadRequest("analytic_ids must be a list of analytic ids (strings of 1 to 40 characters)")
+    _int_field(body, "from_ms", 0, MAX_TIMESTAMP_MS)
+    _int_field(body, "to_ms", 0, MAX_TIMESTAMP_MS)
+    if "from_ms" in body and "to_ms" in body and body["from_ms"] > body["to_ms"]:
+        raise BadRequest("from_ms must not be after to_ms")
+    # The image is decoded last: it is the costly check.
+    if body["type"] == "image":
+        image_field_decode(query, field="query")
+
+
+def extract_pipeline_get(*, node: str, stream_id: str, pipeline_id: str) -> Pipeline:
+    node_row = node_get(node)
+    if not STREAM_ID_RE.match(stream_id):
+        raise BadRequest(f"invalid stream_id '{stream_id[:40]}': it must be 16 lowercase hex characters")
+    stream = Stream.objects.filter(stream_id=stream_id, node=node_row).first()
+    if stream is None:
+        raise NotFound("stream not found")
+    pipeline = Pipeline.objects.filter(stream=stream, analytic_id=pipeline_id).first()
+    if pipeline is None:
+        raise NotFound("pipeline not found")
+    return pipeline
+
+
+def extract_request_validate(body: dict) -> None:
+    _refuse_unknown(body, EXTRACT_KEYS)
+    if "image" not in body:
+        raise BadRequest("image: this field is required")
+    if "metadata" in body and not isinstance(body["metadata"], dict):
+        raise BadRequest("metadata must be a JSON object")
+    image_field_decode(body["image"], field="image")
+
+
+# --- OpenAPI description -----------------------------------------------------
+
+
+class SmartSearchRequestSerializer(serializers.Serializer):
+    type = serializers.ChoiceField(choices=["image", "text"])
+    query = serializers.CharField(help_text="Base64 JPEG/PNG for type image, text for type text.")
+    limit = serializers.IntegerField(required=False, min_value=1, max_value=1000)
+    min_similarity = serializers.FloatField(required=False, min_value=0, max_value=1)
+    stream_ids = serializers.ListField(child=serializers.RegexField(STREAM_ID_RE.pattern), required=False)
+    analytic_ids = serializers.ListField(child=serializers.CharField(max_length=40), required=False)
+    from_ms = serializers.IntegerField(required=False, min_value=0, help_text="Unix ms, inclusive.")
+    to_ms = serializers.IntegerField(required=False, min_value=0, help_text="Unix ms, inclusive.")
+
+
+class SmartSearchResultSerializer(serializers.Serializer):
+    stream_id = serializers.CharField()
+    analytic_id = serializers.CharField()
+    node_num = serializers.IntegerField()
+    timestamp_ms = serializers.IntegerField()
+    similarity = serializers.FloatField(min_value=0, max_value=1)
+    image_jpeg = serializers.CharField(help_text="Base64 JPEG crop.")
+    primary_text = serializers.CharField()
+    secondary_text = serializers.CharField()
+
+
+class SmartSearchResponseSerializer(serializers.Serializer):
+    code = serializers.IntegerField(default=200)
+    message = serializers.CharField(default="success")
+    results = SmartSearchResultSerializer(many=True, help_text="Highest similarity first.")
+
+
+class ExtractRequestSerializer(serializers.Serializer):
+    image = serializers.CharField(help_text="Base64 JPEG/PNG.")
+    metadata = serializers.DictField(required=False)
+
+
+class ExtractResponseSerializer(serializers.Serializer):
+    code = serializers.IntegerField(default=200)
+    message = serializers.CharField(default="payload successfully pushed to pipeline")
+    node_num = serializers.IntegerField()
+    stream_id = serializers.CharField()
+    pipeline_id = serializers.CharField()
+
+
+def _error(description: str) -> OpenApiResponse:
+    return OpenApiResponse(ApiErrorSerializer, description=description)
+
+
+class SmartSearchView(ApiView):
+    @extend_schema(
+        operation_id="smart_search",
+        summary="Search past events by image or text",
+        request=SmartSearchRequestSerializer,
+        responses={
+            200: SmartSearchResponseSerializer,
+            400: _error("Invalid query type, query or filter."),
+            413: _error("Query image over the size limit."),
+            501: _error("Smart search is not available in this version."),
+        },
+        tags=["smart search"],
+    )
+    def post(self, request):
+        search_request_validate(body_object(request))
+        raise ApiError("smart search is not available yet in this version", status=501)
+
+
+class ExtractView(ApiView):
+    @extend_schema(
+        operation_id="extract",
+        summary="Push an image to a pipeline",
+        parameters=[
+            OpenApiParameter("node", OpenApiTypes.INT, OpenApiParameter.PATH),
+            OpenApiParameter("stream_id", OpenApiTypes.STR, OpenApiParameter.PATH),
+            OpenApiParameter(
+                "pipeline_id", OpenApiTypes.STR, OpenApiParameter.PATH, description="Analytic id."
+            ),
+        ],
+        request=ExtractRequestSerializer,
+        responses={
+            200: ExtractResponseSerializer,
+            400: _error("Malformed node, stream id or body."),
+            404: _error("Unknown node, stream or pipeline."),
+            413: _error("Image over the size limit."),
+            501: _error("Extract is not available in this version."),
+        },
+        tags=["smart search"],
+    )
+    def post(self, request, node: str, stream_id: str, pipeline_id: str):
+        extract_pipeline_get(node=node, stream_id=stream_id, pipeline_id=pipeline_id)
+        extract_request_validate(body_object(request))
+        raise ApiError("extract is not available yet in this version", status=501)
