@@ -1,0 +1,222 @@
+"""Platform series for `/metrics`, gathered at scrape time.
+
+Counts come from the database; live figures come from Redis, where node agents
+and stream runners on any host write them (node heartbeats, the hashes
+`visionaire:stream:<stream_id>:stats` and
+`visionaire:pipeline:<stream_id>:<analytic_id>`). So one scrape of the API
+covers the whole cluster.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Iterator
+
+import redis
+from django.db.models import Count
+from prometheus_client.core import REGISTRY, CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+from analytics.models import Analytic
+from streams.models import Pipeline, Stream
+from visionaire_site.errors import ApiError
+from visionaire_site.redis import get_redis, key
+
+from .models import Node
+from .nodes import nodes_live
+
+logger = logging.getLogger(__name__)
+
+STREAM_STATES = ("INITIALIZING", "RUNNING", "RECONNECTING", "STOPPED", "ERROR", "TERMINATING")
+
+
+def stream_stats_key(stream_id: str) -> str:
+    return key("stream", stream_id, "stats")
+
+
+def pipeline_stats_key(stream_id: str, analytic_id: str) -> str:
+    return key("pipeline", stream_id, analytic_id)
+
+
+def _float(value: object) -> float | None:
+    try:
+        return float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return None
+
+
+class _Families:
+    """The metric families of one scrape, declared once so describe() and
+    collect() agree on names."""
+
+    def __init__(self) -> None:
+        stream = ["node_num", "stream_id"]
+        pipeline = ["node_num", "stream_id", "analytic_id"]
+        node = ["node_num"]
+        gpu = ["node_num", "gpu_id", "gpu_name"]
+        self.streams_total = GaugeMetricFamily("visionaire_streams_total", "Total streams")
+        self.streams_active = GaugeMetricFamily("visionaire_streams_active", "Streams desired to run")
+        self.nodes_total = GaugeMetricFamily("visionaire_nodes_total", "Registered nodes")
+        self.nodes_online = GaugeMetricFamily("visionaire_nodes_online", "Nodes with a fresh heartbeat")
+        self.pipelines = GaugeMetricFamily(
+            "visionaire_pipelines", "Pipelines per analytic", labels=["analytic_id"]
+        )
+        self.stream_fps = GaugeMetricFamily(
+            "visionaire_stream_fps", "Measured input frame rate", labels=stream
+        )
+        self.stream_dropped = CounterMetricFamily(
+            "visionaire_stream_frames_dropped", "Frames dropped because processing was busy", labels=stream
+        )
+        self.stream_reconnects = CounterMetricFamily(
+            "visionaire_stream_reconnects", "Source reconnections", labels=stream
+        )
+        self.stream_uptime = GaugeMetricFamily(
+            "visionaire_stream_uptime_seconds", "Seconds since the stream runner started", labels=stream
+        )
+        self.stream_state = GaugeMetricFamily(
+            "visionaire_stream_state", "1 for the stream's current state", labels=[*stream, "state"]
+        )
+        self.pipeline_fps = GaugeMetricFamily(
+            "visionaire_pipeline_processed_fps", "Frames processed per second", labels=pipeline
+        )
+        self.pipeline_latency = GaugeMetricFamily(
+            "visionaire_pipeline_inference_latency_seconds", "Latency of the last inference", labels=pipeline
+        )
+        self.pipeline_latency_p95 = GaugeMetricFamily(
+            "visionaire_pipeline_inference_latency_p95_seconds",
+            "95th percentile of recent inference latency",
+            labels=pipeline,
+        )
+        self.pipeline_events = CounterMetricFamily(
+            "visionaire_pipeline_events_emitted", "Events emitted", labels=pipeline
+        )
+        self.pipeline_errors = CounterMetricFamily(
+            "visionaire_pipeline_errors", "Processing errors", labels=pipeline
+        )
+        self.node_up = GaugeMetricFamily(
+            "visionaire_node_up", "1 when the node's heartbeat is fresh", labels=node
+        )
+        self.node_cpu = GaugeMetricFamily("visionaire_node_cpu_percent", "Host CPU use", labels=node)
+        self.node_ram = GaugeMetricFamily("visionaire_node_ram_percent", "Host memory use", labels=node)
+        self.node_swap = GaugeMetricFamily("visionaire_node_swap_percent", "Host swap use", labels=node)
+        self.node_uptime = GaugeMetricFamily(
+            "visionaire_node_uptime_seconds", "Seconds since the node's worker started", labels=node
+        )
+        self.gpu_util = GaugeMetricFamily("visionaire_node_gpu_utilization_percent", "GPU use", labels=gpu)
+        self.gpu_temp = GaugeMetricFamily(
+            "visionaire_node_gpu_temperature_celsius", "GPU temperature", labels=gpu
+        )
+        self.gpu_mem_used = GaugeMetricFamily(
+            "visionaire_node_gpu_memory_used_bytes", "GPU memory used", labels=gpu
+        )
+        self.gpu_mem_total = GaugeMetricFamily(
+            "visionaire_node_gpu_memory_total_bytes", "GPU memory size", labels=gpu
+        )
+        self.live_state_up = GaugeMetricFamily(
+            "visionaire_live_state_up", "1 when the live state store (Redis) answered this scrape"
+        )
+
+    def all(self) -> list:
+        return list(vars(self).values())
+
+
+class VisionaireCollector(Collector):
+    def describe(self) -> Iterator:
+        # Names only: registering must not query the database.
+        return iter(_Families().all())
+
+    def collect(self) -> Iterator:
+        f = _Families()
+        f.streams_total.add_metric([], Stream.objects.count())
+        f.streams_active.add_metric([], Stream.objects.filter(active=True).count())
+        f.nodes_total.add_metric([], Node.objects.count())
+        per_analytic = Pipeline.objects.order_by().values("analytic_id").annotate(n=Count("id"))
+        counts = {row["analytic_id"]: row["n"] for row in per_analytic}
+        for analytic_id in Analytic.objects.filter(installed=True).values_list("id", flat=True):
+            counts.setdefault(analytic_id, 0)
+        for analytic_id, count in sorted(counts.items()):
+            f.pipelines.add_metric([analytic_id], count)
+        try:
+            self._collect_live(f)
+            f.live_state_up.add_metric([], 1)
+        except (redis.RedisError, ApiError) as exc:
+            logger.warning("metrics: live state unavailable: %s", exc)
+            f.live_state_up.add_metric([], 0)
+        return iter(f.all())
+
+    def _collect_live(self, f: _Families) -> None:
+        online = 0
+        for live in nodes_live():
+            node = str(live.node.num)
+            beat = live.heartbeat
+            f.node_up.add_metric([node], 1 if beat else 0)
+            if beat is None:
+                continue
+            online += 1
+            f.node_cpu.add_metric([node], float(beat.get("cpu_percent", 0)))
+            f.node_ram.add_metric([node], float(beat.get("ram_percent", 0)))
+            f.node_swap.add_metric([node], float(beat.get("swap_memory_percent", 0)))
+            f.node_uptime.add_metric([node], float(beat.get("uptime_sec", 0)) + live.age_sec)
+            for gpu in beat.get("gpus", []):
+                labels = [node, str(gpu.get("gpu_id", 0)), str(gpu.get("gpu_name", ""))]
+                f.gpu_util.add_metric(labels, float(gpu.get("gpu_utilization", 0)))
+                f.gpu_temp.add_metric(labels, float(gpu.get("gpu_temperature", 0)))
+                f.gpu_mem_used.add_metric(labels, float(gpu.get("gpu_memory_used", 0)))
+                f.gpu_mem_total.add_metric(labels, float(gpu.get("gpu_memory_total", 0)))
+        f.nodes_online.add_metric([], online)
+
+        # The ids come from the database, so one pipelined round trip reads every
+        # stream's and pipeline's hash without scanning the keyspace.
+        streams = list(Stream.objects.values_list("stream_id", "node_id"))
+        pipelines = list(Pipeline.objects.values_list("stream_id", "analytic_id", "stream__node_id"))
+        pipe = get_redis().pipeline(transaction=False)
+        for stream_id, _node in streams:
+            pipe.hgetall(stream_stats_key(stream_id))
+        for stream_id, analytic_id, _node in pipelines:
+            pipe.hgetall(pipeline_stats_key(stream_id, analytic_id))
+        results = pipe.execute() if streams or pipelines else []
+
+        for (stream_id, node_num), stats in zip(streams, results[: len(streams)], strict=True):
+            if not stats:
+                continue
+            labels = [str(node_num), stream_id]
+            self._add(f.stream_fps, labels, stats.get("fps"))
+            self._add(f.stream_dropped, labels, stats.get("frames_dropped"))
+            self._add(f.stream_reconnects, labels, stats.get("reconnects"))
+            self._add(f.stream_uptime, labels, stats.get("uptime_sec"))
+            state = stats.get("state")
+            if state:
+                for name in STREAM_STATES if state in STREAM_STATES else (*STREAM_STATES, state):
+                    f.stream_state.add_metric([*labels, name], 1 if name == state else 0)
+        for (stream_id, analytic_id, node_num), stats in zip(pipelines, results[len(streams) :], strict=True):
+            if not stats:
+                continue
+            labels = [str(node_num), stream_id, analytic_id]
+            self._add(f.pipeline_fps, labels, stats.get("processed_fps"))
+            self._add(f.pipeline_latency, labels, stats.get("last_latency_ms"), scale=0.001)
+            self._add(f.pipeline_latency_p95, labels, stats.get("p95_latency_ms"), scale=0.001)
+            self._add(f.pipeline_events, labels, stats.get("events_emitted"))
+            self._add(f.pipeline_errors, labels, stats.get("errors"))
+
+    @staticmethod
+    def _add(family, labels: list[str], raw: object, *, scale: float = 1.0) -> None:
+        value = _float(raw)
+        if value is not None:
+            family.add_metric(labels, value * scale)
+
+
+_register_lock = threading.Lock()
+_collector: VisionaireCollector | None = None
+
+
+def register_collector() -> VisionaireCollector:
+    """Add the platform's collector to prometheus_client's default registry (the
+    one django-prometheus exports), once per process."""
+    global _collector
+    with _register_lock:
+        if _collector is None:
+            collector = VisionaireCollector()
+            REGISTRY.register(collector)
+            _collector = collector
+    return _collector
