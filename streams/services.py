@@ -69,7 +69,9 @@ def _has_control_characters(text: str) -> bool:
 def _media_file_check(path: str) -> None:
     """A file source must resolve under STREAM_MEDIA_ROOT; realpath resolves `..`
     and symlinks first, so neither can escape it."""
-    if _has_control_characters(path) or not os.path.isabs(path):
+    if _has_control_characters(path):
+        raise _invalid_address("it must not contain spaces or control characters")
+    if not os.path.isabs(path):
         raise _invalid_address("a file path must be absolute")
     if path.startswith("/dev/"):
         raise _invalid_address("a video device must be /dev/videoN")
