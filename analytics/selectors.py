@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.db.models import Prefetch, Q, QuerySet
+from pydantic import ValidationError
 
 from .models import Analytic, Seat, SeatSource
 from .plugins import AnalyticPlugin, NoRules, StrictConfig
@@ -24,25 +25,40 @@ def analytics_installed() -> QuerySet[Analytic]:
     )
 
 
-def _schema(model: type[StrictConfig]) -> dict[str, Any]:
+def schema_with_defaults(model: type[StrictConfig]) -> dict[str, Any]:
+    """The model's JSON Schema with a `default` on every top-level property:
+    pydantic leaves it out for `default_factory` fields (e.g. `areas=[]`), and
+    clients build their forms from the defaults."""
+    schema = config_schema(model)
+    try:
+        defaults = model().model_dump(mode="json")
+    except ValidationError:  # a model with required fields has no complete default
+        return schema
+    for name, prop in schema.get("properties", {}).items():
+        if "default" not in prop and name in defaults:
+            prop["default"] = defaults[name]
+    return schema
+
+
+def _rules_schema(model: type[StrictConfig]) -> dict[str, Any]:
     if model is NoRules or not model.model_fields:
         return {}
-    return config_schema(model)
+    return schema_with_defaults(model)
 
 
 def analytic_config_schema(analytic_id: str) -> dict[str, Any]:
-    return config_schema(get_plugin(analytic_id).config_model)
+    return schema_with_defaults(get_plugin(analytic_id).config_model)
 
 
 def analytic_config_schema_v2(analytic_id: str) -> dict[str, Any]:
     plugin = get_plugin(analytic_id)
     return {
-        **config_schema(plugin.config_model),
+        **schema_with_defaults(plugin.config_model),
         "sub_analytics": {
             sub.id: {
                 "name": sub.name,
                 "description": sub.description,
-                "config": config_schema(sub.config_model),
+                "config": schema_with_defaults(sub.config_model),
             }
             for sub in plugin.sub_analytics
         },
@@ -50,7 +66,7 @@ def analytic_config_schema_v2(analytic_id: str) -> dict[str, Any]:
 
 
 def analytic_rules_schema(analytic_id: str) -> dict[str, Any]:
-    return _schema(get_plugin(analytic_id).rules_model)
+    return _rules_schema(get_plugin(analytic_id).rules_model)
 
 
 def plugin_presets(plugin: AnalyticPlugin) -> dict[str, dict[str, Any]]:

@@ -87,7 +87,8 @@ def _b64encode(data: bytes) -> str:
 
 def _b64decode(text: str, what: str) -> bytes:
     try:
-        return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+        # validate=True: stray characters are an error, not silently skipped.
+        return base64.b64decode(text + "=" * (-len(text) % 4), altchars=b"-_", validate=True)
     except (binascii.Error, ValueError):
         raise LicenceError(f"the secret key's {what} is not valid base64url") from None
 

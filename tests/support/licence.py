@@ -5,7 +5,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from platform_config.licence import LicenceSeat, generate_key_pair, licence_sign, load_private_key
@@ -43,9 +42,9 @@ def new_issuer() -> Issuer:
     return Issuer(private_key=load_private_key(private_pem), public_pem=public_pem.decode())
 
 
-@pytest.fixture
-def issuer(settings) -> Issuer:
-    """A fresh issuer whose public key the platform is configured with."""
+def configured_issuer(settings) -> Issuer:
+    """A fresh issuer whose public key the platform is configured with (pass
+    pytest-django's `settings` fixture, which restores it after the test)."""
     made = new_issuer()
     settings.LICENCE_PUBLIC_KEY = made.public_pem
     return made
