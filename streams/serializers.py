@@ -10,6 +10,8 @@ from typing import Any
 
 from rest_framework import serializers
 
+from .services import json_storage_problem
+
 
 class StrictCharField(serializers.CharField):
     def to_internal_value(self, data: Any) -> str:
@@ -36,6 +38,9 @@ class JsonObjectField(serializers.JSONField):
     def to_internal_value(self, data: Any) -> dict:
         if not isinstance(data, dict):
             raise serializers.ValidationError("must be a JSON object")
+        problem = json_storage_problem(data)
+        if problem:
+            raise serializers.ValidationError(problem)
         return data
 
 
@@ -112,7 +117,7 @@ def stream_changes(validated: dict[str, Any]) -> dict[str, Any]:
 # --- responses -------------------------------------------------------------------
 
 
-class ErrorSerializer(serializers.Serializer):
+class StreamErrorSerializer(serializers.Serializer):
     code = serializers.IntegerField()
     message = serializers.CharField()
 

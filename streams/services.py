@@ -53,6 +53,18 @@ def control_queue(node_num: int) -> str:
     return key("control", "node", node_num, "queue")
 
 
+def json_storage_problem(value: Any) -> str | None:
+    """Why Postgres' jsonb would refuse `value`, if it would: it has no NaN or
+    Infinity and cannot hold a NUL character."""
+    try:
+        text = json.dumps(value, allow_nan=False)
+    except ValueError:
+        return "must not contain NaN or Infinity"
+    if "\\u0000" in text:
+        return "must not contain NUL characters"
+    return None
+
+
 # --- stream addresses ----------------------------------------------------------
 
 
@@ -299,6 +311,9 @@ def pipeline_create(*, stream: Stream, analytic_id: str, config: Any) -> Pipelin
     if not Analytic.objects.filter(pk=analytic_id, installed=True).exists():
         raise NotFound("analytic not found")
     validated = validate_config(plugin, config).model_dump(mode="json")
+    problem = json_storage_problem(validated)
+    if problem:
+        raise BadRequest(f"invalid pipeline config: it {problem}")
     with transaction.atomic():
         # The stream row lock serialises pipeline changes on one stream, so a
         # DELETE then POST, or two POSTs, cannot interleave.

@@ -15,13 +15,13 @@ from visionaire_site.api import ApiView, body_object
 from . import selectors, services
 from .models import Pipeline, Stream
 from .serializers import (
-    ErrorSerializer,
     PipelineDetailSerializer,
     PipelineWriteResponseSerializer,
     StreamCreateResponseSerializer,
     StreamCreateSerializer,
     StreamDeleteResponseSerializer,
     StreamDetailSerializer,
+    StreamErrorSerializer,
     StreamItemSerializer,
     StreamListSerializer,
     StreamUpdateSerializer,
@@ -34,7 +34,7 @@ TAG_PIPELINES = ["Pipelines"]
 
 
 def _error(description: str) -> OpenApiResponse:
-    return OpenApiResponse(ErrorSerializer, description=description)
+    return OpenApiResponse(StreamErrorSerializer, description=description)
 
 
 NODE_ERRORS = {400: _error("Malformed node number."), 404: _error("`node not found`.")}

@@ -192,6 +192,10 @@ def test_second_create_conflicts(api, stream):
             "List should have at least 2 items after validation, not 1",
         ),
         ([1, 2], "request body must be a JSON object"),
+        (
+            {"areas": [{"name": "a\u0000", "points": [{"x": 0, "y": 0}, {"x": 1, "y": 1}]}]},
+            "invalid pipeline config: it must not contain NUL characters",
+        ),
     ],
 )
 def test_invalid_config_is_refused_without_writing(api, stream, payload, message):

@@ -132,6 +132,20 @@ BAD_CREATE_BODIES = [
     ({"stream_address": ADDRESS, "stream_longitude": []}, "stream_longitude: must be a number"),
     ({"stream_address": ADDRESS, "stream_custom_data": [1]}, "stream_custom_data: must be a JSON object"),
     ({"stream_address": ADDRESS, "stream_custom_data": "x"}, "stream_custom_data: must be a JSON object"),
+    (
+        {"stream_address": ADDRESS, "stream_custom_data": {"a": "x\u0000"}},
+        "stream_custom_data: must not contain NUL characters",
+    ),
+    (
+        '{"stream_address": "rtsp://h/x", "stream_custom_data": {"a": 1e400}}',
+        "stream_custom_data: must not contain NaN or Infinity",
+    ),
+    ({"stream_address": ADDRESS, "stream_name": "a\u0000b"}, "stream_name: Null characters are not allowed."),
+    ({"stream_address": "rtsp://h/\u0000"}, "stream_address: Null characters are not allowed."),
+    (
+        '{"stream_address": "rtsp://h/x", "stream_latitude": 1e400}',
+        "stream_latitude: must be a number between -90 and 90",
+    ),
     ({"stream_address": ADDRESS, "active": "true"}, "active: must be true or false"),
     ({"stream_address": ADDRESS, "active": 1}, "active: must be true or false"),
     ({"stream_address": ADDRESS, "check_capability": "yes"}, "check_capability: must be true or false"),
@@ -150,8 +164,11 @@ def test_create_refuses_bad_fields_without_writing(api, node0, payload, message)
     assert Stream.objects.count() == 0
 
 
-def test_create_refuses_malformed_json(api, node0):
-    response = api.post("/streams/0", '{"stream_address": "rtsp://h/x",')
+@pytest.mark.parametrize(
+    "raw", ['{"stream_address": "rtsp://h/x",', '{"stream_address": "rtsp://h/x", "stream_latitude": NaN}']
+)
+def test_create_refuses_malformed_json(api, node0, raw):
+    response = api.post("/streams/0", raw)
     assert response.status_code == 400
     body = response.json()
     assert body == {"code": 400, "message": body["message"]}
