@@ -3,21 +3,17 @@
 from __future__ import annotations
 
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
+from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import serializers
 from rest_framework.response import Response
 
+from platform_config.serializers import ErrorSerializer, VersionSerializer
 from platform_config.services import platform_identity
 from visionaire_site.api import ApiView
 
 from . import selectors
 
-NOT_FOUND = OpenApiResponse(
-    inline_serializer(
-        "AnalyticNotFound", {"code": serializers.IntegerField(), "message": serializers.CharField()}
-    ),
-    description="`analytic not found`",
-)
+NOT_FOUND = OpenApiResponse(ErrorSerializer, description="`analytic not found`")
 
 
 class SeatSerializer(serializers.Serializer):
@@ -34,12 +30,6 @@ class AnalyticSerializer(serializers.Serializer):
     description = serializers.CharField()
     type = serializers.CharField()
     seats = SeatSerializer(many=True)
-
-
-class VersionSerializer(serializers.Serializer):
-    major = serializers.IntegerField()
-    minor = serializers.IntegerField()
-    patch = serializers.IntegerField()
 
 
 class AnalyticListSerializer(serializers.Serializer):

@@ -14,7 +14,6 @@ class PlatformConfigAdmin(admin.ModelAdmin):
     """The single configuration row: editable, never added twice nor deleted."""
 
     list_display = ["__str__", "max_streams_per_node", "event_retention_days", "enable_cors", "log_level"]
-    readonly_fields = ["deployment_key", "updated_at"]
     fields = [
         "deployment_key",
         "max_streams_per_node",
@@ -24,6 +23,10 @@ class PlatformConfigAdmin(admin.ModelAdmin):
         "log_level",
         "updated_at",
     ]
+
+    def get_readonly_fields(self, request, obj=None):
+        # The deployment key identifies the install to the licence issuer: set once.
+        return ["deployment_key", "updated_at"] if obj is not None else ["updated_at"]
 
     def has_add_permission(self, request) -> bool:
         return not PlatformConfig.objects.exists() and super().has_add_permission(request)
