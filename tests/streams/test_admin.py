@@ -1,21 +1,12 @@
-"""The admin pages of streams and pipelines render and apply the API's rules."""
+"""The admin pages of streams and pipelines render and apply the API's rules
+(`admin_client` is pytest-django's logged-in superuser)."""
 
 from __future__ import annotations
-
-import pytest
-from django.contrib.auth.models import User
 
 from analytics.models import Seat
 from streams.models import Stream
 
 from .conftest import ANALYTIC
-
-
-@pytest.fixture
-def admin_client(client, db):
-    user = User.objects.create_superuser("admin", "admin@example.com", "pw")
-    client.force_login(user)
-    return client
 
 
 def test_stream_pages(admin_client, api, make_stream, seats):
