@@ -282,11 +282,17 @@ def stream_update(*, stream: Stream, check_capability: bool = False, **changes: 
         stream_capability_check(address=changes.get("address", stream.address))
     with transaction.atomic():
         locked = _stream_lock(stream)
+        was_active = locked.active
         for field, value in changes.items():
             setattr(locked, field, value)
         locked.save()
-        action: ControlAction = "reload" if locked.active else "stop"
-        _notify_on_commit(node_num=locked.node_id, action=action, stream_id=locked.stream_id)
+        action: ControlAction | None
+        if locked.active:
+            action = "reload" if was_active else "start"
+        else:
+            action = "stop" if was_active else None  # a stopped stream stays stopped
+        if action is not None:
+            _notify_on_commit(node_num=locked.node_id, action=action, stream_id=locked.stream_id)
     return locked
 
 
@@ -297,8 +303,10 @@ def stream_delete(*, stream: Stream) -> None:
     Seat.objects.filter(pipeline__stream=locked).update(pipeline=None)
     Pipeline.objects.filter(stream=locked).delete()
     node_num, stream_id = locked.node_id, locked.stream_id
+    was_active = locked.active
     locked.delete()
-    _notify_on_commit(node_num=node_num, action="stop", stream_id=stream_id)
+    if was_active:
+        _notify_on_commit(node_num=node_num, action="stop", stream_id=stream_id)
 
 
 # --- pipelines -----------------------------------------------------------------
@@ -322,7 +330,8 @@ def pipeline_create(*, stream: Stream, analytic_id: str, config: Any) -> Pipelin
             raise Conflict("pipeline already exists")
         pipeline = Pipeline.objects.create(stream=locked, analytic_id=analytic_id, config=validated)
         seat_take(analytic_id=analytic_id, pipeline=pipeline)
-        _notify_on_commit(node_num=locked.node_id, action="reload", stream_id=locked.stream_id)
+        if locked.active:  # a stopped stream picks its pipelines up when it starts
+            _notify_on_commit(node_num=locked.node_id, action="reload", stream_id=locked.stream_id)
     return pipeline
 
 
@@ -337,4 +346,5 @@ def pipeline_delete(*, stream: Stream, analytic_id: str) -> None:
         raise NotFound("pipeline not found")
     Seat.objects.filter(pipeline=pipeline).update(pipeline=None)
     pipeline.delete()
-    _notify_on_commit(node_num=locked.node_id, action="reload", stream_id=locked.stream_id)
+    if locked.active:
+        _notify_on_commit(node_num=locked.node_id, action="reload", stream_id=locked.stream_id)

@@ -34,18 +34,31 @@ def test_stream_lifecycle_messages(api, node0, redis_client, commits):
     with commits():
         api.put(f"/streams/0/{stream_id}", {"active": False})
     with commits():
+        api.put(f"/streams/0/{stream_id}", {"active": True})
+    with commits():
         api.delete(f"/streams/0/{stream_id}")
     assert queued(redis_client) == [
         {"action": "start", "stream_id": stream_id},
         {"action": "reload", "stream_id": stream_id},
         {"action": "stop", "stream_id": stream_id},
+        {"action": "start", "stream_id": stream_id},
         {"action": "stop", "stream_id": stream_id},
     ]
 
 
-def test_an_inactive_stream_is_not_started(api, node0, redis_client, commits):
+def test_an_inactive_stream_gets_no_messages_until_it_is_activated(api, node0, seats, redis_client, commits):
     with commits():
-        api.post("/streams/0", {"stream_address": "rtsp://cam/1", "active": False})
+        stream_id = api.post("/streams/0", {"stream_address": "rtsp://cam/1", "active": False}).json()[
+            "stream_id"
+        ]
+    with commits():
+        api.put(f"/streams/0/{stream_id}", {"stream_name": "still stopped"})
+    with commits():
+        api.post(f"/pipeline/0/{stream_id}/{ANALYTIC}", {})
+    with commits():
+        api.delete(f"/pipeline/0/{stream_id}/{ANALYTIC}")
+    with commits():
+        api.delete(f"/streams/0/{stream_id}")
     assert queued(redis_client) == []
 
 
