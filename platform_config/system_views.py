@@ -65,6 +65,7 @@ _data = inline_serializer(
 
 class NodeStatusView(ApiView):
     @extend_schema(
+        tags=["system"],
         summary="Status of every node",
         description="`status` is `online` while the node's heartbeat is fresh.",
         responses={
@@ -78,6 +79,7 @@ class NodeStatusView(ApiView):
 
 class ResourceStatsView(ApiView):
     @extend_schema(
+        tags=["system"],
         summary="CPU, memory and GPU figures of each online node",
         responses={
             200: inline_serializer(
@@ -97,6 +99,7 @@ class ResourceStatsView(ApiView):
 
 class ResourceStatsV2View(ApiView):
     @extend_schema(
+        tags=["system"],
         summary="Resource figures of each online node, with its address",
         responses={
             200: inline_serializer(
@@ -122,6 +125,7 @@ class ResourceStatsV2View(ApiView):
 
 class SystemRestartView(ApiView):
     @extend_schema(
+        tags=["system"],
         summary="Gracefully restart the stream runners of every node",
         description="The API stays up. Any request body is ignored.",
         request=None,
@@ -153,6 +157,7 @@ class MetricsView(ApiView):
     content_negotiation_class = _FirstRenderer
 
     @extend_schema(
+        tags=["system"],
         summary="Prometheus metrics",
         description="Prometheus text exposition format 0.0.4.",
         responses={(200, "text/plain"): OpenApiTypes.STR},

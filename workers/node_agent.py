@@ -338,8 +338,9 @@ class NodeAgent:
 
     def _check_generation(self) -> None:
         generation = int(self.client.get(RESTART_GENERATION_KEY) or 0)
-        if self._generation_seen is None:
-            # Requests made before this worker started are not for it.
+        if self._generation_seen is None or generation < self._generation_seen:
+            # Requests made before this worker started are not for it; a counter
+            # that went back means Redis lost its data: start counting again.
             self._generation_seen = generation
         elif generation > self._generation_seen:
             self._restart(generation, source="generation counter")
@@ -385,8 +386,10 @@ class NodeAgent:
         self._pubsub = None
 
     def _restart(self, generation: int, *, source: str) -> None:
+        # Any generation but the one already handled is a new request (a lower one
+        # follows a reset counter); the message and the counter carry the same number.
         with self._restart_lock:
-            if self._generation_seen is not None and generation <= self._generation_seen:
+            if generation == self._generation_seen:
                 return
             self._generation_seen = generation
         try:

@@ -176,6 +176,22 @@ def test_restart_requested_before_the_agent_started_is_not_replayed(agents, redi
 
 
 @transactional
+def test_restart_after_redis_lost_the_counter(api, agents, redis_client, restart_calls):
+    redis_client.set(RESTART_GENERATION_KEY, 7)
+    agent = agents(11)
+    wait_for(lambda: agent.beats >= 1, what="first heartbeat")
+    redis_client.delete(RESTART_GENERATION_KEY)  # as after a Redis restart without persistence
+    beats = agent.beats
+    wait_for(lambda: agent.beats >= beats + 2, what="heartbeats after the reset")
+    assert restart_calls == []
+
+    assert api.post("/system/restart").status_code == 200  # generation 1 again
+    wait_for(lambda: restart_calls, what="restart hook called")
+    wait_for(lambda: (heartbeat(redis_client, 11) or {}).get("restart_generation") == 1, what="generation 1")
+    assert len(restart_calls) == 1
+
+
+@transactional
 def test_failing_restart_hook_does_not_stop_the_others(agents, redis_client):
     calls: list[str] = []
 
