@@ -283,6 +283,13 @@ def _licence_seats_apply(licence: licence_doc.Licence) -> None:
     Seat.objects.filter(source=SeatSource.LICENCE).exclude(serial_number__in=serials).update(active=False)
 
 
+def _licence_lock() -> None:
+    """Serialise check-in, clear and expiry (call inside a transaction): the
+    configuration row is the one row every deployment has to lock on."""
+    platform_config_get()
+    PlatformConfig.objects.select_for_update().filter(pk=1).first()
+
+
 def licence_checkin(*, access_key: str, secret_key: str) -> LicenceCheckin:
     """Verify the credentials offline and put their licence in force, replacing
     any earlier one: its seats replace the community allowance and pipelines
@@ -298,7 +305,8 @@ def licence_checkin(*, access_key: str, secret_key: str) -> LicenceCheckin:
     except licence_doc.LicenceError as exc:
         raise BadRequest(f"{LICENCE_ERROR}: {exc}") from None
     with transaction.atomic():
-        LicenceCheckin.objects.select_for_update().all().delete()
+        _licence_lock()
+        LicenceCheckin.objects.all().delete()
         checkin = LicenceCheckin.objects.create(
             access_key=access_key,
             secret_key=secret_key,
@@ -327,7 +335,8 @@ def licence_clear() -> None:
     """Remove the check-in: licensed seats go inactive and the community
     allowance is back in force."""
     with transaction.atomic():
-        LicenceCheckin.objects.select_for_update().all().delete()
+        _licence_lock()
+        LicenceCheckin.objects.all().delete()
         _community_restore()
 
 
@@ -336,11 +345,8 @@ def licence_expire_overdue(*, now: datetime | None = None) -> bool:
     community allowance. True when it expired one."""
     now = now or timezone.now()
     with transaction.atomic():
-        overdue = list(
-            LicenceCheckin.objects.select_for_update().filter(
-                status=LicenceStatus.ACTIVE, expires_at__lte=now
-            )
-        )
+        _licence_lock()
+        overdue = list(LicenceCheckin.objects.filter(status=LicenceStatus.ACTIVE, expires_at__lte=now))
         if not overdue:
             return False
         LicenceCheckin.objects.filter(pk__in=[c.pk for c in overdue]).update(status=LicenceStatus.EXPIRED)

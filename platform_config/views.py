@@ -17,15 +17,6 @@ BAD_REQUEST = OpenApiResponse(s.ErrorSerializer, description="Invalid input; the
 CHECKIN_FIELDS = ("access_key", "secret_key")
 
 
-def _config_body(request):
-    """The parsed body; an empty body is an empty change. Anything else is
-    checked by the service, so every config error has the same message form."""
-    data = request.data
-    if isinstance(data, dict) and not data:  # an empty body parses as an empty QueryDict
-        return {}
-    return data
-
-
 def _success(**fields) -> Response:
     return Response({"code": 200, "message": "success", **fields})
 
@@ -56,7 +47,7 @@ class PlatformConfigView(ApiView):
         responses={200: s.PlatformConfigResponseSerializer, 400: BAD_REQUEST},
     )
     def post(self, request):
-        config = services.platform_config_update(data=_config_body(request))
+        config = services.platform_config_update(data=body_object(request))
         return _success(config=services.platform_config_as_dict(config))
 
 
@@ -76,7 +67,7 @@ class DatabaseConfigView(ApiView):
         responses={200: s.DatabaseConfigResponseSerializer, 400: BAD_REQUEST},
     )
     def put(self, request):
-        config = services.database_config_update(data=_config_body(request))
+        config = services.database_config_update(data=body_object(request))
         return _success(config=services.database_config_as_dict(config))
 
 
