@@ -75,7 +75,7 @@ def image_field_decode(value: Any, *, field: str) -> np.ndarray:
     limit = _image_limit()
     # Checked before decoding, so an oversized image costs no memory: base64 is 4 chars per 3 bytes.
     if len(text) // 4 * 3 - text[-2:].count("=") > limit:
-        raise PayloadTooLarge(f"{field} image is too large (limit {limit} bytes)")
+        raise PayloadTooLarge(f"{field} is too large (limit {limit} bytes)")
     try:
         data = base64.b64decode(text, validate=True)
     except (binascii.Error, ValueError):
@@ -83,7 +83,7 @@ def image_field_decode(value: Any, *, field: str) -> np.ndarray:
     size = _declared_size(data)
     if size is not None and size[0] * size[1] > MAX_IMAGE_PIXELS:
         raise PayloadTooLarge(
-            f"{field} image is too large ({size[0]}x{size[1]} pixels, limit {MAX_IMAGE_PIXELS} pixels)"
+            f"{field} is too large ({size[0]}x{size[1]} pixels, limit {MAX_IMAGE_PIXELS} pixels)"
         )
     try:
         image = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_COLOR) if data else None
