@@ -157,7 +157,9 @@ def extract_pipeline_get(*, node: str, stream_id: str, pipeline_id: str) -> Pipe
     stream = Stream.objects.filter(stream_id=stream_id, node=node_row).first()
     if stream is None:
         raise NotFound("stream not found")
-    pipeline = Pipeline.objects.filter(stream=stream, analytic_id=pipeline_id).first()
+    # An id PostgreSQL could not even compare (NUL bytes) is simply not found.
+    plausible = 0 < len(pipeline_id) <= 40 and all(ord(char) >= 32 for char in pipeline_id)
+    pipeline = Pipeline.objects.filter(stream=stream, analytic_id=pipeline_id).first() if plausible else None
     if pipeline is None:
         raise NotFound("pipeline not found")
     return pipeline

@@ -50,6 +50,12 @@ class ViewingRequest:
     jpeg_quality: int
 
 
+def analytic_id_plausible(value: str) -> bool:
+    """Whether `value` could be an analytic id; others (NUL bytes above all, which
+    PostgreSQL refuses) are answered 404 without a query."""
+    return 0 < len(value) <= 40 and all(ord(char) >= 32 for char in value)
+
+
 def _int_param(name: str, raw: str, low: int, high: int | None) -> int:
     bounds = f"between {low} and {high}" if high is not None else f"at least {low}"
     try:
@@ -78,11 +84,12 @@ def viewing_request_parse(
     stream = Stream.objects.filter(stream_id=stream_id, node=node_row).first()
     if stream is None:
         raise NotFound("stream not found")
-    if (
-        analytic_id is not None
-        and not Pipeline.objects.filter(stream=stream, analytic_id=analytic_id).exists()
-    ):
-        raise NotFound("stream or analytic not found")
+    if analytic_id is not None:
+        if not (
+            analytic_id_plausible(analytic_id)
+            and Pipeline.objects.filter(stream=stream, analytic_id=analytic_id).exists()
+        ):
+            raise NotFound("stream or analytic not found")
 
     allowed = {"height", "jpeg_quality", "token"} | ({"fps"} if fps_allowed else set())
     query = request.query_params

@@ -119,3 +119,9 @@ def test_token_in_the_query_is_accepted_when_tokens_are_on(api, stream, settings
     assert_error(api.get(f"/mjpeg/0/{SID}"), 401, "missing API token: send 'Authorization: Bearer <token>'")
     assert_error(api.get(f"/visual/0/{SID}?token=wrong"), 401, "invalid API token")
     assert_error(api.get(f"/mjpeg/0/{SID}?token=s3cret&height=240"), 501, NOT_AVAILABLE["message"])
+
+
+@pytest.mark.parametrize("analytic", ["%00", "A" * 41, "%0A"])
+def test_implausible_analytic_ids_are_not_found(api, stream, analytic):
+    assert_error(api.get(f"/mjpeg/0/{SID}/{analytic}"), 404, "stream or analytic not found")
+    assert_error(api.get(f"/visual/0/{SID}/{analytic}"), 404, "stream or analytic not found")

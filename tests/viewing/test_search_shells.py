@@ -227,3 +227,10 @@ def test_extract_unknown_or_malformed_path(api, stream, path, status, message):
 )
 def test_extract_bad_bodies(api, stream, body, status, message):
     assert_error(api.post(f"/extract/0/{SID}/{ANALYTIC}", body), status, message)
+
+
+@pytest.mark.parametrize("pipeline_id", ["%00", "A" * 41])
+def test_extract_implausible_pipeline_ids_are_not_found(api, stream, pipeline_id):
+    assert_error(
+        api.post(f"/extract/0/{SID}/{pipeline_id}", {"image": encoded(".jpg")}), 404, "pipeline not found"
+    )
