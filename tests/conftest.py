@@ -52,3 +52,33 @@ def clean_live_state():
 @pytest.fixture
 def redis_client():
     return get_redis()
+
+
+@pytest.fixture
+def node_agent():
+    """Node 0's agent running in-process (as in its worker), after its first heartbeat."""
+    import time
+
+    from workers.node_agent import NodeAgent
+
+    agent = NodeAgent(0, register=False)
+    agent.start()
+    deadline = time.monotonic() + 10
+    while agent.beats < 1 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert agent.beats >= 1, "the node agent wrote no heartbeat within 10 s"
+    yield agent
+    agent.stop()
+
+
+@pytest.fixture
+def licence_issuer(settings):
+    """An issuer key pair the platform is configured to trust."""
+    from tests.support.licence import configured_issuer
+
+    return configured_issuer(settings)
+
+
+@pytest.fixture
+def licence_credentials(licence_issuer) -> dict[str, str]:
+    return licence_issuer.issue()

@@ -23,7 +23,7 @@ class ApiView(APIView):
 def body_object(request) -> dict[str, Any]:
     """The request body as a JSON object; `{}` for an empty body."""
     data = request.data
-    if data is None or (hasattr(data, "__len__") and len(data) == 0 and not isinstance(data, list)):
+    if data is None or (isinstance(data, dict) and not data):  # no body (DRF gives an empty QueryDict)
         return {}
     if not isinstance(data, dict):
         raise BadRequest("request body must be a JSON object")
