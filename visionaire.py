@@ -50,7 +50,7 @@ def _installed() -> dict:
 def ensure_environment(extras: set[str]) -> Path:
     """Create .venv and install the project with `extras`; a no-op when the
     stamp says the same pyproject.toml was already installed with them."""
-    if sys.version_info < (3, 11):
+    if sys.version_info < (3, 11):  # noqa: UP036 (this file runs under whatever python3 the user has)
         _fail(f"Python 3.11 or newer is needed, this is {sys.version.split()[0]}")
     python = _venv_python()
     if not python.exists():

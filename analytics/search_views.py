@@ -19,11 +19,11 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import serializers
 
-from events.serializers import ApiErrorSerializer
 from platform_config.selectors import node_get
 from streams.models import Pipeline, Stream
 from visionaire_site.api import ApiView, body_object
 from visionaire_site.errors import ApiError, BadRequest, NotFound, PayloadTooLarge
+from visionaire_site.openapi import ErrorSerializer
 
 STREAM_ID_RE = re.compile(r"^[0-9a-f]{16}$")
 # A small file can declare a huge picture; decoding it would take gigabytes.
@@ -219,7 +219,7 @@ class ExtractResponseSerializer(serializers.Serializer):
 
 
 def _error(description: str) -> OpenApiResponse:
-    return OpenApiResponse(ApiErrorSerializer, description=description)
+    return OpenApiResponse(ErrorSerializer, description=description)
 
 
 class SmartSearchView(ApiView):

@@ -97,10 +97,3 @@ class EventDetailResponseSerializer(serializers.Serializer):
     code = serializers.IntegerField(default=200)
     message = serializers.CharField(default="success")
     event = EventSerializer()
-
-
-class ApiErrorSerializer(serializers.Serializer):
-    """The contract's error body."""
-
-    code = serializers.IntegerField()
-    message = serializers.CharField()

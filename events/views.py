@@ -12,18 +12,18 @@ from rest_framework.response import Response
 
 from visionaire_site.api import ApiView
 from visionaire_site.errors import BadRequest, NotFound
+from visionaire_site.openapi import ErrorSerializer
 
 from . import selectors
 from .serializers import (
-    ApiErrorSerializer,
     EventDetailResponseSerializer,
     EventListQuerySerializer,
     EventListResponseSerializer,
     EventSerializer,
 )
 
-ERROR_400 = OpenApiResponse(ApiErrorSerializer, description="Invalid parameter (the message names it).")
-ERROR_404 = OpenApiResponse(ApiErrorSerializer, description="Unknown event.")
+ERROR_400 = OpenApiResponse(ErrorSerializer, description="Invalid parameter (the message names it).")
+ERROR_404 = OpenApiResponse(ErrorSerializer, description="Unknown event.")
 
 
 class IgnoreAcceptNegotiation(BaseContentNegotiation):
@@ -108,7 +108,7 @@ class EventImageView(ApiView):
         responses={
             (200, "image/jpeg"): OpenApiResponse(OpenApiTypes.BINARY, description="The stored crop."),
             400: ERROR_400,
-            404: OpenApiResponse(ApiErrorSerializer, description="Unknown event, or one without an image."),
+            404: OpenApiResponse(ErrorSerializer, description="Unknown event, or one without an image."),
         },
         tags=["events"],
     )

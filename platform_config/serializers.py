@@ -11,11 +11,6 @@ from rest_framework import serializers
 from .models import LogLevel
 
 
-class ErrorSerializer(serializers.Serializer):
-    code = serializers.IntegerField()
-    message = serializers.CharField()
-
-
 class VersionSerializer(serializers.Serializer):
     major = serializers.IntegerField()
     minor = serializers.IntegerField()

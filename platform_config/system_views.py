@@ -12,16 +12,14 @@ from rest_framework.negotiation import BaseContentNegotiation
 from rest_framework.response import Response
 
 from visionaire_site.api import ApiView
+from visionaire_site.openapi import ErrorSerializer
 
 from . import nodes
 from .metrics import register_collector
 
 register_collector()
 
-_error = inline_serializer(
-    "SystemError", {"code": serializers.IntegerField(), "message": serializers.CharField()}
-)
-_unavailable = OpenApiResponse(_error, description="Redis (live state) is unreachable.")
+_unavailable = OpenApiResponse(ErrorSerializer, description="Redis (live state) is unreachable.")
 
 _node = inline_serializer(
     "NodeStatusItem",

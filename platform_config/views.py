@@ -8,12 +8,13 @@ from rest_framework.response import Response
 
 from visionaire_site.api import ApiView, body_object
 from visionaire_site.errors import BadRequest
+from visionaire_site.openapi import ErrorSerializer
 
 from . import serializers as s
 from . import services
 from .selectors import licence_get
 
-BAD_REQUEST = OpenApiResponse(s.ErrorSerializer, description="Invalid input; the message names the field.")
+BAD_REQUEST = OpenApiResponse(ErrorSerializer, description="Invalid input; the message names the field.")
 CHECKIN_FIELDS = ("access_key", "secret_key")
 
 
@@ -116,7 +117,7 @@ class CheckinView(ApiView):
         responses={
             200: s.CheckinResponseSerializer,
             400: OpenApiResponse(
-                s.ErrorSerializer, description="`invalid license credentials: <reason>`, or a malformed body."
+                ErrorSerializer, description="`invalid license credentials: <reason>`, or a malformed body."
             ),
         },
     )

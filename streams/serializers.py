@@ -117,11 +117,6 @@ def stream_changes(validated: dict[str, Any]) -> dict[str, Any]:
 # --- responses -------------------------------------------------------------------
 
 
-class StreamErrorSerializer(serializers.Serializer):
-    code = serializers.IntegerField()
-    message = serializers.CharField()
-
-
 class StreamItemSerializer(serializers.Serializer):
     stream_id = serializers.CharField()
     stream_name = serializers.CharField(source="name")

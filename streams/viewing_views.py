@@ -13,10 +13,10 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework.negotiation import BaseContentNegotiation
 
-from events.serializers import ApiErrorSerializer
 from platform_config.selectors import node_get
 from visionaire_site.api import ApiView
 from visionaire_site.errors import ApiError, BadRequest, NotFound
+from visionaire_site.openapi import ErrorSerializer
 
 from .models import Pipeline, Stream
 
@@ -146,9 +146,9 @@ TOKEN = OpenApiParameter(
     "token", OpenApiTypes.STR, _QUERY, required=False, description="API token, when tokens are configured."
 )
 ERRORS = {
-    400: OpenApiResponse(ApiErrorSerializer, description="Malformed node, stream id or query parameter."),
-    404: OpenApiResponse(ApiErrorSerializer, description="Unknown node, stream or pipeline."),
-    501: OpenApiResponse(ApiErrorSerializer, description="Live viewing is not available in this version."),
+    400: OpenApiResponse(ErrorSerializer, description="Malformed node, stream id or query parameter."),
+    404: OpenApiResponse(ErrorSerializer, description="Unknown node, stream or pipeline."),
+    501: OpenApiResponse(ErrorSerializer, description="Live viewing is not available in this version."),
 }
 MJPEG = {
     (200, "multipart/x-mixed-replace"): OpenApiResponse(OpenApiTypes.BINARY, description="MJPEG stream."),

@@ -11,6 +11,7 @@ from analytics.models import Seat
 from analytics.services import NO_SEAT_STATUS
 from platform_config.selectors import node_get
 from visionaire_site.api import ApiView, body_object
+from visionaire_site.openapi import ErrorSerializer
 
 from . import selectors, services
 from .models import Pipeline, Stream
@@ -21,7 +22,6 @@ from .serializers import (
     StreamCreateSerializer,
     StreamDeleteResponseSerializer,
     StreamDetailSerializer,
-    StreamErrorSerializer,
     StreamItemSerializer,
     StreamListSerializer,
     StreamUpdateSerializer,
@@ -34,7 +34,7 @@ TAG_PIPELINES = ["Pipelines"]
 
 
 def _error(description: str) -> OpenApiResponse:
-    return OpenApiResponse(StreamErrorSerializer, description=description)
+    return OpenApiResponse(ErrorSerializer, description=description)
 
 
 NODE_ERRORS = {400: _error("Malformed node number."), 404: _error("`node not found`.")}
@@ -58,6 +58,7 @@ def _seat_of(pipeline: Pipeline) -> Seat | None:
 
 class StreamListView(ApiView):
     @extend_schema(
+        operation_id="streams_list",
         tags=TAG_STREAMS,
         summary="List the streams of all nodes",
         responses={200: StreamListSerializer},
@@ -68,6 +69,7 @@ class StreamListView(ApiView):
 
 class NodeStreamsView(ApiView):
     @extend_schema(
+        operation_id="streams_node_list",
         tags=TAG_STREAMS,
         summary="List the streams of a node",
         responses={200: StreamListSerializer, **NODE_ERRORS},
@@ -127,6 +129,7 @@ class NodeStreamsView(ApiView):
 
 class StreamDetailView(ApiView):
     @extend_schema(
+        operation_id="stream_retrieve",
         tags=TAG_STREAMS,
         summary="A stream with its pipelines, seats and live stats",
         responses={200: StreamDetailSerializer, **STREAM_ERRORS},

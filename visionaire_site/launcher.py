@@ -25,8 +25,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .endpoints import read_services_file
-from .services import EmbeddedServers, Endpoints, ServiceUnavailable, check_database, check_redis
-from .services import configured_endpoints
+from .services import (
+    EmbeddedServers,
+    Endpoints,
+    ServiceUnavailable,
+    check_database,
+    check_redis,
+    configured_endpoints,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
@@ -80,29 +86,60 @@ def manage(env: dict[str, str], *args: str) -> int:
 
 def api_command(host: str, port: int) -> list[str]:
     return [
-        PYTHON, "-m", "uvicorn", "visionaire_site.asgi:application",
-        "--host", host, "--port", str(port),
-        "--lifespan", "off",  # Channels' router speaks no lifespan protocol
-        "--no-access-log", "--timeout-graceful-shutdown", "5",
+        PYTHON,
+        "-m",
+        "uvicorn",
+        "visionaire_site.asgi:application",
+        "--host",
+        host,
+        "--port",
+        str(port),
+        "--lifespan",
+        "off",  # Channels' router speaks no lifespan protocol
+        "--no-access-log",
+        "--timeout-graceful-shutdown",
+        "5",
     ]
 
 
 def worker_command(node: int) -> list[str]:
     concurrency = os.environ.get("VISIONAIRE_WORKER_CONCURRENCY", "40")
     return [
-        PYTHON, "-m", "celery", "-A", "visionaire_site", "worker",
-        "-Q", f"node.{node}", "--hostname", f"node{node}@%h",
+        PYTHON,
+        "-m",
+        "celery",
+        "-A",
+        "visionaire_site",
+        "worker",
+        "-Q",
+        f"node.{node}",
+        "--hostname",
+        f"node{node}@%h",
         # Stream tasks are long-lived and I/O or native-code bound (OpenCV and
         # ONNX Runtime release the GIL), so threads, not processes.
-        "--pool", "threads", "--concurrency", concurrency,
-        "--without-gossip", "--without-mingle", "--loglevel", "INFO",
+        "--pool",
+        "threads",
+        "--concurrency",
+        concurrency,
+        "--without-gossip",
+        "--without-mingle",
+        "--loglevel",
+        "INFO",
     ]
 
 
 def beat_command(data_dir: Path) -> list[str]:
     return [
-        PYTHON, "-m", "celery", "-A", "visionaire_site", "beat", "--loglevel", "INFO",
-        "--schedule", str(data_dir / "run" / "celerybeat-schedule"),
+        PYTHON,
+        "-m",
+        "celery",
+        "-A",
+        "visionaire_site",
+        "beat",
+        "--loglevel",
+        "INFO",
+        "--schedule",
+        str(data_dir / "run" / "celerybeat-schedule"),
     ]
 
 
@@ -157,7 +194,7 @@ class Supervisor:
                     # A child that ran a while before dying starts over at a short delay.
                     if now - child.started_at > 60:
                         child.restarts = 0
-                    delay = min(30.0, 2.0 ** child.restarts)
+                    delay = min(30.0, 2.0**child.restarts)
                     _say(f"{child.name} exited with code {code}; restarting in {delay:.0f}s")
                     child.restarts += 1
                     child.next_start = now + delay
@@ -204,7 +241,10 @@ def cmd_up(args) -> int:
         ]
         if not args.no_beat:
             children.append(Child("beat", beat_command(data_dir), env))
-        _say(f"starting API on {args.host}:{args.port}, worker for node {node}" + ("" if args.no_beat else ", beat"))
+        _say(
+            f"starting API on {args.host}:{args.port}, worker for node {node}"
+            + ("" if args.no_beat else ", beat")
+        )
         return Supervisor(children).run(wait_until_healthy(f"http://127.0.0.1:{args.port}/", started))
 
 
@@ -256,8 +296,10 @@ def build_parser() -> argparse.ArgumentParser:
     api.add_argument("--host", default=os.environ.get("VISIONAIRE_API_HOST", "0.0.0.0"))
     api.add_argument("--port", type=int, default=int(os.environ.get("VISIONAIRE_API_PORT", "4004")))
     sub.add_parser("beat", help="run only Celery beat (one per cluster)")
-    for name, text in (("test", "run the test suite (extra arguments go to pytest)"),
-                       ("manage", "run a Django management command")):
+    for name, text in (
+        ("test", "run the test suite (extra arguments go to pytest)"),
+        ("manage", "run a Django management command"),
+    ):
         cmd = sub.add_parser(name, help=text)
         cmd.add_argument("rest", nargs=argparse.REMAINDER)
     return parser
@@ -272,8 +314,12 @@ def main(argv: list[str] | None = None) -> int:
     else:
         args = build_parser().parse_args(argv)
     handler = {
-        "up": cmd_up, "worker": cmd_worker, "api": cmd_api, "beat": cmd_beat,
-        "test": cmd_test, "manage": cmd_manage,
+        "up": cmd_up,
+        "worker": cmd_worker,
+        "api": cmd_api,
+        "beat": cmd_beat,
+        "test": cmd_test,
+        "manage": cmd_manage,
     }[args.command]
     try:
         return handler(args)

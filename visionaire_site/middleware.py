@@ -13,7 +13,8 @@ from .errors import error_response
 
 _request_id: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
 
-# Media routes that browsers load from <img>/<iframe>, where no header can be set.
+# Media routes that browsers load from <img>/<iframe>, where no header can be set
+# (event crops, /events/<id>/image.jpg, are handled beside these).
 _QUERY_TOKEN_PREFIXES = ("/mjpeg/", "/stream_jpeg/", "/visual/", "/event_channel")
 
 
@@ -51,7 +52,8 @@ def request_token(path: str, headers, query) -> str:
     header = headers.get("Authorization", "")
     if header.startswith("Bearer "):
         return header[len("Bearer ") :].strip()
-    if path.startswith(_QUERY_TOKEN_PREFIXES):
+    is_crop = path.startswith("/events/") and path.endswith("/image.jpg")
+    if path.startswith(_QUERY_TOKEN_PREFIXES) or is_crop:
         return query.get("token", "")
     return ""
 

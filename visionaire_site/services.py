@@ -7,7 +7,6 @@ Used by the launcher only; Django code reaches the servers through settings.
 from __future__ import annotations
 
 import contextlib
-import warnings
 import fcntl
 import json
 import logging
@@ -15,6 +14,7 @@ import os
 import socket
 import subprocess
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -154,14 +154,22 @@ class EmbeddedServers(contextlib.AbstractContextManager):
         self._redis = subprocess.Popen(
             [
                 str(binary),
-                "--bind", "127.0.0.1",
-                "--port", str(port),
-                "--dir", str(redis_dir),
-                "--dbfilename", "dump.rdb",
-                "--save", "300 1",
-                "--appendonly", "no",
-                "--daemonize", "no",
-                "--maxclients", "2000",
+                "--bind",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--dir",
+                str(redis_dir),
+                "--dbfilename",
+                "dump.rdb",
+                "--save",
+                "300 1",
+                "--appendonly",
+                "no",
+                "--daemonize",
+                "no",
+                "--maxclients",
+                "2000",
             ],
             stdout=log,
             stderr=subprocess.STDOUT,

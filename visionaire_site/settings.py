@@ -60,6 +60,7 @@ INSTALLED_APPS = [
     "corsheaders",
     "rest_framework",
     "drf_spectacular",
+    "drf_spectacular_sidecar",
     "channels",
     "platform_config",
     "analytics",
@@ -142,6 +143,13 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Streams, pipelines, analytics, live viewing, events and platform configuration.",
     "VERSION": "4.50.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "visionaire_site.openapi.add_auth_responses",
+    ],
     "COMPONENT_SPLIT_REQUEST": True,
     "SCHEMA_PATH_PREFIX": "",
     "APPEND_COMPONENTS": {

@@ -14,8 +14,19 @@ def test_str_default_when_missing_or_blank():
     assert env_str("X", "d", environ={"X": " v "}) == "v"
 
 
-@pytest.mark.parametrize("raw,expected", [("1", True), ("TRUE", True), ("yes", True), ("on", True),
-                                          ("0", False), ("false", False), ("No", False), ("off", False)])
+@pytest.mark.parametrize(
+    "raw,expected",
+    [
+        ("1", True),
+        ("TRUE", True),
+        ("yes", True),
+        ("on", True),
+        ("0", False),
+        ("false", False),
+        ("No", False),
+        ("off", False),
+    ],
+)
 def test_bool_accepts_usual_spellings(raw, expected):
     assert env_bool("FLAG", not expected, environ={"FLAG": raw}) is expected
 

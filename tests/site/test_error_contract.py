@@ -69,7 +69,9 @@ class TestTokens:
         assert api.get("/streams", HTTP_AUTHORIZATION="Bearer t0ken-b").status_code == 200
 
     def test_query_token_only_on_media_routes(self, api):
-        assert_error(api.get("/streams?token=t0ken-a"), 401, "missing API token: send 'Authorization: Bearer <token>'")
+        assert_error(
+            api.get("/streams?token=t0ken-a"), 401, "missing API token: send 'Authorization: Bearer <token>'"
+        )
         response = api.get("/stream_jpeg/0/0123456789abcdef?token=t0ken-a")
         assert response.status_code == 404  # past auth: the stream does not exist
         assert response.json() == {"code": 404, "message": "stream not found"}

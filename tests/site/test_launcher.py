@@ -23,10 +23,17 @@ def _closed_port() -> int:
 
 def test_database_settings_accepts_socket_directories_and_tcp():
     socket_form = database_settings("postgresql://postgres:@/visionaire?host=/tmp/pg")
-    assert (socket_form["NAME"], socket_form["USER"], socket_form["HOST"]) == ("visionaire", "postgres", "/tmp/pg")
+    assert (socket_form["NAME"], socket_form["USER"], socket_form["HOST"]) == (
+        "visionaire",
+        "postgres",
+        "/tmp/pg",
+    )
     tcp = database_settings("postgresql://u:secret@db.example:6543/app?sslmode=require")
     assert (tcp["HOST"], tcp["PORT"], tcp["PASSWORD"], tcp["OPTIONS"]) == (
-        "db.example", "6543", "secret", {"sslmode": "require"}
+        "db.example",
+        "6543",
+        "secret",
+        {"sslmode": "require"},
     )
 
 
@@ -52,7 +59,11 @@ def test_unreachable_configured_server_gives_one_line_naming_it():
     }
     result = subprocess.run(
         [sys.executable, "-m", "visionaire_site.launcher", "worker", "--node", "1"],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=60,
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert result.returncode == 2
     lines = (result.stdout + result.stderr).strip().splitlines()

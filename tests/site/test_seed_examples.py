@@ -31,8 +31,14 @@ ANALYTIC = "TEST-BRIGHT"
 # Keys the server adds where the contract allows more (see spec/API.md).
 ALLOWED_EXTRA_KEYS = {
     "active",  # stream list items: "Clients also read `active`"
-    "frames_dropped", "reconnects", "uptime_sec",  # stream_stats: live figures of ours
-    "title", "additionalProperties", "$defs", "description", "required",  # JSON Schema documents
+    "frames_dropped",
+    "reconnects",
+    "uptime_sec",  # stream_stats: live figures of ours
+    "title",
+    "additionalProperties",
+    "$defs",
+    "description",
+    "required",  # JSON Schema documents
     "sub_analytics",  # /v2/config/pipeline
 }
 # Numbers the page prints as integers but that are measured fractions.
@@ -114,7 +120,9 @@ def assert_same_shape(expected, actual, where="body"):
 
 def send(api, method: str, path: str, body=None):
     path = (path or "/").replace("NFV4-FR", ANALYTIC).replace("NFV4-SS", ANALYTIC)
-    return getattr(api, method.lower())(path, body) if body is not None else getattr(api, method.lower())(path)
+    return (
+        getattr(api, method.lower())(path, body) if body is not None else getattr(api, method.lower())(path)
+    )
 
 
 def assert_error(response, expected):
@@ -197,9 +205,15 @@ ERROR_REQUESTS = {
     f"PUT /streams/0/{SEED_STREAM}": ("PUT", "/streams/0/0123456789abcdef", {}),
     f"DELETE /streams/0/{SEED_STREAM}": ("DELETE", "/streams/0/0123456789abcdef", None),
     f"GET /mjpeg/0/{SEED_STREAM}?fps=10&height=480&jpeg_quality=70": (
-        "GET", "/mjpeg/0/0123456789abcdef?fps=10&height=480&jpeg_quality=70", None),
+        "GET",
+        "/mjpeg/0/0123456789abcdef?fps=10&height=480&jpeg_quality=70",
+        None,
+    ),
     f"GET /mjpeg/0/{SEED_STREAM}/NFV4-FR?fps=10&height=480&jpeg_quality=70": (
-        "GET", f"/mjpeg/0/{SEED_STREAM}/NFV4-LPR3?fps=10&height=480&jpeg_quality=70", None),
+        "GET",
+        f"/mjpeg/0/{SEED_STREAM}/NFV4-LPR3?fps=10&height=480&jpeg_quality=70",
+        None,
+    ),
     f"GET /stream_jpeg/0/{SEED_STREAM}": ("GET", "/stream_jpeg/0/0123456789abcdef", None),
     "GET /config/pipeline/NFV4-FR": ("GET", "/config/pipeline/NOPE", None),
     "GET /v2/config/pipeline/NFV4-FR": ("GET", "/v2/config/pipeline/NOPE", None),

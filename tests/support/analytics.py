@@ -11,8 +11,8 @@ from analytics.plugins import (
     EventRecord,
     Frame,
     OverlayItem,
-    ProcessResult,
     Processor,
+    ProcessResult,
     StrictConfig,
     SubAnalytic,
 )
@@ -72,7 +72,9 @@ class BrightnessAnalytic(AnalyticPlugin):
     config_model = BrightnessConfig
     rules_model = BrightnessRules
     presets = {"dark-room": {"threshold": 40.0}}
-    sub_analytics = (SubAnalytic(id="dwell", name="Dwell", description="Time above.", config_model=DwellConfig),)
+    sub_analytics = (
+        SubAnalytic(id="dwell", name="Dwell", description="Time above.", config_model=DwellConfig),
+    )
 
     def create_processor(self, config: StrictConfig) -> Processor:
         assert isinstance(config, BrightnessConfig)
