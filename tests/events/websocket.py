@@ -1,8 +1,9 @@
 """A WebSocket test client on asgiref's ApplicationCommunicator.
 
-channels.testing.WebsocketCommunicator does the same, but importing
-`channels.testing` needs daphne (for its live-server test case), which this
-project does not install; this keeps the few calls the tests use.
+channels.testing.WebsocketCommunicator does the same, except at disconnect:
+it waits for the consumer to end, which with the real Redis channel layer
+takes up to channels-redis's 5 s blocking read (see `disconnect` below). This
+keeps the few calls the tests use and stops the consumer as a server would.
 """
 
 from __future__ import annotations
