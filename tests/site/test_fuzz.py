@@ -22,7 +22,8 @@ def check_response(case, response) -> None:
     where = f"{case.method} {case.formatted_path} -> {response.status_code} {response.text[:300]}"
     if response.status_code >= 500:
         assert response.status_code == 501 and NOT_AVAILABLE_YET in response.json()["message"], where
-    if response.status_code >= 400 and response.headers.get("Content-Type", "").startswith("application/json"):
+    is_json = response.headers.get("Content-Type", "").startswith("application/json")
+    if response.status_code >= 400 and is_json:
         body = response.json()
         assert set(body) == {"code", "message"} and body["code"] == response.status_code, where
 
