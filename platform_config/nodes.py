@@ -20,8 +20,7 @@ import redis
 from django.conf import settings
 from django.db import transaction
 
-from visionaire_site.errors import ApiError
-from visionaire_site.redis import get_redis, key
+from visionaire_site.redis import LiveStateUnavailable, get_redis, key
 
 from .models import Node
 
@@ -77,10 +76,6 @@ class Heartbeat(TypedDict):
     restart_generation: int
 
 
-class RedisUnavailable(ApiError):
-    status = 503
-
-
 def heartbeat_ttl_seconds() -> float:
     # Long enough to outlive a few missed beats, short enough that a dead node's
     # key goes away by itself; online/offline is judged by age, not by presence.
@@ -131,7 +126,7 @@ def system_restart_request() -> int:
         client.publish(RESTART_CHANNEL, str(generation))
     except redis.RedisError as exc:
         logger.warning("restart request failed: %s", exc)
-        raise RedisUnavailable(
+        raise LiveStateUnavailable(
             "system restart could not be requested: live state store unavailable"
         ) from None
     return generation
@@ -175,7 +170,7 @@ def heartbeats_read(node_nums: list[int]) -> tuple[float, dict[int, dict], dict[
         results = pipe.execute()
     except redis.RedisError as exc:
         logger.warning("reading node heartbeats failed: %s", exc)
-        raise RedisUnavailable("node state unavailable: live state store (Redis) unreachable") from None
+        raise LiveStateUnavailable("node state unavailable: live state store (Redis) unreachable") from None
     seconds, micros = results[0]
     now = seconds + micros / 1_000_000
     values = results[1] if node_nums else []

@@ -10,7 +10,7 @@ from django.db.models import QuerySet
 from analytics.models import Analytic
 from platform_config.models import Node
 from visionaire_site.errors import BadRequest, NotFound
-from visionaire_site.redis import get_redis, key
+from visionaire_site.redis import get_redis, key, live_state
 
 from .models import Pipeline, Stream
 from .services import STREAM_ID_RE
@@ -91,7 +91,8 @@ class StreamStats(TypedDict):
 def stream_stats_get(*, stream: Stream) -> StreamStats:
     """Live stats of a stream as its runtime last wrote them. Before the runtime
     has written any: STOPPED for an inactive stream, else INITIALIZING."""
-    raw = get_redis().hgetall(stream_stats_key(stream.stream_id))
+    with live_state("stream stats"):
+        raw = get_redis().hgetall(stream_stats_key(stream.stream_id))
     if raw:
         state, message = raw.get("state") or "INITIALIZING", raw.get("last_error_msg", "")
     elif not stream.active:
@@ -123,7 +124,8 @@ class PipelineStats(TypedDict):
 def pipeline_stats_get(*, pipeline: Pipeline) -> PipelineStats:
     """Live stats of a pipeline; zeros and state PENDING until the runtime
     has written them."""
-    raw = get_redis().hgetall(pipeline_stats_key(pipeline.stream_id, pipeline.analytic_id))
+    with live_state("pipeline stats"):
+        raw = get_redis().hgetall(pipeline_stats_key(pipeline.stream_id, pipeline.analytic_id))
     return PipelineStats(
         processed_fps=_float(raw.get("processed_fps")),
         last_latency_ms=_float(raw.get("last_latency_ms")),

@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import logging
 
 import redis
 from django.conf import settings
+
+from .errors import ApiError
+
+logger = logging.getLogger(__name__)
 
 KEY_PREFIX = "visionaire:"
 
@@ -25,3 +31,20 @@ def get_redis() -> redis.Redis:
         socket_connect_timeout=3,
         health_check_interval=30,
     )
+
+
+class LiveStateUnavailable(ApiError):
+    """Redis is unreachable: live figures cannot be read. 503 rather than a
+    guess, so a client never mistakes "unknown" for "stopped" or "offline"."""
+
+    status = 503
+
+
+@contextlib.contextmanager
+def live_state(what: str):
+    """Turn a Redis failure while reading `what` into a 503 naming it."""
+    try:
+        yield
+    except redis.RedisError as exc:
+        logger.warning("reading %s failed: %s", what, exc)
+        raise LiveStateUnavailable(f"{what} unavailable: live state store (Redis) unreachable") from None
