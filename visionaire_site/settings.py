@@ -76,6 +76,7 @@ MIDDLEWARE = [
     "visionaire_site.middleware.TokenAuthMiddleware",
     "visionaire_site.middleware.BodySizeMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -110,9 +111,13 @@ USE_I18N = False
 USE_TZ = True
 
 STATIC_URL = "static/"
-STATIC_ROOT = DATA_DIR / "static"
+STATIC_ROOT = None  # WhiteNoise serves from the apps (see WHITENOISE_USE_FINDERS)
 MEDIA_ROOT = env_path("VISIONAIRE_MEDIA_DIR", DATA_DIR / "media")
 MEDIA_URL = "media/"
+# Static files are served by WhiteNoise straight from the apps (no collectstatic
+# step): the admin and the API docs UI work from `visionaire.py up` as they are.
+WHITENOISE_USE_FINDERS = True
+WHITENOISE_AUTOREFRESH = False
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},

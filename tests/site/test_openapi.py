@@ -79,3 +79,11 @@ def test_browsable_ui_is_served(api):
     response = api.get("/docs")
     assert response.status_code == 200
     assert b"swagger" in response.content.lower()
+
+
+def test_docs_ui_assets_are_served_locally(api):
+    page = api.get("/docs").content.decode()
+    assert "/static/drf_spectacular_sidecar/swagger-ui-dist/swagger-ui-bundle.js" in page
+    asset = api.get("/static/drf_spectacular_sidecar/swagger-ui-dist/swagger-ui-bundle.js")
+    assert asset.status_code == 200
+    assert b"".join(asset.streaming_content if asset.streaming else [asset.content])[:10]
