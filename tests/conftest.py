@@ -11,6 +11,8 @@ from django.test import Client
 from platform_config import selectors as config_selectors
 from visionaire_site.redis import get_redis
 
+pytest_plugins = ["tests.support.fixtures"]
+
 
 class JsonClient(Client):
     """Django's test client speaking JSON by default."""
