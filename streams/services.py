@@ -45,10 +45,6 @@ class ControlMessage(TypedDict):
     stream_id: str
 
 
-def control_channel(node_num: int) -> str:
-    return key("control", "node", node_num)
-
-
 def control_queue(node_num: int) -> str:
     return key("control", "node", node_num, "queue")
 
@@ -185,17 +181,17 @@ def stream_capability_check(*, address: str) -> None:
 
 
 def node_control_publish(*, node_num: int, action: ControlAction, stream_id: str) -> None:
-    """Tell node `node_num` to start, stop or reload a stream: a Redis publish for
-    a worker that listens now, plus a bounded list so one that was briefly away
-    can catch up. A failure is logged, not raised: the reconcile job restores
-    the desired state later, and the database write has already committed."""
+    """Tell node `node_num` to start, stop or reload a stream, through a bounded
+    Redis list that the node's worker consumes (workers.control), so a worker
+    that was briefly away still gets it. A failure is logged, not raised: the
+    reconcile job and the runners' own re-reads restore the desired state, and
+    the database write has already committed."""
     message: ControlMessage = {"action": action, "stream_id": stream_id}
     payload = json.dumps(message)
     try:
         pipe = get_redis().pipeline(transaction=True)
         pipe.lpush(control_queue(node_num), payload)
         pipe.ltrim(control_queue(node_num), 0, CONTROL_QUEUE_MAX - 1)
-        pipe.publish(control_channel(node_num), payload)
         pipe.execute()
     except Exception:
         logger.exception("could not notify node %s to %s stream %s", node_num, action, stream_id)

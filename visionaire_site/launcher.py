@@ -103,7 +103,9 @@ def api_command(host: str, port: int) -> list[str]:
 
 
 def worker_command(node: int) -> list[str]:
-    concurrency = os.environ.get("VISIONAIRE_WORKER_CONCURRENCY", "40")
+    # One thread per running stream plus room for control tasks: keep it above
+    # max_streams_per_node (idle threads cost next to nothing).
+    concurrency = os.environ.get("VISIONAIRE_WORKER_CONCURRENCY", "64")
     return [
         PYTHON,
         "-m",
@@ -111,8 +113,9 @@ def worker_command(node: int) -> list[str]:
         "-A",
         "visionaire_site",
         "worker",
+        # Its node's queue (stream tasks) and the shared one (periodic jobs).
         "-Q",
-        f"node.{node}",
+        f"node.{node},control",
         "--hostname",
         f"node{node}@%h",
         # Stream tasks are long-lived and I/O or native-code bound (OpenCV and

@@ -176,9 +176,16 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_BEAT_SCHEDULE_FILENAME = str(DATA_DIR / "run" / "celerybeat-schedule")
 # Periodic jobs; each app adds its entries here.
+# Tasks without a node queue (the periodic jobs) go to a queue every worker consumes.
+CELERY_TASK_DEFAULT_QUEUE = "control"
 CELERY_BEAT_SCHEDULE = {
     # A licence past its expiry falls back to the community allowance within a minute.
     "licence-expiry": {"task": "platform_config.licence_expire", "schedule": 60.0},
+    # Active streams that run nowhere (worker crash, lost message) are started again.
+    "streams-reconcile": {
+        "task": "workers.streams_reconcile",
+        "schedule": env_float("VISIONAIRE_RECONCILE_SECONDS", 5.0, minimum=0.5),
+    },
 }
 
 CHANNEL_LAYERS = {
@@ -207,6 +214,21 @@ DEFAULT_MAX_EVENTS_PER_STREAM = env_int("VISIONAIRE_MAX_EVENTS_PER_STREAM", 100_
 # Storage quota in bytes for /database/stats; 0 means "the free space of the volume".
 STORAGE_QUOTA_BYTES = env_int("VISIONAIRE_STORAGE_QUOTA_BYTES", 0, minimum=0)
 LOG_LEVEL = env_choice("VISIONAIRE_LOG_LEVEL", "info", ["debug", "info", "warning", "error", "critical"])
+
+# Stream runtime.
+RTSP_TRANSPORT = env_choice("VISIONAIRE_RTSP_TRANSPORT", "tcp", ["tcp", "udp", "http", "udp_multicast"])
+STREAM_OPEN_TIMEOUT_SECONDS = env_float("VISIONAIRE_STREAM_OPEN_TIMEOUT_SECONDS", 10.0, minimum=0.5)
+# No frame for this long on an open source: RECONNECTING ("stalled source").
+STREAM_STALL_SECONDS = env_float("VISIONAIRE_STREAM_STALL_SECONDS", 10.0, minimum=0.5)
+STREAM_LOOP_FILES = env_bool("VISIONAIRE_STREAM_LOOP_FILES", True)
+STREAM_BACKOFF_INITIAL_SECONDS = env_float("VISIONAIRE_STREAM_BACKOFF_INITIAL_SECONDS", 0.5, minimum=0.05)
+STREAM_BACKOFF_MAX_SECONDS = env_float("VISIONAIRE_STREAM_BACKOFF_MAX_SECONDS", 30.0, minimum=0.1)
+STREAM_LEASE_SECONDS = env_float("VISIONAIRE_STREAM_LEASE_SECONDS", 10.0, minimum=1.0)
+STREAM_START_GRACE_SECONDS = env_float("VISIONAIRE_STREAM_START_GRACE_SECONDS", 30.0, minimum=1.0)
+STREAM_STATS_SECONDS = 1.0
+STREAM_DESIRED_CHECK_SECONDS = env_float("VISIONAIRE_STREAM_DESIRED_CHECK_SECONDS", 2.0, minimum=0.2)
+STREAM_STOP_TIMEOUT_SECONDS = 10.0
+EVENT_QUEUE_CAPACITY = env_int("VISIONAIRE_EVENT_QUEUE_CAPACITY", 1000, minimum=10)
 
 # Licensing: the issuer's Ed25519 public key (PEM text or a path to a PEM file).
 LICENCE_PUBLIC_KEY = env_str("VISIONAIRE_LICENCE_PUBLIC_KEY", "")

@@ -240,6 +240,7 @@ class NodeAgent:
         self._last_restart_at: float | None = None
         self._pubsub = None
         self._beat_now = threading.Event()
+        self._beaten = threading.Event()  # set by the first heartbeat written
         self._restart_lock = threading.Lock()
 
     # lifecycle
@@ -264,6 +265,10 @@ class NodeAgent:
         except redis.RedisError as exc:
             logger.warning("node %s: could not clear heartbeat: %s", self.node_num, exc)
         self._gpu.close()
+
+    def wait_for_beat(self, timeout: float) -> bool:
+        """Block until the first heartbeat is written (the node is online)."""
+        return self._beaten.wait(timeout)
 
     @property
     def alive(self) -> bool:
@@ -300,6 +305,7 @@ class NodeAgent:
             self._check_generation()
             node_heartbeat_write(client=self.client, heartbeat=self._measure(now))
             self.beats += 1
+            self._beaten.set()
         except redis.RedisError as exc:
             self.failures += 1
             logger.warning("node %s heartbeat failed, retrying next beat: %s", self.node_num, exc)

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import json
 import logging
-import time
 
 import pytest
 import redis
 
 from streams import services
-from streams.services import CONTROL_QUEUE_MAX, control_channel, control_queue
+from streams.services import CONTROL_QUEUE_MAX, control_queue
 
 from .conftest import ANALYTIC
 
@@ -100,21 +99,17 @@ def test_nothing_is_sent_before_commit(api, node0, redis_client, django_capture_
     assert queued(redis_client) == []
 
 
-def test_a_listening_worker_receives_the_publish(api, node0, redis_client, commits):
-    pubsub = redis_client.pubsub(ignore_subscribe_messages=True)
-    pubsub.subscribe(control_channel(0))
-    try:
-        with commits():
-            stream_id = api.post("/streams/0", {"stream_address": "rtsp://cam/1"}).json()["stream_id"]
-        deadline = time.monotonic() + 5
-        message = None
-        while message is None and time.monotonic() < deadline:
-            message = pubsub.get_message(timeout=0.1)
-        assert message is not None
-        assert message["channel"] == "visionaire:control:node:0"
-        assert json.loads(message["data"]) == {"action": "start", "stream_id": stream_id}
-    finally:
-        pubsub.close()
+def test_a_waiting_worker_receives_the_message(api, node0, redis_client, commits):
+    """The worker blocks on the queue (BRPOP), oldest message first."""
+    with commits():
+        stream_id = api.post("/streams/0", {"stream_address": "rtsp://cam/1"}).json()["stream_id"]
+    with commits():
+        api.delete(f"/streams/0/{stream_id}")
+    first = redis_client.brpop(control_queue(0), timeout=5)
+    second = redis_client.brpop(control_queue(0), timeout=5)
+    assert first[0] == "visionaire:control:node:0:queue"
+    assert json.loads(first[1]) == {"action": "start", "stream_id": stream_id}
+    assert json.loads(second[1]) == {"action": "stop", "stream_id": stream_id}
 
 
 def test_the_queue_is_bounded_and_keeps_the_newest(redis_client):

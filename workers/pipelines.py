@@ -1,0 +1,144 @@
+"""Runs a stream's pipelines on its frames: each at its own sampling rate, each
+isolated from the others (an analytic that raises is counted and shown in its
+stats; the stream and the other pipelines go on)."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any
+
+from analytics.plugins import AnalyticPlugin, Frame, Processor, ProcessResult
+from analytics.registry import get_plugin, validate_config
+from visionaire_site.errors import ApiError
+
+from .capture import RateMeter
+
+logger = logging.getLogger(__name__)
+
+LATENCY_SAMPLES = 200  # p95 over the last this many frames
+
+
+class PipelineState:
+    """`RUNNING` processes frames; `NO_SEAT` holds no active seat and is not run;
+    `ERROR` could not be set up (its message says why); `STOPPED` after close."""
+
+    RUNNING = "RUNNING"
+    NO_SEAT = "NO_SEAT"
+    ERROR = "ERROR"
+    STOPPED = "STOPPED"
+
+
+@dataclass(frozen=True)
+class PipelineSpec:
+    """What the desired state says about one pipeline."""
+
+    analytic_id: str
+    config: dict[str, Any]
+    seat_active: bool
+
+
+@dataclass
+class PipelineSlot:
+    spec: PipelineSpec
+    plugin: AnalyticPlugin | None = None
+    processor: Processor | None = None
+    interval_s: float = 0.0
+    next_due: float = 0.0
+    state: str = PipelineState.RUNNING
+    last_error: str = ""
+    errors: int = 0
+    events_emitted: int = 0
+    latencies_ms: deque = field(default_factory=lambda: deque(maxlen=LATENCY_SAMPLES))
+    meter: RateMeter = field(default_factory=RateMeter)
+
+    def stats(self, now: float) -> dict[str, Any]:
+        samples = sorted(self.latencies_ms)
+        p95 = samples[min(len(samples) - 1, int(0.95 * len(samples)))] if samples else 0.0
+        return {
+            "processed_fps": round(self.meter.rate(now), 2),
+            "last_latency_ms": round(self.latencies_ms[-1], 2) if self.latencies_ms else 0.0,
+            "p95_latency_ms": round(p95, 2),
+            "events_emitted": self.events_emitted,
+            "errors": self.errors,
+            "state": self.state,
+            "last_error": self.last_error,
+        }
+
+
+def _build(spec: PipelineSpec) -> PipelineSlot:
+    slot = PipelineSlot(spec=spec)
+    if not spec.seat_active:
+        slot.state, slot.last_error = (
+            PipelineState.NO_SEAT,
+            "no active seat: check in a licence with more seats",
+        )
+        return slot
+    try:
+        slot.plugin = get_plugin(spec.analytic_id)
+        config = validate_config(slot.plugin, spec.config)
+        slot.processor = slot.plugin.create_processor(config)
+        key = slot.plugin.sampling_key
+        interval_ms = getattr(config, key, 0) if key else 0
+        slot.interval_s = max(0.0, float(interval_ms or 0) / 1000.0)
+    except ApiError as exc:
+        slot.state, slot.last_error = PipelineState.ERROR, exc.message
+    except Exception as exc:  # a plugin that fails to set up must not take the stream down
+        logger.exception("pipeline %s could not be set up", spec.analytic_id)
+        slot.state, slot.last_error = PipelineState.ERROR, f"setup failed: {exc!r}"[:500]
+    return slot
+
+
+class PipelineHost:
+    def __init__(self, specs: list[PipelineSpec]) -> None:
+        self.slots = [_build(spec) for spec in specs]
+
+    def process(self, frame: Frame) -> list[tuple[str, ProcessResult]]:
+        """Hand `frame` to every pipeline whose sampling interval has passed."""
+        results = []
+        now = time.monotonic()
+        for slot in self.slots:
+            if slot.processor is None or now < slot.next_due:
+                continue
+            # Schedule from now, not from the last due time: a slow pipeline skips
+            # frames instead of queueing a backlog.
+            slot.next_due = now + slot.interval_s
+            started = time.perf_counter()
+            try:
+                result = slot.processor.process(frame)
+            except Exception as exc:
+                slot.errors += 1
+                slot.last_error = f"{type(exc).__name__}: {exc}"[:500]
+                if slot.errors == 1 or slot.errors % 100 == 0:
+                    logger.exception(
+                        "pipeline %s on %s raised (%d errors)",
+                        slot.spec.analytic_id,
+                        frame.stream_id,
+                        slot.errors,
+                    )
+                continue
+            slot.latencies_ms.append((time.perf_counter() - started) * 1000)
+            slot.meter.tick(time.time())
+            slot.events_emitted += len(result.events)
+            results.append((slot.spec.analytic_id, result))
+        return results
+
+    def stats(self) -> dict[str, dict[str, Any]]:
+        now = time.time()
+        return {slot.spec.analytic_id: slot.stats(now) for slot in self.slots}
+
+    def close(self) -> list[tuple[str, ProcessResult]]:
+        """Flush every processor (pending events) and mark the pipelines stopped."""
+        results = []
+        for slot in self.slots:
+            if slot.processor is not None:
+                try:
+                    result = slot.processor.close()
+                    slot.events_emitted += len(result.events)
+                    results.append((slot.spec.analytic_id, result))
+                except Exception:
+                    logger.exception("pipeline %s failed to close", slot.spec.analytic_id)
+            slot.state = PipelineState.STOPPED
+        return results

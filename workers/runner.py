@@ -1,0 +1,332 @@
+"""The life of one stream on its node: lease, capture, pipelines, live stats.
+
+A `StreamRunner` runs inside a long-lived Celery task (one per active stream).
+It holds the stream's lease in Redis for as long as it runs, decodes frames
+through a `FrameSource`, hands them to the pipelines, and writes its figures
+to Redis every second. It follows the desired state in SQL: control messages
+make a change take effect at once, and a periodic re-read catches any message
+that was missed. Nothing a source or an analytic does can end the task; only
+a stop (stream deleted or deactivated, worker shutting down) or a lost lease.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass
+
+import redis
+from django.conf import settings
+from django.db import DatabaseError
+
+from analytics.plugins import Frame
+from streams.selectors import pipeline_stats_key, stream_stats_key
+from visionaire_site.redis import get_redis
+
+from .capture import CaptureOptions, CaptureState, FrameSource
+from .desired import DesiredStream, desired_stream_get
+from .event_sink import event_sink
+from .leases import Lease, starting_key
+from .pipelines import PipelineHost
+
+logger = logging.getLogger(__name__)
+
+
+class StreamState:
+    """Stream states as the contract names them. Transitions:
+    INITIALIZING → RUNNING ⇄ RECONNECTING; any → TERMINATING → STOPPED;
+    ERROR when the runner itself failed (it retries after a pause)."""
+
+    INITIALIZING = "INITIALIZING"
+    RUNNING = "RUNNING"
+    RECONNECTING = "RECONNECTING"
+    STOPPED = "STOPPED"
+    ERROR = "ERROR"
+    TERMINATING = "TERMINATING"
+
+
+def capture_options() -> CaptureOptions:
+    return CaptureOptions(
+        open_timeout_s=settings.STREAM_OPEN_TIMEOUT_SECONDS,
+        stall_timeout_s=settings.STREAM_STALL_SECONDS,
+        loop_files=settings.STREAM_LOOP_FILES,
+        backoff_initial_s=settings.STREAM_BACKOFF_INITIAL_SECONDS,
+        backoff_max_s=settings.STREAM_BACKOFF_MAX_SECONDS,
+        rtsp_transport=settings.RTSP_TRANSPORT,
+    )
+
+
+class RunnerRegistry:
+    """The runners of this worker process, for control messages and shutdown."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._runners: dict[str, StreamRunner] = {}
+
+    def add(self, runner: StreamRunner) -> None:
+        with self._lock:
+            self._runners[runner.stream_id] = runner
+
+    def remove(self, runner: StreamRunner) -> None:
+        with self._lock:
+            if self._runners.get(runner.stream_id) is runner:
+                del self._runners[runner.stream_id]
+
+    def get(self, stream_id: str) -> StreamRunner | None:
+        with self._lock:
+            return self._runners.get(stream_id)
+
+    def all(self) -> list[StreamRunner]:
+        with self._lock:
+            return list(self._runners.values())
+
+    def stop_all(self, timeout: float = 10.0) -> None:
+        runners = self.all()
+        for runner in runners:
+            runner.request_stop(terminating=True)
+        deadline = time.monotonic() + timeout
+        for runner in runners:
+            runner.finished.wait(max(0.0, deadline - time.monotonic()))
+
+    def restart_all(self) -> None:
+        for runner in self.all():
+            runner.request_restart()
+
+
+RUNNERS = RunnerRegistry()
+
+
+@dataclass
+class Totals:
+    """Figures that outlive a source (an address change or a watchdog restart)."""
+
+    frames_dropped: int = 0
+    reconnects: int = 0
+
+    def absorb(self, source: FrameSource, *, reconnected: bool = False) -> None:
+        self.frames_dropped += source.frames_dropped
+        self.reconnects += source.reconnects + (1 if reconnected else 0)
+
+
+class StreamRunner:
+    def __init__(
+        self, stream_id: str, *, node_num: int, worker_name: str = "", client: redis.Redis | None = None
+    ):
+        self.stream_id = stream_id
+        self.node_num = node_num
+        self.client = client or get_redis()
+        self.lease = Lease(self.client, stream_id, owner=f"node{node_num}:{worker_name or 'worker'}")
+        self.finished = threading.Event()
+        self._stop = threading.Event()
+        self._restart = threading.Event()
+        self._reload = threading.Event()
+        self._terminating = False
+        self.state = StreamState.INITIALIZING
+        self.message = "Starting"
+        self.totals = Totals()
+        self.source: FrameSource | None = None
+        self.host: PipelineHost | None = None
+
+    # -- control (any thread) ---------------------------------------------------
+    def request_stop(self, *, terminating: bool = False) -> None:
+        self._terminating = self._terminating or terminating
+        self._stop.set()
+
+    def request_restart(self) -> None:
+        self._restart.set()
+
+    def request_reload(self) -> None:
+        self._reload.set()
+
+    # -- the task body ----------------------------------------------------------
+    def run(self) -> bool:
+        """Run until stopped; False when the stream already runs elsewhere."""
+        acquired = self.lease.acquire()
+        # This start was taken up (or found redundant): the next one may be queued.
+        self.client.delete(starting_key(self.stream_id))
+        if not acquired:
+            logger.info("stream %s already runs elsewhere (lease held); not starting", self.stream_id)
+            self.finished.set()
+            return False
+        RUNNERS.add(self)
+        logger.info("stream %s: runner started on node %s", self.stream_id, self.node_num)
+        try:
+            self._supervise()
+        finally:
+            RUNNERS.remove(self)
+            try:
+                self.lease.release()
+            except redis.RedisError as exc:
+                logger.warning(
+                    "stream %s: lease not released (%s); it expires by itself", self.stream_id, exc
+                )
+            self.finished.set()
+            logger.info("stream %s: runner ended", self.stream_id)
+        return True
+
+    def _supervise(self) -> None:
+        pause = settings.STREAM_BACKOFF_INITIAL_SECONDS
+        while not self._stop.is_set():
+            try:
+                desired = desired_stream_get(self.stream_id)
+            except DatabaseError as exc:
+                self._set(StreamState.ERROR, f"cannot read the stream's configuration: {exc}".strip())
+                self._publish_stats(None)
+                self._stop.wait(pause)
+                pause = min(pause * 2, settings.STREAM_BACKOFF_MAX_SECONDS)
+                continue
+            if desired is None or not desired.active or desired.node_num != self.node_num:
+                break
+            try:
+                self._session(desired)
+                pause = settings.STREAM_BACKOFF_INITIAL_SECONDS
+            except Exception as exc:  # a bug must not end the task: report, pause, start over
+                logger.exception("stream %s: runner failed", self.stream_id)
+                self._set(StreamState.ERROR, f"runner error: {type(exc).__name__}: {exc}"[:500])
+                self._publish_stats(None)
+                self._stop.wait(pause)
+                pause = min(pause * 2, settings.STREAM_BACKOFF_MAX_SECONDS)
+        self._set(StreamState.TERMINATING if self._terminating else StreamState.STOPPED, "Stream is stopped")
+        self._publish_stats(None, final=True)
+
+    def _session(self, desired: DesiredStream) -> None:
+        """Run one configuration of the stream until it changes, a restart is
+        asked for, or the stream must stop."""
+        self._restart.clear()
+        self.source = source = FrameSource(desired.address, capture_options(), name=self.stream_id)
+        self.host = host = PipelineHost(list(desired.pipelines))
+        self._set(StreamState.INITIALIZING, "Connecting to the source")
+        source.start()
+        next_stats = next_check = time.monotonic()
+        try:
+            while not self._stop.is_set() and not self._restart.is_set():
+                frame = source.read(timeout=0.2)
+                if frame is not None:
+                    self._process(host, desired, frame)
+                now = time.monotonic()
+                if self._reload.is_set() or now >= next_check:
+                    self._reload.clear()
+                    next_check = now + settings.STREAM_DESIRED_CHECK_SECONDS
+                    changed = self._desired_changed(desired)
+                    if changed == "stop":
+                        self._stop.set()
+                    elif changed == "source":
+                        break  # a new session opens the new address
+                    elif changed == "pipelines":
+                        host.close()
+                        desired = desired_stream_get(self.stream_id) or desired
+                        self.host = host = PipelineHost(list(desired.pipelines))
+                if now >= next_stats:
+                    next_stats = now + settings.STREAM_STATS_SECONDS
+                    source = self._watchdog(source, desired)
+                    self._sync_state(source)
+                    self._publish_stats(host)
+                    self._refresh_lease()
+        finally:
+            self._set(StreamState.TERMINATING, "Stream is stopping")
+            for analytic_id, result in host.close():
+                self._emit(desired, analytic_id, result.events, time.time())
+            source.stop(timeout=3.0)
+            self.totals.absorb(source)
+            self.source = None
+
+    # -- per frame ----------------------------------------------------------------
+    def _process(self, host: PipelineHost, desired: DesiredStream, captured) -> None:
+        frame = Frame(
+            image=captured.image,
+            timestamp=captured.timestamp,
+            index=captured.index,
+            stream_id=self.stream_id,
+            node_num=self.node_num,
+        )
+        for analytic_id, result in host.process(frame):
+            if result.events:
+                self._emit(desired, analytic_id, result.events, captured.timestamp)
+
+    def _emit(self, desired: DesiredStream, analytic_id: str, events, timestamp: float) -> None:
+        for record in events:
+            event_sink().submit(desired=desired, analytic_id=analytic_id, record=record, timestamp=timestamp)
+
+    # -- periodic -----------------------------------------------------------------
+    def _desired_changed(self, desired: DesiredStream) -> str | None:
+        try:
+            fresh = desired_stream_get(self.stream_id)
+        except DatabaseError as exc:
+            logger.warning(
+                "stream %s: desired state unreadable (%s); keeping the current one", self.stream_id, exc
+            )
+            return None
+        if fresh is None or not fresh.active or fresh.node_num != self.node_num:
+            return "stop"
+        if fresh.address != desired.address:
+            return "source"
+        if fresh.pipelines != desired.pipelines:
+            return "pipelines"
+        return None
+
+    def _watchdog(self, source: FrameSource, desired: DesiredStream) -> FrameSource:
+        """Replace a capture whose thread is stuck (no frame, no fault, well past
+        the stall limit): a native read that never returns must not freeze the stream."""
+        silent = time.time() - source.last_frame_at
+        if source.state is CaptureState.RUNNING and silent > 2 * settings.STREAM_STALL_SECONDS:
+            logger.warning("stream %s: capture stuck for %.0fs; replacing it", self.stream_id, silent)
+            source.stop(timeout=0.5)
+            self.totals.absorb(source, reconnected=True)
+            source = FrameSource(desired.address, capture_options(), name=self.stream_id)
+            source.start()
+            self.source = source
+        return source
+
+    def _refresh_lease(self) -> None:
+        try:
+            if not self.lease.refresh():
+                # Expired (this worker was frozen or cut off from Redis) and maybe
+                # taken by another worker: stop, never run twice.
+                logger.warning("stream %s: lease lost; stopping this runner", self.stream_id)
+                self._stop.set()
+        except redis.RedisError as exc:
+            logger.warning("stream %s: lease not refreshed (%s)", self.stream_id, exc)
+
+    def _set(self, state: str, message: str) -> None:
+        self.state, self.message = state, message
+
+    def _sync_state(self, source: FrameSource) -> None:
+        mapping = {
+            CaptureState.CONNECTING: StreamState.INITIALIZING,
+            CaptureState.RUNNING: StreamState.RUNNING,
+            CaptureState.RECONNECTING: StreamState.RECONNECTING,
+            CaptureState.ENDED: StreamState.STOPPED,
+            CaptureState.STOPPED: StreamState.STOPPED,
+        }
+        self._set(mapping[source.state], source.message)
+
+    def _publish_stats(self, host: PipelineHost | None, *, final: bool = False) -> None:
+        source = self.source
+        now = time.time()
+        stats = {
+            "fps": round(source.fps()) if source and self.state == StreamState.RUNNING else 0,
+            "frame_width": source.width if source else 0,
+            "frame_height": source.height if source else 0,
+            "state": self.state,
+            "last_error_msg": self.message,
+            "frames_dropped": self.totals.frames_dropped + (source.frames_dropped if source else 0),
+            "reconnects": self.totals.reconnects + (source.reconnects if source else 0),
+            "uptime_sec": int(now - source.running_since) if source and source.running_since else 0,
+            "node_num": self.node_num,
+            "updated_at": round(now, 3),
+        }
+        # Live figures expire soon after their runner stops refreshing them (a
+        # killed worker), so the API never shows a dead stream as RUNNING; a final
+        # STOPPED lasts a minute for clients to read.
+        ttl = 60 if final else int(4 * settings.STREAM_STATS_SECONDS)
+        try:
+            pipe = self.client.pipeline(transaction=False)
+            pipe.hset(stream_stats_key(self.stream_id), mapping=stats)
+            pipe.expire(stream_stats_key(self.stream_id), ttl)
+            for analytic_id, figures in (host.stats() if host else {}).items():
+                pipe.hset(pipeline_stats_key(self.stream_id, analytic_id), mapping=figures)
+                pipe.expire(pipeline_stats_key(self.stream_id, analytic_id), ttl)
+            pipe.execute()
+        except redis.RedisError as exc:
+            logger.warning("stream %s: stats not written (%s)", self.stream_id, exc)
