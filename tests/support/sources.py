@@ -5,6 +5,10 @@
 - `HtmlServer`: answers an HTML page to every GET (a URL that is not video).
 - `refused_port()` / `refused_url()`: a port nothing listens on.
 
+With OpenCV's FFmpeg backend, a stalled MJPEG source makes read() fail after the
+capture's CAP_PROP_READ_TIMEOUT_MSEC (default 30 s), and that capture stays failed
+after resume(): a reader has to open a new one. disconnect() makes reads fail at once.
+
 Servers are context managers; each client is served by its own thread, every wait
 is bounded, and stop() returns only after all handler threads have finished.
 """
