@@ -59,12 +59,22 @@ def ensure_environment(extras: set[str]) -> Path:
     stamp = _installed()
     if stamp.get("hash") == _wanted_hash() and extras <= set(stamp.get("extras", [])):
         return python
-    extras = extras | set(stamp.get("extras", [])) if stamp.get("hash") == _wanted_hash() else extras
+    installed = set(stamp.get("extras", []))
+    accelerators = {"cpu", "gpu"}
+    if stamp.get("hash") == _wanted_hash():
+        # Keep what was installed (e.g. the test tools), but one ONNX Runtime build only.
+        extras = extras | (installed - (accelerators if extras & accelerators else set()))
     target = f".[{','.join(sorted(extras))}]" if extras else "."
     print(f"visionaire: installing {target} into {VENV} (first run takes a few minutes)", flush=True)
     pip = [str(python), "-m", "pip", "install", "--disable-pip-version-check", "--quiet"]
     try:
         subprocess.check_call([*pip, "--upgrade", "pip"], cwd=ROOT)
+        if installed & accelerators and not (installed & accelerators) <= extras:
+            # Switching between onnxruntime and onnxruntime-gpu: they share a module.
+            subprocess.check_call(
+                [str(python), "-m", "pip", "uninstall", "-y", "-q", "onnxruntime", "onnxruntime-gpu"],
+                cwd=ROOT,
+            )
         subprocess.check_call([*pip, "-e", target], cwd=ROOT)
     except subprocess.CalledProcessError as exc:
         _fail(f"installing dependencies failed (exit {exc.returncode}); see pip's output above")
@@ -72,9 +82,22 @@ def ensure_environment(extras: set[str]) -> Path:
     return python
 
 
+def accelerator_extra() -> str:
+    """ "gpu" (onnxruntime-gpu) where an NVIDIA GPU answers, else "cpu"; settable
+    with VISIONAIRE_ONNXRUNTIME=cpu|gpu."""
+    forced = os.environ.get("VISIONAIRE_ONNXRUNTIME", "").strip().lower()
+    if forced in ("cpu", "gpu"):
+        return forced
+    try:
+        found = subprocess.run(["nvidia-smi", "-L"], capture_output=True, timeout=20).returncode == 0
+    except (OSError, subprocess.TimeoutExpired):
+        found = False
+    return "gpu" if found else "cpu"
+
+
 def main(argv: list[str]) -> None:
     command = argv[0] if argv else "up"
-    extras = {"test"} if command in TEST_COMMANDS else set()
+    extras = {accelerator_extra()} | ({"test"} if command in TEST_COMMANDS else set())
     python = ensure_environment(extras)
     os.chdir(ROOT)
     os.execv(str(python), [str(python), "-m", "visionaire_site.launcher", *(argv or ["up"])])

@@ -194,17 +194,10 @@ class GpuProbe:
 
 
 def detect_run_mode(gpu_probe: GpuProbe | None = None) -> str:
-    """ "GPU" when ONNX Runtime can run on CUDA here (the provider is built in and
-    a GPU is visible), else "CPU"."""
-    try:
-        import onnxruntime
-    except ImportError:
-        return "CPU"
-    try:
-        providers = onnxruntime.get_available_providers()
-    except Exception:
-        return "CPU"
-    if "CUDAExecutionProvider" not in providers:
+    """ "GPU" when ONNX Runtime really runs on CUDA here and NVML sees a GPU, else "CPU"."""
+    from .model_runtime import cuda_works
+
+    if not cuda_works():
         return "CPU"
     probe = gpu_probe or GpuProbe()
     return "GPU" if probe.count() > 0 else "CPU"

@@ -317,20 +317,25 @@ def test_gpu_probe_without_driver_reports_no_gpus(monkeypatch):
     assert GpuProbe().stats() == []
 
 
-def test_run_mode(monkeypatch):
-    monkeypatch.setitem(sys.modules, "onnxruntime", None)  # not installed
-    assert detect_run_mode() == "CPU"
+def test_run_mode_is_cpu_where_cuda_does_not_run():
+    # This machine has ONNX Runtime's CPU build only: the probe model runs on CPU.
+    from workers import model_runtime
 
-    ort = types.ModuleType("onnxruntime")
-    ort.get_available_providers = lambda: ["CUDAExecutionProvider", "CPUExecutionProvider"]
-    monkeypatch.setitem(sys.modules, "onnxruntime", ort)
+    assert model_runtime.cuda_works() is False
+    assert model_runtime.providers() == ["CPUExecutionProvider"]
+    assert detect_run_mode() == "CPU"
+    session = model_runtime.SESSIONS.get("probe", lambda: model_runtime._PROBE_MODEL)
+    assert session.get_providers() == ["CPUExecutionProvider"]
+    assert model_runtime.SESSIONS.get("probe", lambda: b"never loaded") is session  # shared
+
+
+def test_run_mode_is_gpu_only_with_working_cuda_and_a_visible_gpu(monkeypatch):
+    from workers import model_runtime
+
+    monkeypatch.setattr(model_runtime, "cuda_works", lambda: True)
     monkeypatch.setitem(sys.modules, "pynvml", _FakeNvml())
     assert detect_run_mode() == "GPU"
-
-    monkeypatch.setitem(sys.modules, "pynvml", None)  # CUDA build but no GPU visible
-    assert detect_run_mode() == "CPU"
-
-    ort.get_available_providers = lambda: ["CPUExecutionProvider"]
+    monkeypatch.setitem(sys.modules, "pynvml", None)  # CUDA runs but NVML sees no GPU
     assert detect_run_mode() == "CPU"
 
 
