@@ -95,8 +95,18 @@ def accelerator_extra() -> str:
     return "gpu" if found else "cpu"
 
 
+def ensure_system_packages() -> None:
+    """The suite uses real media tools (ffmpeg, a GStreamer RTSP server, Chromium):
+    install the missing Debian packages before the first test run."""
+    script = ROOT / ".ci" / "system-deps"
+    if subprocess.call(["bash", str(script)], cwd=ROOT) != 0:
+        _fail(f"installing the system packages the tests need failed; see {script.relative_to(ROOT)}")
+
+
 def main(argv: list[str]) -> None:
     command = argv[0] if argv else "up"
+    if command == "test":
+        ensure_system_packages()
     extras = {accelerator_extra()} | ({"test"} if command in TEST_COMMANDS else set())
     python = ensure_environment(extras)
     os.chdir(ROOT)
