@@ -48,3 +48,11 @@ def live_state(what: str):
     except redis.RedisError as exc:
         logger.warning("reading %s failed: %s", what, exc)
         raise LiveStateUnavailable(f"{what} unavailable: live state store (Redis) unreachable") from None
+
+
+@functools.lru_cache(maxsize=1)
+def get_redis_binary() -> redis.Redis:
+    """A client that returns bytes, for frames and other binary payloads."""
+    return redis.Redis.from_url(
+        settings.REDIS_URL, socket_timeout=5, socket_connect_timeout=3, health_check_interval=30
+    )

@@ -29,6 +29,7 @@ from .desired import DesiredStream, desired_stream_get
 from .event_sink import event_sink
 from .leases import Lease, starting_key
 from .pipelines import PipelineHost
+from .viewing import FramePublisher
 
 logger = logging.getLogger(__name__)
 
@@ -51,6 +52,7 @@ def capture_options() -> CaptureOptions:
         open_timeout_s=settings.STREAM_OPEN_TIMEOUT_SECONDS,
         stall_timeout_s=settings.STREAM_STALL_SECONDS,
         loop_files=settings.STREAM_LOOP_FILES,
+        pace_files=settings.STREAM_PACE_FILES,
         backoff_initial_s=settings.STREAM_BACKOFF_INITIAL_SECONDS,
         backoff_max_s=settings.STREAM_BACKOFF_MAX_SECONDS,
         rtsp_transport=settings.RTSP_TRANSPORT,
@@ -127,6 +129,7 @@ class StreamRunner:
         self.totals = Totals()
         self.source: FrameSource | None = None
         self.host: PipelineHost | None = None
+        self.publisher = FramePublisher(stream_id)
 
     # -- control (any thread) ---------------------------------------------------
     def request_stop(self, *, terminating: bool = False) -> None:
@@ -241,8 +244,10 @@ class StreamRunner:
             node_num=self.node_num,
         )
         for analytic_id, result in host.process(frame):
+            self.publisher.overlay(analytic_id, result.overlay, captured.timestamp)
             if result.events:
                 self._emit(desired, analytic_id, result.events, captured.timestamp)
+        self.publisher.offer(captured.image, index=captured.index, timestamp=captured.timestamp)
 
     def _emit(self, desired: DesiredStream, analytic_id: str, events, timestamp: float) -> None:
         for record in events:
