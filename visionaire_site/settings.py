@@ -221,6 +221,8 @@ STREAM_OPEN_TIMEOUT_SECONDS = env_float("VISIONAIRE_STREAM_OPEN_TIMEOUT_SECONDS"
 # No frame for this long on an open source: RECONNECTING ("stalled source").
 STREAM_STALL_SECONDS = env_float("VISIONAIRE_STREAM_STALL_SECONDS", 10.0, minimum=0.5)
 STREAM_LOOP_FILES = env_bool("VISIONAIRE_STREAM_LOOP_FILES", True)
+# Read files at their own frame rate, as a camera delivers; off only for benchmarks of raw decode.
+STREAM_PACE_FILES = env_bool("VISIONAIRE_STREAM_PACE_FILES", True)
 STREAM_BACKOFF_INITIAL_SECONDS = env_float("VISIONAIRE_STREAM_BACKOFF_INITIAL_SECONDS", 0.5, minimum=0.05)
 STREAM_BACKOFF_MAX_SECONDS = env_float("VISIONAIRE_STREAM_BACKOFF_MAX_SECONDS", 30.0, minimum=0.1)
 STREAM_LEASE_SECONDS = env_float("VISIONAIRE_STREAM_LEASE_SECONDS", 10.0, minimum=1.0)
