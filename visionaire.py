@@ -37,7 +37,10 @@ def _venv_python() -> Path:
 
 
 def _wanted_hash() -> str:
-    return hashlib.sha256((ROOT / "pyproject.toml").read_bytes()).hexdigest()
+    digest = hashlib.sha256()
+    for name in ("pyproject.toml", "requirements-nodeps.txt"):
+        digest.update((ROOT / name).read_bytes())
+    return digest.hexdigest()
 
 
 def _installed() -> dict:
@@ -76,6 +79,7 @@ def ensure_environment(extras: set[str]) -> Path:
                 cwd=ROOT,
             )
         subprocess.check_call([*pip, "-e", target], cwd=ROOT)
+        subprocess.check_call([*pip, "--no-deps", "-r", "requirements-nodeps.txt"], cwd=ROOT)
     except subprocess.CalledProcessError as exc:
         _fail(f"installing dependencies failed (exit {exc.returncode}); see pip's output above")
     STAMP.write_text(json.dumps({"hash": _wanted_hash(), "extras": sorted(extras)}))
