@@ -57,6 +57,30 @@ def decode_live_message(payload: bytes) -> tuple[dict[str, Any], bytes]:
     return json.loads(head), jpeg
 
 
+class RateGate:
+    """Lets events through at about `fps` per second on average.
+
+    A frame that comes a little early (within a quarter of the interval) still
+    passes and the schedule keeps its phase, so a 25 fps source thinned to 10 fps
+    gives 10, not the 8.3 that "next = now + interval" gives (every third frame).
+    After a gap the schedule restarts from now instead of bursting to catch up.
+    """
+
+    def __init__(self, fps: float = 0.0) -> None:
+        self.fps = fps
+        self._due = 0.0
+
+    def ready(self, now: float) -> bool:
+        """Whether an event at `now` (monotonic seconds) passes; fps <= 0 lets everything through."""
+        if self.fps <= 0:
+            return True
+        interval = 1.0 / self.fps
+        if now < self._due - interval / 4:
+            return False
+        self._due = (self._due if now - self._due < interval else now) + interval
+        return True
+
+
 class FramePublisher:
     """Runner-side: publishes frames and overlays of one stream while watched."""
 
@@ -65,7 +89,7 @@ class FramePublisher:
         self.client = client or get_redis_binary()
         self._fps = 0.0  # 0: nobody watches
         self._next_check = 0.0
-        self._next_frame = 0.0
+        self._gate = RateGate()
         self._overlays: dict[str, dict[str, Any]] = {}
         self.published = 0
 
@@ -90,6 +114,7 @@ class FramePublisher:
             return
         requested = float(raw)
         self._fps = float(MAX_VIEW_FPS) if requested <= 0 else min(requested, MAX_VIEW_FPS)
+        self._gate.fps = self._fps
 
     def overlay(self, analytic_id: str, items: list[OverlayItem], timestamp: float) -> None:
         """Remember a pipeline's latest overlay (only while watched)."""
@@ -100,10 +125,8 @@ class FramePublisher:
         """Publish `image` if someone watches and the rate allows; True if published."""
         if not self.watched:
             return False
-        now = time.monotonic()
-        if now < self._next_frame:
+        if not self._gate.ready(time.monotonic()):
             return False
-        self._next_frame = now + 1.0 / self._fps
         ok, jpeg = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, SOURCE_JPEG_QUALITY])
         if not ok:
             return False
