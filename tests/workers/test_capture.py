@@ -1,0 +1,387 @@
+"""The capture thread (workers.capture.FrameSource) on real sources: H.264 files,
+the GStreamer RTSP server, an MJPEG server that stalls, an HTML page, a refused
+port, a missing host and files that are not video.
+
+Each source is started with short timeouts; `RecordingSource` keeps every state
+change the thread makes (with the reconnect count at that moment), so a test
+sees short-lived states such as one backoff message without racing for them.
+"""
+
+from __future__ import annotations
+
+import gc
+import shutil
+import threading
+import time
+import weakref
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+from workers.capture import (
+    CapturedFrame,
+    CaptureOptions,
+    CaptureState,
+    FrameSource,
+    LatestFrame,
+    RateMeter,
+    Source,
+    parse_source,
+)
+
+from .conftest import wait_for
+
+RUNNING = (CaptureState.RUNNING, "Stream is running..")
+STOPPED = (CaptureState.STOPPED, "Stream is stopped")
+OPTIONS = CaptureOptions(open_timeout_s=2.0, stall_timeout_s=1.0, backoff_initial_s=0.1, backoff_max_s=0.4)
+
+
+class RecordingSource(FrameSource):
+    """A FrameSource that records each state it sets: (time, state, message, reconnects)."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        self.changes: list[tuple[float, CaptureState, str, int]] = []
+        super().__init__(*args, **kwargs)
+
+    def _set(self, state: CaptureState, message: str) -> None:
+        self.changes.append((time.monotonic(), state, message, self.reconnects))
+        super()._set(state, message)
+
+    def states(self) -> list[tuple[CaptureState, str]]:
+        return [(state, message) for _, state, message, _ in list(self.changes)]
+
+
+@pytest.fixture
+def sources():
+    """Start a RecordingSource with OPTIONS (overridable); every one is stopped after the test."""
+    started: list[RecordingSource] = []
+
+    def start(address, **options) -> RecordingSource:
+        source = RecordingSource(str(address), replace(OPTIONS, **options))
+        started.append(source)
+        source.start()
+        return source
+
+    yield start
+    for source in started:
+        assert source.stop(timeout=5), f"capture thread of {source.address} did not stop"
+
+
+@pytest.fixture(scope="module")
+def one_second_file(media):
+    """320x240 H.264, 25 fps, 1 s (25 frames): loops quickly."""
+    return media.small_h264(seconds=1)
+
+
+def running(source: FrameSource, timeout: float = 10.0) -> None:
+    wait_for(lambda: source.state is CaptureState.RUNNING, timeout=timeout, what=f"{source.address} RUNNING")
+
+
+def reconnecting(cause: str, backoff: float = 0.1) -> list[tuple[CaptureState, str]]:
+    """The two states of one failed attempt: the wait before the next, then the next attempt."""
+    return [
+        (CaptureState.RECONNECTING, f"Reconnecting in {backoff:.1f}s: {cause}"),
+        (CaptureState.RECONNECTING, f"Reconnecting: {cause}"),
+    ]
+
+
+# --- files --------------------------------------------------------------------------
+
+
+def test_a_file_is_read_at_its_frame_rate_and_loops(sources, one_second_file):
+    started = time.monotonic()
+    source = sources(one_second_file)
+    running(source)
+    assert (source.width, source.height) == (320, 240)
+    # 60 frames of a 25-frame file: it looped twice without a reconnect.
+    wait_for(lambda: source.frames_decoded >= 60, timeout=10, what="60 frames")
+    elapsed = time.monotonic() - started
+    assert 59 / 25 * 0.9 <= elapsed <= 59 / 25 + 2.0, elapsed  # paced at 25 fps, not as fast as decoding
+    assert 22 <= source.fps() <= 28
+    assert source.state is CaptureState.RUNNING
+    assert source.reconnects == 0
+    assert source.states() == [RUNNING]
+
+
+def test_a_file_that_does_not_loop_ends(sources, one_second_file):
+    started = time.monotonic()
+    source = sources(one_second_file, loop_files=False)
+    wait_for(lambda: source.state is CaptureState.ENDED, timeout=10, what="the end of the file")
+    assert time.monotonic() - started >= 0.9  # 25 frames at 25 fps
+    wait_for(lambda: not source._thread.is_alive(), timeout=5, what="the capture thread to end by itself")
+    assert source.states() == [RUNNING, (CaptureState.ENDED, "End of file reached")]
+    assert (source.frames_decoded, source.reconnects) == (25, 0)
+    assert source.message == "End of file reached"
+
+
+def test_without_pacing_a_file_decodes_faster_than_real_time(sources, h264_720p):
+    started = time.monotonic()
+    source = sources(h264_720p, pace_files=False, loop_files=False)
+    wait_for(lambda: source.state is CaptureState.ENDED, timeout=10, what="the end of the file")
+    # 100 frames of 720p25 (4 s of video), decoded in well under 4 s.
+    assert time.monotonic() - started < 3.0
+    assert (source.frames_decoded, source.width, source.height) == (100, 1280, 720)
+    assert source.states() == [RUNNING, (CaptureState.ENDED, "End of file reached")]
+
+
+def test_a_missing_file(sources, tmp_path):
+    missing = tmp_path / "gone.mp4"
+    source = sources(missing)
+    wait_for(lambda: source.reconnects >= 2, what="two retries")
+    cause = f"file not found: {missing}"
+    assert source.states()[:4] == reconnecting(cause) + reconnecting(cause, 0.2)
+    assert source.frames_decoded == 0
+
+
+@pytest.mark.parametrize("fixture", ["not_a_video_file", "text_as_video_file"])
+def test_a_file_that_is_not_video(sources, request, fixture):
+    path = request.getfixturevalue(fixture)
+    source = sources(path)
+    wait_for(lambda: source.reconnects >= 2, what="two retries")
+    cause = f"file is not a readable video: {path}"
+    assert source.states()[:4] == reconnecting(cause) + reconnecting(cause, 0.2)
+    assert source.state is CaptureState.RECONNECTING
+
+
+def test_a_file_that_appears_is_picked_up(sources, tmp_path, one_second_file):
+    # Retries go on for as long as the source is wanted: a file copied in later is read.
+    path = tmp_path / "later.mp4"
+    source = sources(path)
+    wait_for(lambda: source.reconnects >= 1, what="a retry")
+    shutil.copy(one_second_file, path)
+    running(source)
+    assert source.states()[:2] == reconnecting(f"file not found: {path}")
+    assert source.states()[-1] == RUNNING
+
+
+# --- the one-slot buffer ------------------------------------------------------------
+
+
+def test_a_consumer_that_does_not_read_makes_drops_not_a_queue(sources, one_second_file):
+    source = sources(one_second_file, pace_files=False)
+    seen: list[weakref.ref] = []
+    # Sample the buffer while the thread decodes as fast as it can.
+    deadline = time.monotonic() + 10
+    while source.frames_decoded < 300:
+        frame = source.buffer.peek()
+        if frame is not None and (not seen or seen[-1]() is not frame):
+            seen.append(weakref.ref(frame))
+        del frame
+        assert time.monotonic() < deadline, "300 frames were not decoded within 10 s"
+        time.sleep(0.002)
+    assert source.stop(timeout=5)
+    seen.append(weakref.ref(source.buffer.peek()))
+    # Nothing was read: every frame but the last one was replaced unread.
+    assert source.frames_dropped == source.frames_decoded - 1
+    assert len(seen) >= 5
+    # Memory stays flat: of all the frames seen in the buffer, only the one still there is alive.
+    gc.collect()
+    alive = [ref() for ref in seen if ref() is not None]
+    assert alive == [source.buffer.peek()]
+    # The consumer gets the newest frame, once.
+    latest = source.read(timeout=1.0)
+    assert latest is not None and latest.index == source.frames_decoded
+    assert latest.image.shape == (240, 320, 3)
+    assert source.read(timeout=0.05) is None
+
+
+def test_a_consumer_that_keeps_up_drops_nothing(sources, one_second_file):
+    source = sources(one_second_file)
+    indexes = []
+    deadline = time.monotonic() + 10
+    while len(indexes) < 30:
+        frame = source.read(timeout=1.0)
+        assert frame is not None, "no frame within 1 s from a 25 fps file"
+        indexes.append(frame.index)
+        assert time.monotonic() < deadline
+    assert indexes == list(range(1, 31))
+    assert source.frames_dropped == 0
+
+
+def frame(index: int) -> CapturedFrame:
+    return CapturedFrame(image=np.zeros((2, 2, 3), np.uint8), timestamp=float(index), index=index)
+
+
+def test_latest_frame_replaces_and_counts_unread_frames():
+    buffer = LatestFrame()
+    assert buffer.get(timeout=0.01) is None
+    assert buffer.put(frame(1)) is False  # nothing was there
+    assert buffer.get(timeout=0.01).index == 1
+    assert buffer.get(timeout=0.01) is None  # nothing newer than the one taken
+    assert buffer.put(frame(2)) is False  # the previous one was read
+    assert buffer.put(frame(3)) is True  # 2 was never read: a drop
+    assert buffer.peek().index == 3  # peek does not take it
+    assert buffer.get(timeout=0.01).index == 3
+    assert buffer.peek().index == 3
+    buffer.reset()
+    assert buffer.peek() is None
+    assert buffer.put(frame(1)) is False  # a new source counts from 1 again
+    assert buffer.get(timeout=0.01).index == 1
+
+
+def test_latest_frame_get_wakes_up_on_put():
+    buffer = LatestFrame()
+    putter = threading.Timer(0.05, lambda: buffer.put(frame(1)))
+    started = time.monotonic()
+    putter.start()
+    got = buffer.get(timeout=5.0)
+    putter.join()
+    assert got is not None and got.index == 1
+    assert time.monotonic() - started < 2.0  # woken by the put, not by the timeout
+
+
+def test_rate_meter():
+    meter = RateMeter(window_s=2.0)
+    assert meter.rate(100.0) == 0.0
+    for i in range(26):
+        meter.tick(100.0 + i * 0.04)  # 25 per second for 1 s
+    assert meter.rate(101.0) == pytest.approx(25.0)
+    assert meter.rate(103.5) == 0.0  # all ticks left the window
+
+
+# --- network sources ----------------------------------------------------------------
+
+
+def test_a_refused_port_backs_off_to_the_cap(sources, refused_port):
+    source = sources(f"rtsp://127.0.0.1:{refused_port}/test")
+    wait_for(lambda: source.reconnects >= 5, timeout=10, what="five retries")
+    cause = f"connection refused by 127.0.0.1:{refused_port}"
+    # Backoff 0.1 → 0.2 → 0.4, then capped at 0.4.
+    assert source.states()[:10] == (
+        reconnecting(cause, 0.1)
+        + reconnecting(cause, 0.2)
+        + reconnecting(cause, 0.4)
+        + reconnecting(cause, 0.4)
+        + reconnecting(cause, 0.4)
+    )
+    times = [at for at, _, message, _ in source.changes[:10]]
+    waits = [after - before for before, after in zip(times[0::2], times[1::2], strict=True)]
+    for waited, backoff in zip(waits, [0.1, 0.2, 0.4, 0.4, 0.4], strict=True):
+        assert backoff * 0.9 <= waited <= backoff + 0.5, (waits, backoff)
+    # Each attempt after the first counts as a reconnect.
+    assert [reconnects for _, _, _, reconnects in source.changes[:10]] == [0, 0, 1, 1, 2, 2, 3, 3, 4, 4]
+    assert (source.state, source.frames_decoded, source.fps()) == (CaptureState.RECONNECTING, 0, 0.0)
+
+
+def test_an_unknown_host(sources):
+    source = sources("http://camera.invalid/video.mjpg")
+    wait_for(lambda: source.reconnects >= 1, what="a retry")
+    assert source.states()[:2] == reconnecting("unknown host camera.invalid")
+
+
+def test_a_url_that_is_not_video(sources, html_server):
+    source = sources(html_server.url)
+    wait_for(lambda: source.reconnects >= 1, what="a retry")
+    assert source.states()[:2] == reconnecting(
+        f"127.0.0.1:{html_server.port} answered but sent no readable video"
+    )
+    assert html_server.requests >= 1  # FFmpeg really asked it
+
+
+def test_rtsp_runs_reconnects_while_the_server_is_down_and_recovers(sources, rtsp_server):
+    source = sources(rtsp_server.url)
+    running(source)
+    assert (source.width, source.height) == (320, 240)
+    wait_for(lambda: source.frames_decoded >= 40, what="40 frames")
+    assert source.states() == [RUNNING]
+
+    rtsp_server.stop()
+    refused = f"connection refused by 127.0.0.1:{rtsp_server.port}"
+    wait_for(lambda: len(source.states()) >= 5, what="the refused reconnection")
+    assert source.state is CaptureState.RECONNECTING
+    # The read fails as the connection closes; the next attempt finds the port closed.
+    assert source.states()[1:5] == reconnecting("end of stream or decode error", 0.1) + reconnecting(
+        refused, 0.2
+    )
+    reconnects_while_down = source.reconnects
+    assert reconnects_while_down >= 1
+
+    rtsp_server.start()  # same port
+    decoded = source.frames_decoded
+    running(source)
+    wait_for(lambda: source.frames_decoded >= decoded + 10, what="frames after the restart")
+    assert source.reconnects > reconnects_while_down
+    assert source.states()[-1] == RUNNING
+    assert (source.width, source.height) == (320, 240)
+
+
+def test_a_stalled_mjpeg_source_reconnects_and_recovers(sources, mjpeg_server):
+    source = sources(mjpeg_server.url, open_timeout_s=1.0)
+    running(source)
+    wait_for(lambda: source.frames_decoded >= 10, what="10 frames")
+
+    mjpeg_server.stall()
+    wait_for(lambda: len(source.states()) >= 3, timeout=5, what="the stall to be noticed")
+    assert source.states()[:3] == [RUNNING] + reconnecting("no frame for 1s (stalled source)")
+    assert time.time() - source.last_frame_at >= 0.9
+
+    mjpeg_server.resume()
+    wait_for(lambda: len(source.states()) > 3 and source.state is CaptureState.RUNNING, what="RUNNING again")
+    assert source.reconnects >= 1
+    assert source.states()[-1] == RUNNING
+
+
+# --- stopping -----------------------------------------------------------------------
+
+
+def stops_in_time(source: FrameSource, timeout: float) -> float:
+    started = time.monotonic()
+    assert source.stop(timeout=timeout) is True
+    elapsed = time.monotonic() - started
+    assert not source._thread.is_alive()
+    assert (source.state, source.message) == STOPPED
+    return elapsed
+
+
+def test_stop_while_running(sources, one_second_file):
+    source = sources(one_second_file)
+    running(source)
+    assert stops_in_time(source, timeout=2.0) < 1.0
+    assert source.states()[-1] == STOPPED
+
+
+def test_stop_during_a_long_backoff(sources, refused_port):
+    source = sources(f"rtsp://127.0.0.1:{refused_port}/test", backoff_initial_s=30.0, backoff_max_s=30.0)
+    wait_for(lambda: source.state is CaptureState.RECONNECTING, what="the first backoff")
+    assert stops_in_time(source, timeout=2.0) < 1.0  # the backoff wait is interrupted
+
+
+def test_stop_while_a_read_blocks_on_a_stalled_source(sources, mjpeg_server):
+    source = sources(mjpeg_server.url, stall_timeout_s=1.0)
+    running(source)
+    mjpeg_server.stall()
+    wait_for(lambda: time.time() - source.last_frame_at > 0.2, what="the stall to begin")
+    # The native read returns at its read timeout (1 s), then the thread ends.
+    assert stops_in_time(source, timeout=3.0) < 2.0
+
+
+def test_stop_before_start():
+    source = FrameSource("rtsp://127.0.0.1:9/test", OPTIONS)
+    assert source.stop(timeout=0.1) is True
+
+
+# --- addresses ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("address", "parsed"),
+    [
+        ("rtsp://cam.local/stream", Source("network", "rtsp://cam.local/stream", "cam.local", 554)),
+        ("rtsps://10.0.0.2/s", Source("network", "rtsps://10.0.0.2/s", "10.0.0.2", 322)),
+        ("http://10.0.0.2:8080/v.mjpg", Source("network", "http://10.0.0.2:8080/v.mjpg", "10.0.0.2", 8080)),
+        ("https://cam/v.mjpg", Source("network", "https://cam/v.mjpg", "cam", 443)),
+        ("/videos/a.mp4", Source("file", "/videos/a.mp4")),
+        ("file:///videos/a%20b.mp4", Source("file", "/videos/a b.mp4")),
+        ("/dev/video2", Source("device", 2)),
+        ("v4l2:///dev/video1", Source("device", 1)),
+    ],
+)
+def test_parse_source(address, parsed):
+    assert parse_source(address) == parsed
+
+
+def test_a_missing_video_device(sources):
+    source = sources("/dev/video97")
+    wait_for(lambda: source.reconnects >= 1, what="a retry")
+    assert source.states()[:2] == reconnecting("video device /dev/video97 not found")
