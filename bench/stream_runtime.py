@@ -1,0 +1,703 @@
+"""Stream runtime benchmark (issue 3): decode throughput, idle CPU, streams per node.
+
+    .venv/bin/python bench/stream_runtime.py            # full run, about 3-4 minutes
+    .venv/bin/python bench/stream_runtime.py --quick    # smoke run, under a minute
+
+It measures the real runtime (workers.runner.StreamRunner on a real Stream row,
+capture thread, one-slot buffer, lease, stats in Redis) against a bare OpenCV
+loop on the same 1280x720 H.264 25 fps file, in the same process and run:
+
+1. decode   frames per second of one stream task with file pacing off, against
+            a bare `cv2.VideoCapture(...).read()` loop (target ratio >= 0.9);
+2. cpu      CPU of one idle RUNNING stream (no pipelines, no viewers) at real
+            time, against a bare OpenCV loop paced at 25 fps;
+3. capacity how many real-time streams one process (one node's worker) runs
+            before frames drop or fps falls more than 5% below 25, against the
+            bound the bare decode rate gives (bare fps / 25).
+
+Servers: DATABASE_URL and REDIS_URL when both are set (the bench then uses node
+BENCH_NODE and removes what it created), else embedded PostgreSQL and Redis in
+a temporary folder that is deleted afterwards. Each scenario prints readable
+lines and one JSON line starting with {"bench": ...}.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import platform
+import resource
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import cv2  # noqa: E402
+import psutil  # noqa: E402
+
+from tests.support.media import h264_file  # noqa: E402
+
+# A node number no real deployment uses, so no worker or reconcile job touches the bench's streams.
+BENCH_NODE = 1023
+BENCH_ANALYTIC = "BENCH-COUNT"
+FPS = 25
+FPS_TOLERANCE = 0.05  # a stream "sustains" real time when it decodes >= 95% of 25 fps
+DROP_TOLERANCE = 0.01  # ... and drops < 1% of its frames
+
+
+# --- output ------------------------------------------------------------------
+
+
+def say(text: str = "") -> None:
+    print(text, flush=True)
+
+
+def emit(record: dict) -> None:
+    print(json.dumps(record, separators=(",", ":")), flush=True)
+
+
+def machine() -> dict:
+    model = ""
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    ffmpeg = ""
+    with contextlib.suppress(OSError, subprocess.SubprocessError):
+        out = subprocess.run(["ffmpeg", "-version"], capture_output=True, text=True, timeout=10).stdout
+        ffmpeg = out.split("\n", 1)[0].split(" Copyright")[0]
+    return {
+        "nproc": os.cpu_count(),
+        "cpu": model or platform.processor(),
+        "ram_gib": round(psutil.virtual_memory().total / 2**30, 1),
+        "python": platform.python_version(),
+        "opencv": cv2.__version__,
+        "ffmpeg": ffmpeg,
+        "loadavg_1m": round(os.getloadavg()[0], 2),
+    }
+
+
+def process_cpu() -> float:
+    """CPU seconds used by this process so far, all threads (FFmpeg's decoder threads included)."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+class CpuWindow:
+    """CPU used by this process and by everything else on the machine over a window,
+    in % of one core; the second figure tells how quiet the machine was."""
+
+    def __init__(self) -> None:
+        self.wall = time.monotonic()
+        self.own = process_cpu()
+        self.busy = self._busy()
+
+    @staticmethod
+    def _busy() -> float:
+        times = psutil.cpu_times()
+        return times.user + times.nice + times.system + times.irq + times.softirq + times.steal
+
+    def result(self) -> tuple[float, float, float]:
+        """(seconds, own CPU %, other processes' CPU %)."""
+        wall = time.monotonic() - self.wall
+        own = process_cpu() - self.own
+        busy = self._busy() - self.busy
+        return wall, 100 * own / wall, max(0.0, 100 * (busy - own) / wall)
+
+
+# --- servers and Django ---------------------------------------------------------
+
+
+@contextlib.contextmanager
+def servers(data_dir: Path):
+    from visionaire_site.services import EmbeddedServers, configured_endpoints
+
+    configured = configured_endpoints()
+    if configured is not None:
+        yield configured
+        return
+    say(f"starting embedded PostgreSQL and Redis in {data_dir}")
+    with EmbeddedServers(data_dir) as endpoints:
+        yield endpoints
+
+
+def django_setup(endpoints, data_dir: Path) -> None:
+    os.environ.update(
+        DATABASE_URL=endpoints.database_url,
+        REDIS_URL=endpoints.redis_url,
+        VISIONAIRE_DATA_DIR=str(data_dir),
+        DJANGO_SETTINGS_MODULE="visionaire_site.settings",
+    )
+    os.environ.setdefault("VISIONAIRE_LOG_LEVEL", "warning")
+    import django
+
+    django.setup()
+    register_bench_analytic()
+    from django.core.management import call_command
+
+    from analytics.services import analytics_sync_registry
+
+    call_command("migrate", verbosity=0, interactive=False)
+    analytics_sync_registry()
+
+
+# --- a counting analytic (registered here only) -----------------------------------
+
+
+@dataclass
+class FrameCounter:
+    """What the pipeline of one stream saw: the first and the target-th decoded frame."""
+
+    target: int  # decoded frames to span
+    first_index: int = 0
+    first_ts: float = 0.0
+    first_wall: float = 0.0
+    last_index: int = 0
+    last_ts: float = 0.0
+    last_wall: float = 0.0
+    first_cpu: float = 0.0  # process CPU seconds at the first frame and at the target-th
+    last_cpu: float = 0.0
+    processed: int = 0
+    done: threading.Event = field(default_factory=threading.Event)
+
+    def see(self, index: int, timestamp: float) -> None:
+        if self.done.is_set():
+            return
+        now = time.perf_counter()
+        if not self.processed:
+            self.first_index, self.first_ts, self.first_wall = index, timestamp, now
+            self.first_cpu = process_cpu()
+        self.processed += 1
+        self.last_index, self.last_ts, self.last_wall = index, timestamp, now
+        if index - self.first_index >= self.target - 1:
+            self.last_cpu = process_cpu()
+            self.done.set()
+
+
+COUNTERS: dict[str, FrameCounter] = {}
+
+
+def register_bench_analytic() -> None:
+    from pydantic import Field
+
+    from analytics.plugins import AnalyticPlugin, Frame, Processor, ProcessResult, StrictConfig
+    from analytics.registry import register
+
+    class CountConfig(StrictConfig):
+        sampling_time_ms: int = Field(default=0, ge=0, description="0: every frame.")
+
+    class CountProcessor(Processor):
+        def process(self, frame: Frame) -> ProcessResult:
+            counter = COUNTERS.get(frame.stream_id)
+            if counter is not None:
+                counter.see(frame.index, frame.timestamp)
+            return ProcessResult()
+
+    @register
+    class CountAnalytic(AnalyticPlugin):
+        id = BENCH_ANALYTIC
+        name = "Frame counter (benchmark)"
+        major_version = 1
+        minor_version = 0
+        publisher = "bench"
+        description = "Counts the frames a stream task hands to its pipelines"
+        type = "benchmark"
+        config_model = CountConfig
+
+        def create_processor(self, config: StrictConfig) -> Processor:
+            return CountProcessor()
+
+
+# --- streams and runners ------------------------------------------------------------
+
+
+def bench_node():
+    from platform_config.models import Node
+
+    node, _ = Node.objects.get_or_create(num=BENCH_NODE, defaults={"name": "benchmark"})
+    return node
+
+
+def stream_make(address: str, *, counting: bool = False) -> str:
+    # Rows are written directly (not through stream_create) so the platform's
+    # max_streams_per_node does not cap the capacity scenario and no control
+    # message is queued for a node nobody runs.
+    from streams.models import Stream
+    from streams.services import pipeline_create, stream_id_new
+
+    stream = Stream.objects.create(
+        stream_id=stream_id_new(), node=bench_node(), name="bench", address=address, active=True
+    )
+    if counting:
+        pipeline_create(stream=stream, analytic_id=BENCH_ANALYTIC, config={"sampling_time_ms": 0})
+    return stream.stream_id
+
+
+@dataclass
+class Running:
+    runner: object
+    thread: threading.Thread
+
+
+def runner_start(stream_id: str) -> Running:
+    from django.db import connections
+
+    from workers.runner import StreamRunner
+
+    runner = StreamRunner(stream_id, node_num=BENCH_NODE, worker_name="bench")
+
+    def body() -> None:
+        try:
+            if not runner.run():
+                raise RuntimeError(f"stream {stream_id}: lease held elsewhere")
+        finally:
+            connections.close_all()
+
+    thread = threading.Thread(target=body, name=f"runner-{stream_id}", daemon=True)
+    thread.start()
+    return Running(runner, thread)
+
+
+def runners_stop(running: list[Running]) -> None:
+    for item in running:
+        item.runner.request_stop()
+    for item in running:
+        item.thread.join(15)
+        if item.thread.is_alive():
+            say(f"  warning: runner {item.runner.stream_id} did not stop within 15 s")
+
+
+def wait_running(running: list[Running], timeout: float = 30.0) -> None:
+    from workers.capture import CaptureState
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        sources = [item.runner.source for item in running]
+        if all(s is not None and s.state is CaptureState.RUNNING and s.frames_decoded for s in sources):
+            return
+        time.sleep(0.05)
+    raise RuntimeError(f"streams not RUNNING within {timeout:.0f}s")
+
+
+def cleanup(stream_ids: list[str]) -> None:
+    """Remove what the bench wrote (only matters on configured servers)."""
+    from analytics.models import Analytic, Seat
+    from platform_config.models import Node
+    from streams.models import Pipeline, Stream
+    from streams.services import control_queue
+    from visionaire_site.redis import get_redis
+
+    Seat.objects.filter(analytic_id=BENCH_ANALYTIC).delete()
+    Pipeline.objects.filter(stream_id__in=stream_ids).delete()
+    Stream.objects.filter(stream_id__in=stream_ids).delete()
+    Analytic.objects.filter(id=BENCH_ANALYTIC).delete()
+    Node.objects.filter(num=BENCH_NODE, streams__isnull=True).delete()
+    get_redis().delete(control_queue(BENCH_NODE))
+
+
+# --- 1. decode throughput -------------------------------------------------------------
+
+
+def bare_decode(path: Path, frames: int) -> dict:
+    """A bare OpenCV loop: frames/s (and CPU ms per frame) from the first frame to
+    the frames-th, rewinding at the end of the file as the runtime does."""
+    capture = cv2.VideoCapture(str(path), cv2.CAP_FFMPEG)
+    ok, _ = capture.read()  # opening and the first frame are not timed (nor are they for the task)
+    if not ok:
+        raise RuntimeError(f"OpenCV cannot read {path}")
+    started, cpu = time.perf_counter(), process_cpu()
+    done = 0
+    while done < frames - 1:
+        ok, image = capture.read()
+        if not ok or image is None:
+            capture.set(cv2.CAP_PROP_POS_FRAMES, 0)
+            continue
+        done += 1
+    elapsed = time.perf_counter() - started
+    cpu = process_cpu() - cpu
+    capture.release()
+    return {"fps": done / elapsed, "cpu_ms": 1000 * cpu / done}
+
+
+def task_decode(stream_id: str, frames: int) -> dict:
+    """One stream task with pacing off: decoded frames/s between the first frame its
+    pipeline saw and the frames-th after it, and the share of them the pipeline got."""
+    from django.test import override_settings
+
+    counter = COUNTERS[stream_id] = FrameCounter(target=frames)
+    with override_settings(STREAM_PACE_FILES=False):
+        running = runner_start(stream_id)
+        try:
+            if not counter.done.wait(timeout=120):
+                raise RuntimeError(f"the stream task did not reach {frames} frames within 120 s")
+        finally:
+            runners_stop([running])
+    decoded = counter.last_index - counter.first_index
+    return {
+        "fps": decoded / (counter.last_ts - counter.first_ts),
+        "processed_fps": (counter.processed - 1) / (counter.last_wall - counter.first_wall),
+        "delivered": counter.processed / (decoded + 1),
+        "cpu_ms": 1000 * (counter.last_cpu - counter.first_cpu) / decoded,
+    }
+
+
+def scenario_decode(path: Path, frames: int, rounds: int) -> dict:
+    say(f"\n[decode] {frames} frames, {rounds} rounds alternating bare loop and stream task (pacing off)")
+    stream_id = stream_make(str(path), counting=True)
+    bare_decode(path, 50)  # warm the page cache and the codec libraries
+    bare, task = [], []
+    for n in range(rounds):
+        window = CpuWindow()
+        bare.append(bare_decode(path, frames))
+        task.append(task_decode(stream_id, frames))
+        _, _, other = window.result()
+        b, t = bare[-1], task[-1]
+        say(
+            f"  round {n + 1}: bare {b['fps']:6.1f} fps {b['cpu_ms']:5.2f} CPU ms/frame "
+            f"| task {t['fps']:6.1f} fps {t['cpu_ms']:5.2f} CPU ms/frame, "
+            f"pipeline got {100 * t['delivered']:5.1f}% "
+            f"| ratio {t['fps'] / b['fps']:.3f} | other processes {other:3.0f}% CPU"
+        )
+    bare_fps = statistics.median(r["fps"] for r in bare)
+    task_fps = statistics.median(r["fps"] for r in task)
+    bare_cpu = statistics.median(r["cpu_ms"] for r in bare)
+    task_cpu = statistics.median(r["cpu_ms"] for r in task)
+    processed_fps = statistics.median(r["processed_fps"] for r in task)
+    delivered = statistics.median(r["delivered"] for r in task)
+    ratio = task_fps / bare_fps
+    say(
+        f"  median: bare {bare_fps:.1f} fps, task {task_fps:.1f} fps -> ratio {ratio:.3f} (target >= 0.9); "
+        f"CPU per frame {task_cpu:.2f} ms vs {bare_cpu:.2f} ms bare ({task_cpu / bare_cpu:.3f}x); "
+        f"the pipeline got {100 * delivered:.1f}% of the frames ({processed_fps:.1f} fps)"
+    )
+    record = {
+        "bench": "decode",
+        "frames": frames,
+        "rounds": rounds,
+        "bare_fps": round(bare_fps, 1),
+        "task_fps": round(task_fps, 1),
+        "ratio": round(ratio, 3),
+        "bare_cpu_ms_per_frame": round(bare_cpu, 3),
+        "task_cpu_ms_per_frame": round(task_cpu, 3),
+        "cpu_ratio": round(task_cpu / bare_cpu, 3),
+        "task_processed_fps": round(processed_fps, 1),
+        "delivered": round(delivered, 4),
+        "round_ratios": [round(t["fps"] / b["fps"], 3) for b, t in zip(bare, task, strict=True)],
+    }
+    emit(record)
+    return record
+
+
+# --- 2. CPU of one idle real-time stream ----------------------------------------------
+
+
+def bare_paced_cpu(path: Path, seconds: float) -> tuple[float, float]:
+    """A bare OpenCV loop reading the file at 25 fps: (own CPU %, other processes' CPU %)."""
+    stop = threading.Event()
+    counted = [0]
+
+    def loop() -> None:
+        capture = cv2.VideoCapture(str(path), cv2.CAP_FFMPEG)
+        due = time.monotonic()
+        while not stop.is_set():
+            ok, image = capture.read()
+            if not ok or image is None:
+                capture.set(cv2.CAP_PROP_POS_FRAMES, 0)
+                continue
+            counted[0] += 1
+            due += 1 / FPS
+            stop.wait(max(0.0, due - time.monotonic()))
+        capture.release()
+
+    thread = threading.Thread(target=loop, daemon=True)
+    thread.start()
+    time.sleep(2)  # settle: open, first frames
+    window = CpuWindow()
+    time.sleep(seconds)
+    _, own, other = window.result()
+    stop.set()
+    thread.join(5)
+    return own, other
+
+
+def scenario_cpu(path: Path, seconds: float) -> dict:
+    say(f"\n[cpu] one idle RUNNING stream at real time (pacing on, no pipelines), {seconds:.0f} s windows")
+    bare_own, bare_other = bare_paced_cpu(path, seconds)
+    say(
+        f"  bare OpenCV loop paced at {FPS} fps: {bare_own:.1f}% of one core "
+        f"(other processes {bare_other:.0f}%)"
+    )
+    stream_id = stream_make(str(path))
+    running = runner_start(stream_id)
+    try:
+        wait_running([running])
+        time.sleep(2)
+        source = running.runner.source
+        decoded0, dropped0 = source.frames_decoded, source.frames_dropped
+        window = CpuWindow()
+        time.sleep(seconds)
+        wall, own, other = window.result()
+        fps = (source.frames_decoded - decoded0) / wall
+        dropped = source.frames_dropped - dropped0
+        state = running.runner.state
+    finally:
+        runners_stop([running])
+    say(
+        f"  stream task: {own:.1f}% of one core at {fps:.2f} fps, {dropped} frames dropped, state {state} "
+        f"(other processes {other:.0f}%) -> {own / bare_own:.2f}x the bare loop"
+    )
+    record = {
+        "bench": "cpu",
+        "seconds": seconds,
+        "stream_cpu_pct": round(own, 1),
+        "bare_cpu_pct": round(bare_own, 1),
+        "ratio": round(own / bare_own, 3),
+        "fps": round(fps, 2),
+        "frames_dropped": dropped,
+        "state": state,
+        "other_processes_cpu_pct": round(other, 1),
+    }
+    emit(record)
+    return record
+
+
+# --- 3. streams per node ------------------------------------------------------------------
+
+
+@dataclass
+class Step:
+    streams: int
+    min_fps: float
+    mean_fps: float
+    max_drop_pct: float
+    cpu_pct: float
+    other_pct: float
+    not_running: int
+
+    @property
+    def sustained(self) -> bool:
+        return (
+            self.not_running == 0
+            and self.min_fps >= FPS * (1 - FPS_TOLERANCE)
+            and self.max_drop_pct < 100 * DROP_TOLERANCE
+        )
+
+
+class Fleet:
+    """Real-time streams run by one process, like one node's worker; grows and shrinks."""
+
+    def __init__(self, address: str) -> None:
+        self.address = address
+        self.spare: list[str] = []
+        self.running: list[Running] = []
+
+    def resize(self, count: int) -> None:
+        if count < len(self.running):
+            extra, self.running = self.running[count:], self.running[:count]
+            runners_stop(extra)
+            self.spare.extend(item.runner.stream_id for item in extra)
+        added = []
+        while len(self.running) < count:
+            if not self.spare:
+                self.spare.append(stream_make(self.address))
+            added.append(runner_start(self.spare.pop()))
+            self.running.append(added[-1])
+        if added:
+            wait_running(added, timeout=60)
+
+    def measure(self, settle: float, window_s: float) -> Step:
+        from workers.capture import CaptureState
+
+        time.sleep(settle)
+        sources = [item.runner.source for item in self.running]
+        before = [(s.frames_decoded, s.frames_dropped) for s in sources]
+        window = CpuWindow()
+        time.sleep(window_s)
+        wall, own, other = window.result()
+        fps, drops = [], []
+        not_running = 0
+        for item, source, (decoded0, dropped0) in zip(self.running, sources, before, strict=True):
+            if item.runner.source is not source or source.state is not CaptureState.RUNNING:
+                not_running += 1  # replaced by the watchdog or reconnecting: not sustained
+            decoded = source.frames_decoded - decoded0
+            fps.append(decoded / wall)
+            drops.append(100 * (source.frames_dropped - dropped0) / max(decoded, 1))
+        return Step(
+            streams=len(self.running),
+            min_fps=min(fps),
+            mean_fps=statistics.fmean(fps),
+            max_drop_pct=max(drops),
+            cpu_pct=own,
+            other_pct=other,
+            not_running=not_running,
+        )
+
+    def close(self) -> None:
+        runners_stop(self.running)
+        self.spare.extend(item.runner.stream_id for item in self.running)
+        self.running = []
+
+
+def scenario_capacity(path: Path, *, max_streams: int, settle: float, window_s: float, bound: int | None):
+    say(
+        f"\n[capacity] real-time streams in one process; sustained = every stream >= "
+        f"{FPS * (1 - FPS_TOLERANCE):.2f} fps and < {100 * DROP_TOLERANCE:.0f}% dropped "
+        f"({settle:.0f} s settle, {window_s:.0f} s window per step)"
+    )
+    fleet = Fleet(str(path))
+    steps: dict[int, Step] = {}
+
+    def probe(count: int) -> bool:
+        fleet.resize(count)
+        step = steps[count] = fleet.measure(settle, window_s)
+        say(
+            f"  {count:3d} streams: fps min {step.min_fps:5.2f} mean {step.mean_fps:5.2f}, "
+            f"max drops {step.max_drop_pct:5.2f}%, process CPU {step.cpu_pct:5.1f}%, "
+            f"other processes {step.other_pct:3.0f}%, not running {step.not_running} -> "
+            f"{'ok' if step.sustained else 'NOT sustained'}"
+        )
+        return step.sustained
+
+    try:
+        # Double until a count fails, then bisect between the last good and the first bad one.
+        good, bad, count = 0, None, 1
+        while count <= max_streams:
+            if probe(count):
+                good = count
+                count *= 2
+            else:
+                bad = count
+                break
+        if bad is None and good < max_streams:
+            if probe(max_streams):
+                good = max_streams
+            else:
+                bad = max_streams
+        while bad is not None and bad - good > 1:
+            middle = (good + bad) // 2
+            if probe(middle):
+                good = middle
+            else:
+                bad = middle
+    finally:
+        fleet.close()
+    say(
+        f"  sustained: {good} streams of 720p25 per process on {os.cpu_count()} cores"
+        + (f" (bare decode bound {bound}: ratio {good / bound:.2f})" if bound else "")
+        + (f"; first failing count {bad}" if bad else f"; the cap of {max_streams} streams was reached")
+    )
+    record = {
+        "bench": "capacity",
+        "streams_sustained": good,
+        "first_failing": bad,
+        "max_streams_tried": max_streams,
+        "bare_decode_bound": bound,
+        "ratio": round(good / bound, 3) if bound else None,
+        "steps": [
+            {
+                "streams": s.streams,
+                "min_fps": round(s.min_fps, 2),
+                "mean_fps": round(s.mean_fps, 2),
+                "max_drop_pct": round(s.max_drop_pct, 2),
+                "cpu_pct": round(s.cpu_pct, 1),
+                "other_processes_cpu_pct": round(s.other_pct, 1),
+                "sustained": s.sustained,
+            }
+            for s in sorted(steps.values(), key=lambda s: s.streams)
+        ],
+    }
+    emit(record)
+    return record
+
+
+# --- main ---------------------------------------------------------------------------------
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--only", choices=["decode", "cpu", "capacity"], action="append")
+    parser.add_argument("--quick", action="store_true", help="short windows: checks the bench works")
+    parser.add_argument("--file-seconds", type=float, default=20.0, help="length of the test file")
+    parser.add_argument("--decode-frames", type=int, default=2000)
+    parser.add_argument("--decode-rounds", type=int, default=5)
+    parser.add_argument("--cpu-seconds", type=float, default=15.0)
+    parser.add_argument("--max-streams", type=int, default=64)
+    parser.add_argument("--settle-seconds", type=float, default=3.0)
+    parser.add_argument("--window-seconds", type=float, default=8.0)
+    parser.add_argument(
+        "--media-dir",
+        type=Path,
+        default=Path(tempfile.gettempdir()) / "visionaire-bench-media",
+        help="where the test file is made (kept: later runs reuse it)",
+    )
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.decode_frames, args.decode_rounds, args.cpu_seconds = 500, 1, 4.0
+        args.max_streams, args.settle_seconds, args.window_seconds = min(args.max_streams, 4), 1.0, 3.0
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    scenarios = args.only or ["decode", "cpu", "capacity"]
+    started = time.monotonic()
+    info = machine()
+    say(
+        f"machine: {info['nproc']} CPUs ({info['cpu']}), {info['ram_gib']} GiB RAM, Python {info['python']}, "
+        f"OpenCV {info['opencv']}, {info['ffmpeg']}, load average {info['loadavg_1m']}"
+    )
+    emit({"bench": "machine", **info})
+    path = h264_file(
+        args.media_dir / f"testsrc_1280x720_25fps_{args.file_seconds:g}s.mp4", seconds=args.file_seconds
+    )
+    say(f"file: {path} (1280x720 H.264 25 fps, {args.file_seconds:g} s, ffmpeg testsrc)")
+
+    data_dir = Path(tempfile.mkdtemp(prefix="visionaire-bench-"))
+    stream_ids: list[str] = []
+    try:
+        with servers(data_dir) as endpoints:
+            django_setup(endpoints, data_dir)
+            from streams.models import Stream
+
+            try:
+                bound = None
+                if "decode" in scenarios:
+                    decode = scenario_decode(path, args.decode_frames, args.decode_rounds)
+                    bound = int(decode["bare_fps"] // FPS)
+                if "cpu" in scenarios:
+                    scenario_cpu(path, args.cpu_seconds)
+                if "capacity" in scenarios:
+                    scenario_capacity(
+                        path,
+                        max_streams=args.max_streams,
+                        settle=args.settle_seconds,
+                        window_s=args.window_seconds,
+                        bound=bound,
+                    )
+            finally:
+                mine = Stream.objects.filter(node_id=BENCH_NODE, name="bench")
+                stream_ids = list(mine.values_list("stream_id", flat=True))
+                if not endpoints.embedded:
+                    cleanup(stream_ids)
+                from django.db import connections
+
+                connections.close_all()
+    finally:
+        shutil.rmtree(data_dir, ignore_errors=True)
+    say(f"\ntotal bench time {time.monotonic() - started:.0f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
