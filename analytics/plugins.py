@@ -54,6 +54,9 @@ class EventRecord:
     image_jpeg: bytes = b""
     embedding: list[float] | None = None
     search_text: str = ""
+    # When what the event reports was seen (unix seconds), if earlier than the frame
+    # that emits it (e.g. a face track's event is made once the track has ended).
+    timestamp: float | None = None
 
 
 @dataclass

@@ -97,6 +97,27 @@ def event_publish(event: Event, *, stream: Stream | None = None, image_jpeg: byt
     )
 
 
+def events_publish(items: list[tuple[Event, Stream | None, bytes | None]]) -> None:
+    """Send several committed events, in order, in one event-loop run (the
+    batched writer's publish: one channel-layer connection per batch, not per event)."""
+    layer = get_channel_layer()
+    if layer is None or not items:
+        return
+    sends = []
+    for event, stream, image_jpeg in items:
+        envelope = EventEnvelope(
+            type=EVENT_MESSAGE_TYPE,
+            message=event_message_build(event=event, stream=stream, image_jpeg=image_jpeg),
+        )
+        sends.append((envelope, [ALL_EVENTS_GROUP, stream_group(event.node_num, event.stream_id)]))
+    async_to_sync(_send_all)(layer, sends)
+
+
+async def _send_all(layer, sends: list[tuple[EventEnvelope, list[str]]]) -> None:
+    for envelope, groups in sends:
+        await _send_to_groups(layer, envelope, groups)
+
+
 async def _send_to_groups(layer, envelope: EventEnvelope, groups: list[str]) -> None:
     for group in groups:
         try:

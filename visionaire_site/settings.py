@@ -186,6 +186,11 @@ CELERY_BEAT_SCHEDULE = {
         "task": "workers.streams_reconcile",
         "schedule": env_float("VISIONAIRE_RECONCILE_SECONDS", 5.0, minimum=0.5),
     },
+    # Events past retention_days or over max_events_per_stream are removed in small batches.
+    "events-retention": {
+        "task": "events.retention_run",
+        "schedule": env_float("VISIONAIRE_RETENTION_SECONDS", 60.0, minimum=1.0),
+    },
 }
 
 CHANNEL_LAYERS = {
@@ -194,6 +199,16 @@ CHANNEL_LAYERS = {
         "CONFIG": {"hosts": [REDIS_URL], "capacity": 500, "expiry": 30},
     }
 }
+
+# --- live viewing (streams/live.py): the bounds of one API process ---------------
+VIEWING_MAX_CLIENTS = env_int("VISIONAIRE_VIEWING_MAX_CLIENTS", 500, minimum=1)
+VIEWING_MAX_VARIANTS_PER_STREAM = env_int("VISIONAIRE_VIEWING_MAX_VARIANTS_PER_STREAM", 8, minimum=1)
+# A variant nobody watches any more is kept this long, for a viewer that reconnects.
+VIEWING_GRACE_SECONDS = env_float("VISIONAIRE_VIEWING_GRACE_SECONDS", 2.0, minimum=0.0)
+# No frame for this long: viewers get a placeholder showing the stream's state every second.
+VIEWING_STALE_SECONDS = env_float("VISIONAIRE_VIEWING_STALE_SECONDS", 2.0, minimum=0.2)
+# /stream_jpeg waits at most this long for a frame.
+VIEWING_SNAPSHOT_WAIT_SECONDS = env_float("VISIONAIRE_VIEWING_SNAPSHOT_WAIT_SECONDS", 5.0, minimum=0.5)
 
 # --- platform ----------------------------------------------------------------
 PLATFORM_NAME = "Visionaire4"
@@ -231,6 +246,13 @@ STREAM_STATS_SECONDS = 1.0
 STREAM_DESIRED_CHECK_SECONDS = env_float("VISIONAIRE_STREAM_DESIRED_CHECK_SECONDS", 2.0, minimum=0.2)
 STREAM_STOP_TIMEOUT_SECONDS = 10.0
 EVENT_QUEUE_CAPACITY = env_int("VISIONAIRE_EVENT_QUEUE_CAPACITY", 1000, minimum=10)
+# Retention job (events.retention): rows per DELETE, and how long one run may work.
+RETENTION_BATCH_SIZE = env_int("VISIONAIRE_RETENTION_BATCH_SIZE", 1000, minimum=10, maximum=100_000)
+RETENTION_TIME_BUDGET_SECONDS = env_float("VISIONAIRE_RETENTION_TIME_BUDGET_SECONDS", 50.0, minimum=1.0)
+# The event writer stores up to this many events per transaction, waiting at most
+# EVENT_BATCH_WAIT_MS after the first one for others to join it.
+EVENT_BATCH_SIZE = env_int("VISIONAIRE_EVENT_BATCH_SIZE", 100, minimum=1, maximum=10_000)
+EVENT_BATCH_WAIT_MS = env_int("VISIONAIRE_EVENT_BATCH_WAIT_MS", 50, minimum=0, maximum=10_000)
 
 # Licensing: the issuer's Ed25519 public key (PEM text or a path to a PEM file).
 LICENCE_PUBLIC_KEY = env_str("VISIONAIRE_LICENCE_PUBLIC_KEY", "")
@@ -238,6 +260,27 @@ LICENCE_PUBLIC_KEY = env_str("VISIONAIRE_LICENCE_PUBLIC_KEY", "")
 COMMUNITY_SEATS_PER_ANALYTIC = env_int("VISIONAIRE_COMMUNITY_SEATS", 4, minimum=0, maximum=1024)
 # Extra analytic plugin modules to import (each registers its analytics).
 ANALYTIC_MODULES = env_list("VISIONAIRE_ANALYTIC_MODULES", [])
+
+# Face recognition (analytics/face, faces app). The face tables store 128-d
+# vectors: an ONNX embedder must output 128 values (see analytics/face/engine.py).
+FACE_EMBEDDER = env_choice("VISIONAIRE_FACE_EMBEDDER", "dlib", ["dlib", "onnx"])
+FACE_ONNX_MODEL = env_str("VISIONAIRE_FACE_ONNX_MODEL", "")
+FACE_ONNX_INPUT_SIZE = env_int("VISIONAIRE_FACE_ONNX_INPUT_SIZE", 112, minimum=16, maximum=1024)
+FACE_ONNX_MEAN = env_float("VISIONAIRE_FACE_ONNX_MEAN", 127.5)
+FACE_ONNX_STD = env_float("VISIONAIRE_FACE_ONNX_STD", 127.5, minimum=1e-6)
+FACE_ONNX_RGB = env_bool("VISIONAIRE_FACE_ONNX_RGB", True)
+FACE_ONNX_SIMILARITY_SCALE = env_float("VISIONAIRE_FACE_ONNX_SIMILARITY_SCALE", 4.0, minimum=0.01)
+# Frames are shrunk to this longest side before detection (smallest face found: ~16 px at that scale).
+FACE_DETECT_MAX_SIDE = env_int("VISIONAIRE_FACE_DETECT_MAX_SIDE", 640, minimum=64, maximum=4096)
+FACE_DETECT_MIN_SCORE = env_float("VISIONAIRE_FACE_DETECT_MIN_SCORE", 0.8, minimum=0.0)
+# Enrollment photos: smallest face (px, the box's smaller side) and lowest blur (sharpness) score accepted.
+FACE_ENROLL_MIN_FACE_SIZE = env_int("VISIONAIRE_FACE_ENROLL_MIN_FACE_SIZE", 48, minimum=1)
+FACE_ENROLL_MIN_BLUR = env_float("VISIONAIRE_FACE_ENROLL_MIN_BLUR", 4.0, minimum=0.0)
+# /v1/face/match answers match=true at or above this similarity.
+FACE_MATCH_THRESHOLD = env_float("VISIONAIRE_FACE_MATCH_THRESHOLD", 0.85, minimum=0.0)
+FACE_MAX_ENROLLMENT = env_int("VISIONAIRE_FACE_MAX_ENROLLMENT", 100_000, minimum=1)
+FACE_MAX_KEYSPACE = env_int("VISIONAIRE_FACE_MAX_KEYSPACE", 100, minimum=1)
+FACE_MAX_VARIATIONS = env_int("VISIONAIRE_FACE_MAX_VARIATIONS", 20, minimum=1)
 
 LOGGING = {
     "version": 1,
