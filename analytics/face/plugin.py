@@ -1,0 +1,449 @@
+"""NFV4-FR: realtime face detection and face recognition on a stream.
+
+Per sampled frame: detect faces (RetinaFace, at most every `sampling_time_ms`),
+drop faces inside excluded `areas`, follow each face across frames with an IoU
+tracker, and keep the best `fr_sampling_size` samples of each track (a quality
+score from detection confidence, size, frontality and sharpness; samples that
+fail `fr_min_face_size`, `frontal_only`, `fr_blur_filter_threshold` or
+`dumping_confidence_threshold` are not kept). A track's one event is made when
+it ends (`fr_timeout_dump` ms unseen) or, for a face that stays in view, once
+it is `dumping_interval` ms old: the best sample is embedded (dlib by default)
+and matched against the pipeline's `keyspace`; `KNOWN` with the person's name
+when the similarity reaches `similarity_threshold`, else `UNKNOWN`.
+
+Embedding once per track, not per frame, is what keeps the CPU cost near the
+detector's: the embedder is ~5x slower per face than detection per frame.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from pydantic import Field, field_validator
+
+from analytics.plugins import (
+    AnalyticPlugin,
+    EventRecord,
+    Frame,
+    OverlayItem,
+    Processor,
+    ProcessResult,
+    StrictConfig,
+)
+from analytics.registry import register
+
+from .tracker import IoUTracker, Track
+
+logger = logging.getLogger(__name__)
+
+ANALYTIC_ID = "NFV4-FR"
+KNOWN, UNKNOWN = "KNOWN", "UNKNOWN"
+# frontal_score() gives about 0.5 for a head turned 30°: beyond that, dlib's
+# embedding of the same person drifts towards other people's.
+FRONTAL_MIN_SCORE = 0.5
+# Samples are stored as a crop of the frame around the face, this many face
+# sizes on each side: enough for the embedder's alignment and the event's crop.
+SAMPLE_MARGIN = 0.75
+# Live tracks per pipeline; a crowd beyond this ends its oldest tracks early.
+MAX_TRACKS = 64
+KEYSPACE_RE = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+
+COLOR_PENDING = "#ffd600"
+COLOR_KNOWN = "#00e676"
+COLOR_UNKNOWN = "#ff1744"
+
+
+# --- configuration -------------------------------------------------------------
+
+
+class Point(StrictConfig):
+    x: float = Field(ge=0, le=1, title="X", description="Fraction of the frame width, from the left.")
+    y: float = Field(ge=0, le=1, title="Y", description="Fraction of the frame height, from the top.")
+
+
+class Area(StrictConfig):
+    name: str = Field(default="Area", max_length=100, title="Name", description="Label shown on the overlay.")
+    points: list[Point] = Field(
+        min_length=3,
+        max_length=64,
+        title="Points",
+        description="Polygon corners in order, as fractions of the frame; faces whose centre is inside are "
+        "ignored.",
+    )
+
+
+class FaceRecognitionConfig(StrictConfig):
+    similarity_threshold: float = Field(
+        default=0.85,
+        ge=0,
+        le=1,
+        title="Similarity threshold",
+        description="A face whose best enrolled match scores at least this is KNOWN, otherwise UNKNOWN. "
+        "0.85 is dlib's usual same-person distance (0.6); raise it to trade missed people for fewer "
+        "false names.",
+    )
+    fr_min_face_size: int = Field(
+        default=48,
+        ge=16,
+        le=4096,
+        title="Minimum face size",
+        description="Faces smaller than this (the smaller side of the box, in frame pixels) are tracked but "
+        "never used for recognition.",
+    )
+    frontal_only: bool = Field(
+        default=True,
+        title="Frontal faces only",
+        description="Use only faces turned less than about 30 degrees from the camera.",
+    )
+    sampling_time_ms: int = Field(
+        default=50,
+        ge=0,
+        le=60_000,
+        title="Sampling time",
+        description="Milliseconds between frames that are analysed (0: every frame).",
+    )
+    fr_timeout_dump: int = Field(
+        default=1500,
+        ge=100,
+        le=600_000,
+        title="Track timeout",
+        description="Milliseconds a face may stay unseen before its track ends and its event is made.",
+    )
+    fr_sampling_size: int = Field(
+        default=8,
+        ge=1,
+        le=64,
+        title="Samples per track",
+        description="How many of a track's best faces are kept; the best of them is recognised.",
+    )
+    fr_blur_filter_threshold: float = Field(
+        default=4.0,
+        ge=0,
+        le=1000,
+        title="Blur filter threshold",
+        description="Faces less sharp than this (variance of the Laplacian of the face at 112 px, / 25) are "
+        "not used; 0 turns the filter off.",
+    )
+    areas: list[Area] = Field(
+        default_factory=list,
+        max_length=32,
+        title="Excluded areas",
+        description="Zones of the frame where faces are ignored (posters, screens, reflections).",
+    )
+    dumping_interval: int = Field(
+        default=3000,
+        ge=0,
+        le=600_000,
+        title="Dumping interval",
+        description="A face that stays in view gets its event once its track is this many milliseconds old, "
+        "instead of when it leaves; 0: only when it leaves. Each track has one event either way.",
+    )
+    dumping_confidence_threshold: float = Field(
+        default=0.9,
+        ge=0,
+        le=1,
+        title="Dumping confidence threshold",
+        description="Faces detected with less confidence than this are tracked but not used for recognition.",
+    )
+    matching_iou_threshold: float = Field(
+        default=0.3,
+        gt=0,
+        le=1,
+        title="Matching IoU threshold",
+        description="A face continues a track when its box overlaps the track's last box by at least this "
+        "(intersection over union).",
+    )
+    fr_primary_threshold: float = Field(
+        default=0.8,
+        ge=0,
+        le=1,
+        title="Primary detection threshold",
+        description="Detection confidence a face needs to start a track.",
+    )
+    fr_secondary_threshold: float = Field(
+        default=0.4,
+        ge=0.05,
+        le=1,
+        title="Secondary detection threshold",
+        description="Detection confidence a face needs to continue a track (not above the primary "
+        "threshold).",
+    )
+    keyspace: str = Field(
+        default="default",
+        min_length=1,
+        max_length=64,
+        pattern=KEYSPACE_RE.pattern,
+        title="Keyspace",
+        description="The enrollment keyspace faces are matched against (POST /v1/face/keyspace).",
+    )
+
+    @field_validator("fr_secondary_threshold")
+    @classmethod
+    def _secondary_not_above_primary(cls, value: float, info) -> float:
+        primary = info.data.get("fr_primary_threshold")
+        if primary is not None and value > primary:
+            raise ValueError(f"must not exceed fr_primary_threshold ({primary})")
+        return value
+
+
+PRESETS: dict[str, dict[str, Any]] = {
+    # A door or turnstile: one person at a time, close to the camera; a fast, strict answer.
+    "access-control": {
+        "similarity_threshold": 0.9,
+        "fr_min_face_size": 80,
+        "frontal_only": True,
+        "sampling_time_ms": 50,
+        "fr_timeout_dump": 1000,
+        "dumping_interval": 1000,
+        "fr_sampling_size": 8,
+    },
+    # A hall or a street: many small faces at any angle; fewer frames, longer tracks.
+    "crowd": {
+        "similarity_threshold": 0.85,
+        "fr_min_face_size": 32,
+        "frontal_only": False,
+        "sampling_time_ms": 100,
+        "fr_timeout_dump": 2000,
+        "dumping_interval": 0,
+        "fr_sampling_size": 4,
+        "fr_blur_filter_threshold": 2.0,
+    },
+    # Alerts on a watch list: tolerant of angle, strict on the name.
+    "watchlist": {
+        "similarity_threshold": 0.92,
+        "fr_min_face_size": 40,
+        "frontal_only": False,
+        "dumping_interval": 2000,
+    },
+}
+
+
+# --- matching -----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class FaceMatch:
+    """The best enrolled face for an embedding."""
+
+    face_id: str
+    similarity: float
+    name: str = ""
+    secondary_text: str = ""
+
+
+Matcher = Callable[[np.ndarray, str], FaceMatch | None]
+
+
+def enrolled_match(embedding: np.ndarray, keyspace: str) -> FaceMatch | None:
+    """The best match among the faces enrolled in `keyspace` (None when none)."""
+    from faces.services import faces_match
+
+    return faces_match(keyspace=keyspace, embedding=embedding)
+
+
+# --- the processor ----------------------------------------------------------------
+
+
+@dataclass
+class FaceSample:
+    """One face of a track: a crop of the frame around it, and the face in the
+    crop's coordinates (what the embedder and crop_jpeg take)."""
+
+    quality: float
+    timestamp: float
+    score: float
+    frame_box: tuple[int, int, int, int]
+    crop: np.ndarray
+    face: Any  # engine.DetectedFace, in crop coordinates
+
+
+def _inside(x: float, y: float, polygon: np.ndarray) -> bool:
+    """Even-odd ray casting; `polygon` is an (n, 2) array in the same units."""
+    inside = False
+    n = len(polygon)
+    for i in range(n):
+        x0, y0 = polygon[i]
+        x1, y1 = polygon[(i + 1) % n]
+        if (y0 > y) != (y1 > y) and x < x0 + (y - y0) * (x1 - x0) / (y1 - y0):
+            inside = not inside
+    return inside
+
+
+class FaceRecognitionProcessor(Processor):
+    def __init__(self, config: FaceRecognitionConfig, *, engine=None, matcher: Matcher | None = None):
+        from .engine import face_engine
+
+        self.config = config
+        self.engine = engine or face_engine()
+        self.matcher = matcher or enrolled_match
+        self.tracker = IoUTracker(
+            iou_threshold=config.matching_iou_threshold,
+            timeout_s=config.fr_timeout_dump / 1000,
+            start_score=config.fr_primary_threshold,
+            max_tracks=MAX_TRACKS,
+        )
+        self.areas = [np.array([(p.x, p.y) for p in area.points], dtype=np.float64) for area in config.areas]
+        self.matches = 0  # embeddings matched (one per track with a usable face)
+        self.rejected: dict[str, int] = {"size": 0, "confidence": 0, "frontal": 0, "blur": 0, "area": 0}
+        # Events made before a failure in the same frame, handed out with the next one.
+        self._carry: list[EventRecord] = []
+
+    # -- the frame loop --------------------------------------------------------------
+    def process(self, frame: Frame) -> ProcessResult:
+        image, now = frame.image, frame.timestamp
+        height, width = image.shape[:2]
+        faces = [
+            face
+            for face in self.engine.detector.detect(image, min_score=self.config.fr_secondary_threshold)
+            if not self._excluded(face, width, height)
+        ]
+        update = self.tracker.update(faces, now)
+        overlay = []
+        for face, track in zip(faces, update.assigned, strict=True):
+            if track is None:
+                continue
+            if not track.decided:
+                self._sample(track, face, image, now)
+            overlay.append(self._overlay_item(track))
+        due = list(update.ended)
+        if self.config.dumping_interval > 0:
+            limit = self.config.dumping_interval / 1000
+            due += [t for t in self.tracker.tracks if not t.decided and t.samples and t.age(now) >= limit]
+        return ProcessResult(overlay=overlay, events=self._decide_all(due))
+
+    def close(self) -> ProcessResult:
+        return ProcessResult(events=self._decide_all(self.tracker.flush()))
+
+    # -- per face ---------------------------------------------------------------------
+    def _excluded(self, face, width: int, height: int) -> bool:
+        if not self.areas:
+            return False
+        x, y, w, h = face.box
+        cx, cy = (x + w / 2) / width, (y + h / 2) / height
+        if any(_inside(cx, cy, polygon) for polygon in self.areas):
+            self.rejected["area"] += 1
+            return True
+        return False
+
+    def _sample(self, track: Track, face, image: np.ndarray, now: float) -> None:
+        from .engine import DetectedFace, blur_score, frontal_score
+
+        config = self.config
+        if face.size < config.fr_min_face_size:
+            self.rejected["size"] += 1
+            return
+        if face.score < config.dumping_confidence_threshold:
+            self.rejected["confidence"] += 1
+            return
+        frontal = frontal_score(face)
+        if config.frontal_only and frontal < FRONTAL_MIN_SCORE:
+            self.rejected["frontal"] += 1
+            return
+        blur = blur_score(image, face)
+        if config.fr_blur_filter_threshold > 0 and blur < config.fr_blur_filter_threshold:
+            self.rejected["blur"] += 1
+            return
+        # Bigger, sharper, more frontal and surer faces first; each factor saturates
+        # where the embedder stops gaining from it.
+        quality = (
+            face.score
+            * (0.5 + 0.5 * frontal)
+            * min(1.0, face.size / 112)
+            * min(1.0, blur / max(3 * config.fr_blur_filter_threshold, 1.0))
+        )
+        if len(track.samples) >= config.fr_sampling_size and quality <= track.samples[-1].quality:
+            return  # not among the best: skip the copy
+        height, width = image.shape[:2]
+        x, y, w, h = face.box
+        x0, y0 = max(0, int(x - SAMPLE_MARGIN * w)), max(0, int(y - SAMPLE_MARGIN * h))
+        x1, y1 = min(width, int(x + w + SAMPLE_MARGIN * w)), min(height, int(y + h + SAMPLE_MARGIN * h))
+        local = DetectedFace(
+            box=(x - x0, y - y0, w, h),
+            score=face.score,
+            landmarks=face.landmarks - np.array([x0, y0], dtype=np.float32),
+        )
+        # A copy: the capture may reuse the frame's buffer.
+        crop = np.ascontiguousarray(image[y0:y1, x0:x1]).copy()
+        sample = FaceSample(
+            quality=quality, timestamp=now, score=face.score, frame_box=tuple(face.box), crop=crop, face=local
+        )
+        track.offer(sample, config.fr_sampling_size)
+
+    # -- per track ----------------------------------------------------------------------
+    def _decide_all(self, tracks: list[Track]) -> list[EventRecord]:
+        events, self._carry = self._carry, []
+        failure: Exception | None = None
+        for track in tracks:
+            if track.decided or not track.samples:
+                continue  # already reported, or never a usable face
+            try:
+                events.append(self._decide(track))
+            except Exception as exc:
+                track.decided = True  # one failure, not one per frame
+                failure = failure or exc
+        if failure is not None:
+            # The pipeline host counts and shows the error; what was made is not lost.
+            self._carry = events
+            raise failure
+        return events
+
+    def _decide(self, track: Track) -> EventRecord:
+        from .engine import crop_jpeg
+
+        best = track.best
+        embedding = self.engine.embedder.embed(best.crop, best.face)
+        match = self.matcher(embedding, self.config.keyspace)
+        self.matches += 1
+        similarity = float(match.similarity) if match is not None else 0.0
+        known = match is not None and similarity >= self.config.similarity_threshold
+        track.decided = True
+        track.status = KNOWN if known else UNKNOWN
+        track.label = (match.name or match.face_id) if known else "unknown"
+        x, y, w, h = best.frame_box
+        return EventRecord(
+            primary_text=match.name if known else "",
+            secondary_text=match.secondary_text if known else "",
+            pipeline_data={
+                "face_id": match.face_id if known else "",
+                "status": track.status,
+                "similarity": round(similarity, 4),
+                "confidence_detection": round(float(best.score), 4),
+                "bounding_box": {"left": int(x), "top": int(y), "width": int(w), "height": int(h)},
+            },
+            image_jpeg=crop_jpeg(best.crop, best.face),
+            embedding=[float(v) for v in embedding],
+            search_text=" ".join(p for p in (match.name if known else "", track.status.lower()) if p),
+            timestamp=best.timestamp,
+        )
+
+    def _overlay_item(self, track: Track) -> OverlayItem:
+        x, y, w, h = track.box
+        if not track.decided:
+            label, color = "", COLOR_PENDING
+        elif track.status == KNOWN:
+            label, color = track.label, COLOR_KNOWN
+        else:
+            label, color = "unknown", COLOR_UNKNOWN
+        return OverlayItem(kind="box", points=((x, y), (x + w, y + h)), label=label, color=color)
+
+
+@register
+class FaceRecognitionAnalytic(AnalyticPlugin):
+    id = ANALYTIC_ID
+    name = "Face Recognition"
+    major_version = 2
+    minor_version = 0
+    publisher = "Nodeflux"
+    description = "Realtime face detection and face recognition"
+    type = "recognition"
+    config_model = FaceRecognitionConfig
+    presets = PRESETS
+
+    def create_processor(self, config: StrictConfig) -> Processor:
+        assert isinstance(config, FaceRecognitionConfig)
+        return FaceRecognitionProcessor(config)

@@ -1,0 +1,245 @@
+"""The face engine on real photos: detection, alignment + embedding, quality
+figures, similarity mapping, the process-wide singleton and the ONNX option."""
+
+from __future__ import annotations
+
+import threading
+
+import cv2
+import numpy as np
+import pytest
+from django.core.exceptions import ImproperlyConfigured
+
+from analytics.face import engine as face
+from analytics.face.engine import (
+    DetectedFace,
+    DlibEmbedder,
+    FaceDetector,
+    FaceEngine,
+    OnnxEmbedder,
+    blur_score,
+    crop_jpeg,
+    face_engine,
+    frontal_score,
+    similarity,
+    similarity_from_distance,
+)
+from tests.support.face_photos import OBAMA
+from tests.support.onnx_model import write_embedder_model
+from workers import model_runtime
+
+
+def only_face(engine, image) -> DetectedFace:
+    faces = engine.detector.detect(image)
+    assert len(faces) == 1, [f.box for f in faces]
+    return faces[0]
+
+
+def test_astronaut_has_one_face_with_plausible_box_and_landmarks(engine, astronaut):
+    found = only_face(engine, astronaut)
+    x, y, w, h = found.box
+    # Eileen Collins' face in the 512x512 picture: about x 178-273, y 57-177.
+    assert 160 <= x <= 200 and 40 <= y <= 90 and 80 <= w <= 120 and 100 <= h <= 140, found.box
+    assert found.score > 0.95
+    assert found.size == min(w, h)
+    marks = found.landmarks
+    assert marks.shape == (5, 2) and marks.dtype == np.float32
+    left_eye, right_eye, nose, mouth_left, mouth_right = marks
+    assert np.all((marks[:, 0] > x) & (marks[:, 0] < x + w) & (marks[:, 1] > y) & (marks[:, 1] < y + h))
+    assert left_eye[0] < nose[0] < right_eye[0] and mouth_left[0] < mouth_right[0]
+    assert max(left_eye[1], right_eye[1]) < nose[1] < min(mouth_left[1], mouth_right[1])
+
+
+def test_large_frames_are_shrunk_for_detection_and_boxes_mapped_back(engine, astronaut):
+    small = only_face(engine, astronaut)
+    large = only_face(engine, cv2.resize(astronaut, (2048, 2048), interpolation=cv2.INTER_CUBIC))
+    assert np.allclose(np.array(large.box) / 4, small.box, atol=4), (large.box, small.box)
+    assert np.allclose(large.landmarks / 4, small.landmarks, atol=3)
+
+
+def test_images_without_faces_and_odd_inputs(engine, astronaut):
+    assert engine.detector.detect(np.full((480, 640, 3), 127, np.uint8)) == []
+    assert engine.detector.detect(np.zeros((1, 1, 3), np.uint8)) == []
+    assert engine.detector.detect(np.zeros((7, 5, 3), np.uint8)) == []
+    grey = cv2.cvtColor(astronaut, cv2.COLOR_BGR2GRAY)
+    assert len(engine.detector.detect(grey)) == 1
+    bgra = cv2.cvtColor(astronaut, cv2.COLOR_BGR2BGRA)
+    assert len(engine.detector.detect(bgra)) == 1
+    odd = astronaut[3:500, 5:507]  # sides that are not multiples of the strides
+    assert len(engine.detector.detect(odd)) == 1
+
+
+def test_embeddings_are_unit_vectors_of_128_dimensions(engine, astronaut):
+    found = only_face(engine, astronaut)
+    vector = engine.embedder.embed(astronaut, found)
+    assert vector.shape == (128,) and vector.dtype == np.float32
+    assert np.linalg.norm(vector) == pytest.approx(1.0, abs=1e-5)
+    many = engine.embedder.embed_many(astronaut, [found, found])
+    assert many.shape == (2, 128)
+    assert np.allclose(many[0], vector, atol=1e-6) and np.allclose(many[1], vector, atol=1e-6)
+    assert engine.embedder.embed_many(astronaut, []).shape == (0, 128)
+    faces, vectors = engine.analyze(astronaut)
+    assert len(faces) == 1 and np.allclose(vectors[0], vector, atol=1e-6)
+
+
+def test_the_same_person_is_more_similar_than_different_people(engine, photos, astronaut):
+    vectors = {}
+    for name in (*OBAMA, "biden.jpg"):
+        image = photos.bgr(name)
+        vectors[name] = engine.embedder.embed(image, only_face(engine, image))
+    vectors["astronaut"] = engine.embedder.embed(astronaut, only_face(engine, astronaut))
+    same = [engine.similarity(vectors["obama.jpg"], vectors[name]) for name in OBAMA[1:]]
+    different = [
+        engine.similarity(vectors[a], vectors[b])
+        for a, b in [("obama.jpg", "biden.jpg"), ("obama.jpg", "astronaut"), ("biden.jpg", "astronaut")]
+        + [(name, "biden.jpg") for name in OBAMA[1:]]
+    ]
+    # The contract's default similarity_threshold (0.85) separates them.
+    assert min(same) >= 0.85, same
+    assert max(different) < 0.85, different
+    assert min(same) - max(different) > 0.1
+
+
+def test_similarity_mapping():
+    assert similarity_from_distance(0.0) == 1.0
+    # dlib's same-person threshold (0.6 between raw descriptors) is ~0.09 between unit vectors.
+    assert similarity_from_distance(0.09) == pytest.approx(0.85)
+    assert similarity_from_distance(0.6) == 0.0 and similarity_from_distance(2.0) == 0.0
+    assert similarity_from_distance(-1e-7) == 1.0  # rounding in the database never leaves [0, 1]
+    a = np.array([1.0, 0.0, 0.0])
+    assert similarity(a, a * 3) == pytest.approx(1.0)
+    assert similarity(a, np.array([1.0, 0.3, 0.0])) == pytest.approx(1 - (1 - 1 / np.hypot(1, 0.3)) / 0.6)
+    assert similarity_from_distance(0.6, scale=4.0) == pytest.approx(0.85)
+
+
+def test_blurred_copies_score_lower(engine, photos, astronaut):
+    for image in (astronaut, photos.bgr("obama.jpg"), photos.bgr("biden.jpg")):
+        found = only_face(engine, image)
+        sharp = blur_score(image, found)
+        # sigma in pixels of a 112 px face, so the blur is the same for every face size
+        scale = found.size / 112
+        soft = blur_score(cv2.GaussianBlur(image, (0, 0), 1.0 * scale), found)
+        softer = blur_score(cv2.GaussianBlur(image, (0, 0), 2.0 * scale), found)
+        # fr_blur_filter_threshold's default (4) keeps the sharp photo and drops the blurred ones.
+        assert sharp > 10 > 4 > softer, (sharp, soft, softer)
+        assert sharp > soft > softer
+
+
+def test_frontal_score(engine, photos, astronaut):
+    frontal = frontal_score(only_face(engine, astronaut))
+    assert frontal > 0.7
+    turned = frontal_score(only_face(engine, photos.bgr("obama2.jpg")))  # head turned ~30°
+    assert turned < frontal - 0.2
+    # A mirrored picture is as frontal as the original.
+    mirrored = frontal_score(only_face(engine, cv2.flip(astronaut, 1)))
+    assert mirrored == pytest.approx(frontal, abs=0.1)
+    # Synthetic landmarks: a profile (nose beside an eye) and degenerate points.
+    marks = np.array([[40, 50], [80, 50], [60, 70], [45, 90], [75, 90]], np.float32)
+    assert frontal_score(DetectedFace((20, 20, 80, 100), 1.0, marks)) == pytest.approx(1.0, abs=0.1)
+    profile = marks.copy()
+    profile[2] = [38, 70]
+    assert frontal_score(DetectedFace((20, 20, 80, 100), 1.0, profile)) < 0.1
+    assert frontal_score(DetectedFace((20, 20, 80, 100), 1.0, np.zeros((5, 2), np.float32))) == 0.0
+
+
+def test_crop_jpeg(engine, astronaut):
+    found = only_face(engine, astronaut)
+    crop = cv2.imdecode(np.frombuffer(crop_jpeg(astronaut, found), np.uint8), cv2.IMREAD_COLOR)
+    x, y, w, h = found.box
+    assert crop.shape[0] == pytest.approx(h * 1.5, abs=2) and crop.shape[1] == pytest.approx(w * 1.5, abs=2)
+    # A face at the frame's edge: the margin is clipped, not padded.
+    edge = DetectedFace((0, 0, 40, 40), 1.0, np.zeros((5, 2), np.float32))
+    corner = cv2.imdecode(np.frombuffer(crop_jpeg(astronaut, edge, margin=0.5), np.uint8), cv2.IMREAD_COLOR)
+    assert corner.shape[:2] == (60, 60)
+
+
+def test_engine_is_one_per_process_warms_up_and_reports_its_provider():
+    engines = []
+    threads = [threading.Thread(target=lambda: engines.append(face_engine())) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len({id(e) for e in engines}) == 1 and engines[0] is face_engine()
+    engine = engines[0]
+    assert isinstance(engine.detector, FaceDetector) and isinstance(engine.embedder, DlibEmbedder)
+    assert engine.provider == model_runtime.providers()[0]
+    assert engine.provider in ("CPUExecutionProvider", "CUDAExecutionProvider")
+    assert engine.warm_up() > 0 and engine.warm_up_seconds > 0
+    assert engine.describe() == {
+        "detector": "retinaface-mobilenet0.25",
+        "embedder": "dlib-resnet-v1",
+        "provider": engine.provider,
+        "embedder_provider": "dlib-cpu",
+        "dim": 128,
+    }
+
+
+def test_threads_share_the_engine_safely(engine, photos):
+    images = [photos.bgr(name) for name in ("obama.jpg", "obama3.jpg", "biden.jpg")]
+    expected = [engine.analyze(image)[1][0] for image in images]
+    results: dict[int, list] = {}
+
+    def work(index: int) -> None:
+        results[index] = [engine.analyze(images[(index + k) % 3])[1][0] for k in range(3)]
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    for index, vectors in results.items():
+        for k, vector in enumerate(vectors):
+            assert np.allclose(vector, expected[(index + k) % 3], atol=1e-5)
+
+
+@pytest.fixture
+def fresh_engine():
+    """Lets a test build the engine from changed settings, and restores the default after."""
+    face.face_engine_reset()
+    yield
+    face.face_engine_reset()
+
+
+def test_onnx_embedder_from_settings(settings, tmp_path, astronaut, fresh_engine):
+    settings.FACE_EMBEDDER = "onnx"
+    settings.FACE_ONNX_MODEL = str(write_embedder_model(tmp_path / "embedder.onnx"))
+    engine = face_engine()
+    assert isinstance(engine.embedder, OnnxEmbedder)
+    assert engine.embedder.dim == 128 and engine.embedder.batched
+    assert engine.embedder.provider == model_runtime.providers()[0]
+    found = only_face(engine, astronaut)
+    aligned = engine.embedder.aligned(astronaut, found)
+    assert aligned.shape == (112, 112, 3)
+    vectors = engine.embedder.embed_many(astronaut, [found, found])
+    assert vectors.shape == (2, 128) and vectors.dtype == np.float32
+    assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
+    assert np.allclose(vectors[0], vectors[1])
+    assert engine.similarity(vectors[0], vectors[1]) == pytest.approx(1.0)
+
+
+def test_onnx_embedder_with_a_fixed_batch_of_one(tmp_path, astronaut, engine):
+    model = write_embedder_model(tmp_path / "single.onnx", batch=1, input_size=96)
+    embedder = OnnxEmbedder(model_path=model, input_size=96, mean=0.0, std=255.0, rgb=False)
+    assert not embedder.batched
+    found = only_face(engine, astronaut)
+    vectors = embedder.embed_many(astronaut, [found, found])
+    assert vectors.shape == (2, 128) and np.allclose(vectors[0], vectors[1])
+
+
+def test_onnx_embedder_must_output_128_values(tmp_path):
+    model = write_embedder_model(tmp_path / "wide.onnx", dim=512)
+    embedder = OnnxEmbedder(model_path=model)
+    assert embedder.dim == 512
+    with pytest.raises(ImproperlyConfigured, match="outputs 512-d embeddings.*must output 128"):
+        FaceEngine(FaceDetector(), embedder)
+
+
+def test_onnx_embedder_settings_errors(settings, tmp_path, fresh_engine):
+    settings.FACE_EMBEDDER = "onnx"
+    settings.FACE_ONNX_MODEL = ""
+    with pytest.raises(ImproperlyConfigured, match="needs VISIONAIRE_FACE_ONNX_MODEL"):
+        face_engine()
+    settings.FACE_ONNX_MODEL = str(tmp_path / "missing.onnx")
+    with pytest.raises(ImproperlyConfigured, match="no model file at"):
+        face_engine()
