@@ -158,6 +158,9 @@ class StreamRunner:
             self._supervise()
         finally:
             RUNNERS.remove(self)
+            # Logged while the lease is still held: once it is released another
+            # runner may start, and the log must show this one ended first.
+            logger.info("stream %s: runner ended", self.stream_id)
             try:
                 self.lease.release()
             except redis.RedisError as exc:
@@ -165,7 +168,6 @@ class StreamRunner:
                     "stream %s: lease not released (%s); it expires by itself", self.stream_id, exc
                 )
             self.finished.set()
-            logger.info("stream %s: runner ended", self.stream_id)
         return True
 
     def _supervise(self) -> None:
