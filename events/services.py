@@ -48,8 +48,22 @@ def _event_build(item: EventInput) -> Event:
         secondary_text=item.secondary_text,
         pipeline_data={"event_id": str(event_id), **item.pipeline_data},
         embedding=item.embedding,
-        search_text=item.search_text,
+        search_text=search_text_compose(
+            item.search_text, item.primary_text, item.secondary_text, item.stream.name
+        ),
     )
+
+
+def search_text_compose(text: str, *parts: str) -> str:
+    """What text search matches an event by: the analytic's own search text (labels),
+    then the names, secondary text and stream name it does not already contain, so
+    every event can be found by its stream's name whatever its analytic wrote."""
+    composed = text.strip()
+    for part in parts:
+        part = part.strip()
+        if part and part.casefold() not in composed.casefold():
+            composed = f"{composed} {part}" if composed else part
+    return composed
 
 
 def _crops_delete(events: list[Event]) -> None:
