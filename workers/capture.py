@@ -94,7 +94,16 @@ class LatestFrame:
 
 
 class RateMeter:
-    """Events per second over a sliding window of timestamps (bounded deque)."""
+    """Events per second, from the intervals between the recent ticks.
+
+    The rate is measured between ticks, not against the whole window: counting
+    "ticks in the window / time since the oldest" reads a steady 2/s as anything
+    from 1.3 to 1.9 depending on when it is asked, and a steady 1/s as 0.5 to 1.
+    The last two ticks are kept even when older than the window, so a slow rate
+    (a pipeline sampling every few seconds) still has an interval to measure.
+    When ticks stop, the rate falls as the silence grows, and is 0 once the
+    silence is longer than both the window and two intervals.
+    """
 
     def __init__(self, window_s: float = 2.0, maxlen: int = 1024) -> None:
         self.window_s = window_s
@@ -107,12 +116,20 @@ class RateMeter:
 
     def rate(self, now: float) -> float:
         with self._lock:
-            while self._times and now - self._times[0] > self.window_s:
-                self._times.popleft()
-            if len(self._times) < 2:
+            times = self._times
+            while len(times) > 2 and now - times[0] > self.window_s:
+                times.popleft()
+            if len(times) < 2:
                 return 0.0
-            span = max(now - self._times[0], 1e-6)
-            return (len(self._times) - 1) / span
+            count, first, last = len(times), times[0], times[-1]
+            interval = max((last - first) / (count - 1), 1e-6)
+            silent = now - last
+            if silent > max(self.window_s, 2 * interval):
+                return 0.0
+            if silent <= interval:
+                return 1.0 / interval
+            # Overdue: as if a tick came now, so the rate falls while nothing comes.
+            return count / (now - first)
 
 
 @dataclass(frozen=True)
