@@ -170,6 +170,19 @@ class StreamRunner:
             self.finished.set()
         return True
 
+    def wanted_again(self) -> bool:
+        """After run(): whether the stream should still run on this node. A start
+        (or a stop then a start) that arrived while this runner was stopping went
+        to this runner, still registered, and ended with it; the task queues the
+        stream again rather than leaving it to the next reconcile."""
+        if self._terminating:  # the worker is shutting down
+            return False
+        try:
+            desired = desired_stream_get(self.stream_id)
+        except DatabaseError:
+            return False  # the reconcile job catches up
+        return desired is not None and desired.active and desired.node_num == self.node_num
+
     def _supervise(self) -> None:
         pause = settings.STREAM_BACKOFF_INITIAL_SECONDS
         while not self._stop.is_set():

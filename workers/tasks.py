@@ -8,6 +8,7 @@ import logging
 from celery import shared_task
 from django.conf import settings
 
+from .control import stream_dispatch
 from .reconcile import streams_reconcile_run
 from .runner import StreamRunner
 
@@ -22,7 +23,10 @@ def stream_run(stream_id: str) -> None:
     redelivered (the reconcile job restarts the stream once its lease expires).
     """
     hostname = getattr(stream_run.request, "hostname", "") or ""
-    StreamRunner(stream_id, node_num=settings.NODE_NUM, worker_name=hostname).run()
+    runner = StreamRunner(stream_id, node_num=settings.NODE_NUM, worker_name=hostname)
+    if runner.run() and runner.wanted_again():
+        logger.info("stream %s is active again; queueing it", stream_id)
+        stream_dispatch(stream_id=stream_id, node_num=settings.NODE_NUM)
 
 
 @shared_task(name="workers.streams_reconcile", ignore_result=True)
