@@ -67,6 +67,7 @@ INSTALLED_APPS = [
     "streams",
     "events",
     "workers",
+    "faces",
 ]
 
 MIDDLEWARE = [
@@ -281,6 +282,10 @@ FACE_MATCH_THRESHOLD = env_float("VISIONAIRE_FACE_MATCH_THRESHOLD", 0.85, minimu
 FACE_MAX_ENROLLMENT = env_int("VISIONAIRE_FACE_MAX_ENROLLMENT", 100_000, minimum=1)
 FACE_MAX_KEYSPACE = env_int("VISIONAIRE_FACE_MAX_KEYSPACE", 100, minimum=1)
 FACE_MAX_VARIATIONS = env_int("VISIONAIRE_FACE_MAX_VARIATIONS", 20, minimum=1)
+# Largest face image a /v1/face request may carry: bytes, and the pixels its header
+# declares (checked before decoding: a small file can declare a huge picture).
+FACE_MAX_IMAGE_BYTES = env_int("VISIONAIRE_FACE_MAX_IMAGE_BYTES", 10 * 1024 * 1024, minimum=1024)
+FACE_MAX_IMAGE_PIXELS = env_int("VISIONAIRE_FACE_MAX_IMAGE_PIXELS", 40_000_000, minimum=10_000)
 
 LOGGING = {
     "version": 1,

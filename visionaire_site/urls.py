@@ -19,6 +19,7 @@ urlpatterns = [
     path("", include("events.urls")),
     path("", include("streams.viewing_urls")),
     path("", include("analytics.search_urls")),
+    path("", include("faces.urls")),
 ]
 
 handler400 = errors.handler400

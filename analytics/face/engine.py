@@ -475,11 +475,23 @@ def frontal_score(face: DetectedFace) -> float:
     return float(min(1.0, yaw * (0.5 + 0.5 * pitch)))
 
 
-def crop_jpeg(image_bgr: np.ndarray, face: DetectedFace, margin: float = 0.25, quality: int = 90) -> bytes:
-    """The face with `margin` (a fraction of the box) around it, as JPEG bytes."""
+def crop_jpeg(
+    image_bgr: np.ndarray,
+    face: DetectedFace,
+    margin: float = 0.25,
+    quality: int = 90,
+    *,
+    max_side: int | None = None,
+) -> bytes:
+    """The face with `margin` (a fraction of the box) around it, as JPEG bytes;
+    shrunk to `max_side` pixels when given (thumbnails)."""
     image = _as_bgr(image_bgr)
     x0, y0, x1, y1 = _clipped_box(image, face.box, margin)
     crop = image[y0:y1, x0:x1] if x1 > x0 and y1 > y0 else image
+    if max_side is not None and max(crop.shape[:2]) > max_side:
+        ratio = max_side / max(crop.shape[:2])
+        size = (max(1, round(crop.shape[1] * ratio)), max(1, round(crop.shape[0] * ratio)))
+        crop = cv2.resize(crop, size, interpolation=cv2.INTER_AREA)
     ok, data = cv2.imencode(".jpg", crop, [cv2.IMWRITE_JPEG_QUALITY, quality])
     if not ok:
         raise ValueError("the face crop could not be encoded as JPEG")

@@ -24,3 +24,23 @@ def engine():
     from analytics.face.engine import face_engine
 
     return face_engine()
+
+
+@pytest.fixture
+def media_root(tmp_path, settings):
+    """Photos and thumbnails go to a fresh folder per test, not the data folder."""
+    settings.MEDIA_ROOT = str(tmp_path / "media")
+    return tmp_path / "media"
+
+
+def b64(data: bytes) -> str:
+    import base64
+
+    return base64.b64encode(data).decode()
+
+
+@pytest.fixture
+def keyspace(api, db, media_root) -> str:
+    response = api.post("/v1/face/keyspace", {"keyspace": "employees"})
+    assert response.status_code == 200, response.json()
+    return "employees"

@@ -1,0 +1,39 @@
+"""Reads of the face gallery."""
+
+from __future__ import annotations
+
+from django.db.models import QuerySet
+
+from visionaire_site.errors import NotFound
+
+from .models import FaceVariation, Keyspace, Person
+
+
+class KeyspaceNotFound(NotFound):
+    def __init__(self) -> None:
+        super().__init__("keyspace not found")
+
+
+def keyspace_get(*, name: str) -> Keyspace:
+    """The keyspace of that name; 404 "keyspace not found" otherwise."""
+    keyspace = Keyspace.objects.filter(name=name).first() if isinstance(name, str) else None
+    if keyspace is None:
+        raise KeyspaceNotFound()
+    return keyspace
+
+
+def person_list(*, keyspace: Keyspace) -> QuerySet[Person]:
+    return Person.objects.filter(keyspace=keyspace)
+
+
+def variation_list(*, person: Person) -> QuerySet[FaceVariation]:
+    return FaceVariation.objects.filter(person=person).order_by("variation")
+
+
+def enrollment_count() -> int:
+    """Enrolled face ids (people) over every keyspace."""
+    return Person.objects.count()
+
+
+def keyspace_count() -> int:
+    return Keyspace.objects.count()

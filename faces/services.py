@@ -1,0 +1,413 @@
+"""Face enrollment and face search: keyspaces, people and their face
+variations, 1:N search in pgvector, 1:1 match.
+
+Model work (detection, embedding) happens before any transaction opens, so a
+slow photo never holds a lock; each write is one transaction, and files put in
+storage for a transaction that fails are removed again (storage is not
+transactional), so a refused request changes nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from django.conf import settings
+from django.core.files.base import ContentFile
+from django.db import connection, transaction
+from django.db.models import Max
+from pgvector.django import CosineDistance
+
+from analytics.face.engine import (
+    DetectedFace,
+    blur_score,
+    crop_jpeg,
+    face_engine,
+    frontal_score,
+    similarity_from_distance,
+)
+from visionaire_site.errors import ApiError, BadRequest, Conflict, NotFound
+
+from .images import DecodedImage
+from .models import FaceVariation, Keyspace, Person
+from .selectors import enrollment_count, keyspace_count, keyspace_get
+
+logger = logging.getLogger(__name__)
+
+NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@:-]{0,63}$")
+NAME_RULE = "1 to 64 letters, digits or _ . @ : - (starting with a letter or digit)"
+THUMBNAIL_SIDE = 160
+# One transaction-scoped advisory lock serialises the writes that count rows
+# against a limit (people, keyspaces, variations), so concurrent requests
+# cannot pass a limit together.
+_LIMITS_LOCK = 0x46414345  # "FACE"
+# Most rows one search reads before keeping the best variation of each person.
+_MAX_SEARCH_ROWS = 1000
+
+
+class FaceRejected(BadRequest):
+    """A photo that cannot be enrolled; `reason` is one of REJECT_REASONS."""
+
+    def __init__(self, message: str, reason: str):
+        super().__init__(message)
+        self.reason = reason
+
+
+REJECT_REASONS = {
+    "no_face": "no face",
+    "several_faces": "several faces",
+    "too_small": "face too small",
+    "too_blurry": "face too blurry",
+    "unreadable": "unreadable image",
+}
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One enrolled person found by a search. `name` is the person's name, or
+    their face id when they have none (what an event shows as primary_text);
+    `secondary_text` is their category."""
+
+    face_id: str
+    name: str
+    secondary_text: str
+    similarity: float
+    variation: int
+
+
+@dataclass(frozen=True)
+class EnrollmentFace:
+    """The one face of an enrollment photo, its embedding and quality figures."""
+
+    face: DetectedFace
+    embedding: np.ndarray
+    blur: float
+    frontal: float
+
+
+def name_validate(value, *, field: str) -> str:
+    if not isinstance(value, str):
+        raise BadRequest(f"{field} must be a string")
+    if not NAME_RE.match(value):
+        raise BadRequest(f"invalid {field} '{value[:70]}': it must be {NAME_RULE}")
+    return value
+
+
+# --- keyspaces -------------------------------------------------------------------
+
+
+def keyspace_create(*, name: str) -> Keyspace:
+    name_validate(name, field="keyspace")
+    with transaction.atomic():
+        _limits_lock()
+        if Keyspace.objects.filter(name=name).exists():
+            raise Conflict("keyspace already exists")
+        if keyspace_count() >= settings.FACE_MAX_KEYSPACE:
+            raise Conflict(f"keyspace limit reached ({settings.FACE_MAX_KEYSPACE} keyspaces)")
+        return Keyspace.objects.create(name=name)
+
+
+def _limits_lock() -> None:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_LIMITS_LOCK])
+
+
+# --- faces in photos -------------------------------------------------------------
+
+
+def _largest(faces: Sequence[DetectedFace]) -> DetectedFace:
+    return max(faces, key=lambda face: face.box[2] * face.box[3])
+
+
+def faces_detect(image: np.ndarray) -> list[DetectedFace]:
+    return face_engine().detector.detect(image, min_score=settings.FACE_DETECT_MIN_SCORE)
+
+
+def face_for_enrollment(image: np.ndarray) -> EnrollmentFace:
+    """The photo's one face, if it is fit for enrollment; FaceRejected (400) otherwise."""
+    faces = faces_detect(image)
+    if not faces:
+        raise FaceRejected("image: no face found in the image", "no_face")
+    if len(faces) > 1:
+        raise FaceRejected(
+            f"image: {len(faces)} faces found in the image, enrollment needs exactly one", "several_faces"
+        )
+    face = faces[0]
+    minimum = settings.FACE_ENROLL_MIN_FACE_SIZE
+    if face.size < minimum:
+        raise FaceRejected(f"image: face too small ({face.size} px, minimum {minimum} px)", "too_small")
+    blur = blur_score(image, face)
+    if blur < settings.FACE_ENROLL_MIN_BLUR:
+        raise FaceRejected(
+            f"image: face too blurry (blur score {blur:.1f}, minimum {settings.FACE_ENROLL_MIN_BLUR:g})",
+            "too_blurry",
+        )
+    embedding = face_engine().embedder.embed(image, face)
+    return EnrollmentFace(face=face, embedding=embedding, blur=blur, frontal=frontal_score(face))
+
+
+def face_for_search(image: np.ndarray, *, field: str = "image") -> tuple[DetectedFace, np.ndarray]:
+    """The largest face of a query photo and its embedding; 400 when there is none."""
+    faces = faces_detect(image)
+    if not faces:
+        raise BadRequest(f"{field}: no face found in the image")
+    face = _largest(faces)
+    return face, face_engine().embedder.embed(image, face)
+
+
+# --- enrollment --------------------------------------------------------------------
+
+
+def face_enroll(
+    *,
+    keyspace: str,
+    image: DecodedImage,
+    face_id: str | None = None,
+    name: str | None = None,
+    category: str | None = None,
+    identity_number: str | None = None,
+    notes: str | None = None,
+) -> FaceVariation:
+    """Enroll the photo's one face: a new person (a new face id, or the one
+    given) or, for an existing face id, a new variation of that person. Identity
+    fields given update the person."""
+    keyspace_row = keyspace_get(name=keyspace)
+    if face_id is not None:
+        name_validate(face_id, field="face_id")
+    found = face_for_enrollment(image.pixels)
+    identity = {
+        key: value
+        for key, value in (
+            ("name", name),
+            ("category", category),
+            ("identity_number", identity_number),
+            ("notes", notes),
+        )
+        if value is not None
+    }
+    with transaction.atomic():
+        _limits_lock()
+        person = _person_for_enrollment(keyspace_row, face_id, identity)
+        return variation_add(person=person, image=image, found=found)
+
+
+def variation_add(
+    *, person: Person, image: DecodedImage, found: EnrollmentFace | None = None
+) -> FaceVariation:
+    """A new variation of an existing person from a photo (checked here unless
+    `found` carries the checked face): the embedding, the photo and a thumbnail."""
+    if found is None:
+        found = face_for_enrollment(image.pixels)
+    thumbnail = crop_jpeg(image.pixels, found.face, max_side=THUMBNAIL_SIDE)
+    stored: list[str] = []
+    try:
+        with transaction.atomic():
+            number = (person.variations.aggregate(last=Max("variation"))["last"] or 0) + 1
+            variation = FaceVariation(
+                person=person,
+                keyspace_id=person.keyspace_id,
+                variation=number,
+                embedding=found.embedding.tolist(),
+                embedder=face_engine().embedder.name,
+                box=list(found.face.box),
+                detection_score=round(found.face.score, 4),
+                face_size=found.face.size,
+                blur_score=round(found.blur, 2),
+                frontal_score=round(found.frontal, 3),
+            )
+            stem = f"{person.keyspace.name}_{person.face_id}_{number}"
+            variation.photo.save(f"{stem}.{image.extension}", ContentFile(image.data), save=False)
+            stored.append(variation.photo.name)
+            variation.thumbnail.save(f"{stem}.jpg", ContentFile(thumbnail), save=False)
+            stored.append(variation.thumbnail.name)
+            variation.save()
+    except BaseException:
+        files_delete(stored)
+        raise
+    return variation
+
+
+def _person_for_enrollment(keyspace: Keyspace, face_id: str | None, identity: dict[str, str]) -> Person:
+    person = None
+    if face_id is not None:
+        person = Person.objects.select_for_update().filter(keyspace=keyspace, face_id=face_id).first()
+    if person is None:
+        if enrollment_count() >= settings.FACE_MAX_ENROLLMENT:
+            raise Conflict(f"enrollment limit reached ({settings.FACE_MAX_ENROLLMENT} face ids)")
+        return Person.objects.create(keyspace=keyspace, face_id=face_id or uuid.uuid4().hex, **identity)
+    if person.variations.count() >= settings.FACE_MAX_VARIATIONS:
+        raise Conflict(
+            f"face_id {person.face_id} already has {settings.FACE_MAX_VARIATIONS} variations (the limit)"
+        )
+    if identity:
+        for key, value in identity.items():
+            setattr(person, key, value)
+        person.save(update_fields=[*identity, "updated_at"])
+    return person
+
+
+def files_delete(names: Iterable[str]) -> None:
+    from django.core.files.storage import default_storage
+
+    for name in names:
+        try:
+            default_storage.delete(name)
+        except OSError:
+            logger.warning("could not delete face file %s", name, exc_info=True)
+
+
+def enrollments_delete(*, keyspace: str, face_ids: list[str]) -> list[str]:
+    """Delete these face ids (people, with every variation); all must exist,
+    else 404 naming the unknown ones and nothing is deleted."""
+    keyspace_row = keyspace_get(name=keyspace)
+    wanted = list(dict.fromkeys(face_ids))
+    with transaction.atomic():
+        people = {
+            p.face_id: p
+            for p in Person.objects.select_for_update().filter(keyspace=keyspace_row, face_id__in=wanted)
+        }
+        missing = [face_id for face_id in wanted if face_id not in people]
+        if missing:
+            raise NotFound(f"face_id not found: {', '.join(m[:64] for m in missing[:10])}")
+        # The photo files go once this commits (faces.signals).
+        Person.objects.filter(pk__in=[p.pk for p in people.values()]).delete()
+    return wanted
+
+
+def variations_delete(*, keyspace: str, face_id: str, variations: list[int]) -> list[int]:
+    """Delete variations of one face id; 404 for an unknown face id or
+    variation, 400 when none would be left (delete the enrollment instead)."""
+    keyspace_row = keyspace_get(name=keyspace)
+    wanted = sorted(set(variations))
+    with transaction.atomic():
+        person = Person.objects.select_for_update().filter(keyspace=keyspace_row, face_id=face_id).first()
+        if person is None:
+            raise NotFound("face_id not found")
+        rows = list(FaceVariation.objects.filter(person=person))
+        existing = {row.variation for row in rows}
+        missing = [number for number in wanted if number not in existing]
+        if missing:
+            raise NotFound(f"variation not found: {', '.join(str(n) for n in missing)}")
+        if len(existing - set(wanted)) == 0:
+            raise BadRequest(
+                "variations: a face id keeps at least one variation; "
+                "use /v1/face/delete-enrollment to delete the face id"
+            )
+        doomed = [row.pk for row in rows if row.variation in wanted]
+        FaceVariation.objects.filter(pk__in=doomed).delete()  # files go after commit (faces.signals)
+    return wanted
+
+
+# --- search ------------------------------------------------------------------------
+
+
+def _nearest_rows(
+    keyspace_id: int, embedding: Sequence[float], rows: int, *, exact: bool = False
+) -> list[tuple[int, int, float]]:
+    """(person id, variation, cosine distance) of the nearest variations in one
+    keyspace, nearest first. HNSW by default, with an iterative scan so the
+    keyspace filter still yields `rows` rows when the keyspace is a small part
+    of the table; `exact=True` scans every row of the keyspace (benchmarks)."""
+    vector = np.asarray(embedding, dtype=np.float32).tolist()
+    with transaction.atomic(), connection.cursor() as cursor:
+        if exact:
+            cursor.execute("SELECT set_config('enable_indexscan', 'off', true)")
+        else:
+            cursor.execute("SELECT set_config('hnsw.ef_search', %s, true)", [str(max(40, min(1000, rows)))])
+            cursor.execute("SELECT set_config('hnsw.iterative_scan', 'relaxed_order', true)")
+        query = (
+            FaceVariation.objects.filter(keyspace_id=keyspace_id)
+            .annotate(distance=CosineDistance("embedding", vector))
+            .order_by("distance")
+            .values_list("person_id", "variation", "distance")[:rows]
+        )
+        found = list(query)
+    # relaxed_order may return rows slightly out of order.
+    return sorted(found, key=lambda row: row[2])
+
+
+def faces_nearest(
+    *, keyspace: Keyspace, embedding: Sequence[float], limit: int, exact: bool = False
+) -> list[Candidate]:
+    """The `limit` nearest people of a keyspace, each with their best variation."""
+    rows = min(_MAX_SEARCH_ROWS, limit * settings.FACE_MAX_VARIATIONS)
+    best: dict[int, tuple[int, float]] = {}
+    for person_id, variation, distance in _nearest_rows(keyspace.pk, embedding, rows, exact=exact):
+        if person_id not in best:
+            best[person_id] = (variation, distance)
+            if len(best) == limit:
+                break
+    people = Person.objects.in_bulk(list(best))
+    scale = face_engine().embedder.similarity_scale
+    return [
+        Candidate(
+            face_id=people[person_id].face_id,
+            name=people[person_id].name or people[person_id].face_id,
+            secondary_text=people[person_id].category,
+            similarity=round(similarity_from_distance(distance, scale=scale), 4),
+            variation=variation,
+        )
+        for person_id, (variation, distance) in best.items()
+        if person_id in people  # deleted since the search read it
+    ]
+
+
+def faces_match(*, keyspace: str, embedding: Sequence[float], limit: int = 1) -> list[Candidate]:
+    """For analytics: the best matches of one embedding in a keyspace, highest
+    similarity first. Raises KeyspaceNotFound (a NotFound, 404) for an unknown keyspace."""
+    return faces_nearest(keyspace=keyspace_get(name=keyspace), embedding=embedding, limit=limit)
+
+
+def faces_recognize(*, keyspace: str, image: DecodedImage, candidate_count: int) -> list[Candidate]:
+    """1:N: the largest face of the photo searched in the keyspace."""
+    keyspace_row = keyspace_get(name=keyspace)
+    _face, embedding = face_for_search(image.pixels)
+    return faces_nearest(keyspace=keyspace_row, embedding=embedding, limit=candidate_count)
+
+
+def embeddings_extract(*, image: DecodedImage) -> list[list[float]]:
+    """The embedding of every face in the photo, most confident face first."""
+    faces = faces_detect(image.pixels)
+    if not faces:
+        raise BadRequest("image: no face found in the image")
+    vectors = face_engine().embedder.embed_many(image.pixels, faces)
+    return [[round(float(value), 6) for value in vector] for vector in vectors]
+
+
+def faces_compare(*, image_a: DecodedImage, image_b: DecodedImage) -> tuple[bool, float]:
+    """1:1: the largest face of each photo; (match, similarity)."""
+    _a, vector_a = face_for_search(image_a.pixels, field="image_a")
+    _b, vector_b = face_for_search(image_b.pixels, field="image_b")
+    similarity = round(face_engine().similarity(vector_a, vector_b), 4)
+    return similarity >= settings.FACE_MATCH_THRESHOLD, similarity
+
+
+# --- service state -------------------------------------------------------------------
+
+
+def face_service_check() -> None:
+    """503 unless the face engine is loaded (loading it if needed) and the database answers."""
+    try:
+        face_engine()
+    except Exception as exc:
+        logger.exception("the face engine could not be loaded")
+        raise ApiError(f"face engine not available: {exc}"[:300], status=503) from None
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+    except Exception:
+        logger.exception("healthcheck: the database did not answer")
+        raise ApiError("database not reachable", status=503) from None
+
+
+def limit_usage() -> dict[str, int]:
+    return {
+        "current_enrollment": enrollment_count(),
+        "maximum_enrollment": settings.FACE_MAX_ENROLLMENT,
+        "current_keyspace": keyspace_count(),
+        "maximum_keyspace": settings.FACE_MAX_KEYSPACE,
+    }

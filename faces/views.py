@@ -1,0 +1,279 @@
+"""The /v1/face routes (spec/API.md, "Face enrollment and face search"): input
+checks in the order a client should fix them, then one service call."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db import DatabaseError
+from drf_spectacular.utils import OpenApiResponse, extend_schema
+from rest_framework.response import Response
+
+from visionaire_site.api import ApiView, body_object
+from visionaire_site.errors import ApiError, BadRequest
+from visionaire_site.openapi import ErrorSerializer
+
+from . import serializers as s
+from . import services
+from .images import image_decode
+from .selectors import keyspace_get
+
+TAGS = ["face enrollment"]
+MAX_LIST_ITEMS = 1000
+IDENTITY_LIMITS = {"name": 200, "category": 100, "identity_number": 64, "notes": 2000}
+
+
+def _error(description: str) -> OpenApiResponse:
+    return OpenApiResponse(ErrorSerializer, description=description)
+
+
+BAD_IMAGE = "Malformed body, an image that is not a JPEG/PNG or cannot be decoded, no face in the image."
+TOO_LARGE = _error("Body or image over the size limits (bytes, or pixels the image header declares).")
+NO_KEYSPACE = _error("Unknown keyspace (`keyspace not found`).")
+
+
+def _body(request, allowed: set[str], required: tuple[str, ...]) -> dict[str, Any]:
+    body = body_object(request)
+    unknown = sorted(set(body) - allowed)
+    if unknown:
+        raise BadRequest(f"unknown field(s): {', '.join(name[:40] for name in unknown)}")
+    for name in required:
+        if name not in body:
+            raise BadRequest(f"{name}: this field is required")
+    return body
+
+
+def _object(value: Any, *, field: str, allowed: set[str]) -> dict[str, Any]:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise BadRequest(f"{field} must be a JSON object")
+    unknown = sorted(set(value) - allowed)
+    if unknown:
+        raise BadRequest(f"{field}: unknown field(s): {', '.join(name[:40] for name in unknown)}")
+    return value
+
+
+def _keyspace(body: dict) -> str:
+    name = services.name_validate(body["keyspace"], field="keyspace")
+    keyspace_get(name=name)  # 404 before the costly image decode
+    return name
+
+
+def _text(params: dict, name: str) -> str | None:
+    value = params.get(name)
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise BadRequest(f"additional_params.{name} must be a string")
+    if len(value) > IDENTITY_LIMITS[name]:
+        raise BadRequest(f"additional_params.{name} must be at most {IDENTITY_LIMITS[name]} characters")
+    if name != "notes" and any(ord(char) < 32 for char in value):
+        raise BadRequest(f"additional_params.{name} must not contain control characters")
+    return value
+
+
+def _list(body: dict, name: str) -> list:
+    value = body[name]
+    if not isinstance(value, list) or not value:
+        raise BadRequest(f"{name} must be a non-empty list")
+    if len(value) > MAX_LIST_ITEMS:
+        raise BadRequest(f"{name} must have at most {MAX_LIST_ITEMS} items")
+    return value
+
+
+class KeyspaceView(ApiView):
+    @extend_schema(
+        operation_id="face_keyspace_create",
+        summary="Create a keyspace (a gallery of enrolled faces)",
+        request=s.KeyspaceRequestSerializer,
+        responses={
+            200: s.KeyspaceResponseSerializer,
+            400: _error("Missing or invalid keyspace name."),
+            409: _error("The keyspace already exists, or the keyspace limit is reached."),
+        },
+        tags=TAGS,
+    )
+    def post(self, request):
+        body = _body(request, {"keyspace"}, ("keyspace",))
+        keyspace = services.keyspace_create(name=body["keyspace"])
+        return Response({"message": "keyspace successfully created", "keyspace": keyspace.name})
+
+
+class EnrollmentView(ApiView):
+    @extend_schema(
+        operation_id="face_enrollment",
+        summary="Enroll a face (a new face id, or a variation of an existing one)",
+        description=(
+            "The photo must hold exactly one face, large and sharp enough "
+            "(VISIONAIRE_FACE_ENROLL_MIN_FACE_SIZE, VISIONAIRE_FACE_ENROLL_MIN_BLUR). "
+            "`additional_params.face_id`: an existing id adds a variation; a new id is created; "
+            "absent, an id is generated."
+        ),
+        request=s.EnrollmentRequestSerializer,
+        responses={
+            200: s.EnrollmentResponseSerializer,
+            400: _error(BAD_IMAGE + " Several faces, a face too small or too blurry."),
+            404: NO_KEYSPACE,
+            409: _error("Enrollment, variation or keyspace limit reached."),
+            413: TOO_LARGE,
+        },
+        tags=TAGS,
+    )
+    def post(self, request):
+        body = _body(request, {"image", "keyspace", "additional_params"}, ("image", "keyspace"))
+        params = _object(
+            body.get("additional_params"),
+            field="additional_params",
+            allowed={"face_id", *IDENTITY_LIMITS},
+        )
+        face_id = params.get("face_id")
+        if face_id is not None:
+            services.name_validate(face_id, field="additional_params.face_id")
+        identity = {name: _text(params, name) for name in IDENTITY_LIMITS}
+        keyspace = _keyspace(body)
+        image = image_decode(body["image"], field="image")
+        variation = services.face_enroll(keyspace=keyspace, image=image, face_id=face_id, **identity)
+        return Response({"face_id": variation.person.face_id, "variation": variation.variation})
+
+
+class RecognitionView(ApiView):
+    @extend_schema(
+        operation_id="face_recognition",
+        summary="Search a keyspace for the photo's largest face (1:N)",
+        request=s.RecognitionRequestSerializer,
+        responses={
+            200: s.RecognitionResponseSerializer,
+            400: _error(BAD_IMAGE + " candidate_count not an integer in 1..100."),
+            404: NO_KEYSPACE,
+            413: TOO_LARGE,
+        },
+        tags=TAGS,
+    )
+    def post(self, request):
+        body = _body(request, {"image", "keyspace", "additional_params"}, ("image", "keyspace"))
+        params = _object(
+            body.get("additional_params"), field="additional_params", allowed={"candidate_count"}
+        )
+        count = params.get("candidate_count", 5)
+        if type(count) is not int or not 1 <= count <= 100:
+            raise BadRequest("additional_params.candidate_count must be an integer between 1 and 100")
+        keyspace = _keyspace(body)
+        image = image_decode(body["image"], field="image")
+        candidates = services.faces_recognize(keyspace=keyspace, image=image, candidate_count=count)
+        found = [
+            {"face_id": c.face_id, "similarity": c.similarity, "variation": c.variation} for c in candidates
+        ]
+        return Response({"result": {"face_recognition": {"candidates": found}}})
+
+
+class DeleteEnrollmentView(ApiView):
+    @extend_schema(
+        operation_id="face_delete_enrollment",
+        summary="Delete face ids with all their variations",
+        request=s.DeleteEnrollmentRequestSerializer,
+        responses={
+            200: s.DeleteEnrollmentResponseSerializer,
+            400: _error("Malformed body or face ids."),
+            404: _error("Unknown keyspace, or a face id that is not enrolled (nothing is deleted)."),
+        },
+        tags=TAGS,
+    )
+    def post(self, request):
+        body = _body(request, {"keyspace", "face_ids"}, ("keyspace", "face_ids"))
+        face_ids = [services.name_validate(item, field="face_ids[]") for item in _list(body, "face_ids")]
+        keyspace = _keyspace(body)
+        deleted = services.enrollments_delete(keyspace=keyspace, face_ids=face_ids)
+        return Response({"deleted_face_ids": deleted})
+
+
+class DeleteVariationView(ApiView):
+    @extend_schema(
+        operation_id="face_delete_enrollment_variation",
+        summary="Delete variations of one face id",
+        request=s.DeleteVariationRequestSerializer,
+        responses={
+            200: s.DeleteVariationResponseSerializer,
+            400: _error("Malformed body, or no variation would be left."),
+            404: _error("Unknown keyspace, face id or variation (nothing is deleted)."),
+        },
+        tags=TAGS,
+    )
+    def post(self, request):
+        body = _body(request, {"keyspace", "face_id", "variations"}, ("keyspace", "face_id", "variations"))
+        face_id = services.name_validate(body["face_id"], field="face_id")
+        variations = _list(body, "variations")
+        if not all(type(item) is int and 1 <= item <= 2**31 - 1 for item in variations):
+            raise BadRequest("variations must be a list of positive integers")
+        keyspace = _keyspace(body)
+        deleted = services.variations_delete(keyspace=keyspace, face_id=face_id, variations=variations)
+        return Response(
+            {"message": "variations successfully deleted", "face_id": face_id, "deleted_variations": deleted}
+        )
+
+
+class ExtractEmbeddingView(ApiView):
+    @extend_schema(
+        operation_id="face_extract_embedding",
+        summary="Embeddings of every face in a photo",
+        request=s.ExtractEmbeddingRequestSerializer,
+        responses={200: s.ExtractEmbeddingResponseSerializer, 400: _error(BAD_IMAGE), 413: TOO_LARGE},
+        tags=TAGS,
+    )
+    def post(self, request):
+        body = _body(request, {"image"}, ("image",))
+        image = image_decode(body["image"], field="image")
+        return Response({"embeddings": services.embeddings_extract(image=image)})
+
+
+class MatchView(ApiView):
+    @extend_schema(
+        operation_id="face_match",
+        summary="Compare the largest faces of two photos (1:1)",
+        request=s.MatchRequestSerializer,
+        responses={200: s.MatchResponseSerializer, 400: _error(BAD_IMAGE), 413: TOO_LARGE},
+        tags=TAGS,
+    )
+    def post(self, request):
+        body = _body(request, {"image_a", "image_b"}, ("image_a", "image_b"))
+        images = {}
+        for name in ("image_a", "image_b"):
+            part = _object(body[name], field=name, allowed={"content"})
+            if "content" not in part:
+                raise BadRequest(f"{name}.content: this field is required")
+            images[name] = part["content"]
+        image_a = image_decode(images["image_a"], field="image_a.content")
+        image_b = image_decode(images["image_b"], field="image_b.content")
+        match, similarity = services.faces_compare(image_a=image_a, image_b=image_b)
+        return Response({"face_match": {"match": match, "similarity": similarity}})
+
+
+class HealthcheckView(ApiView):
+    @extend_schema(
+        operation_id="face_healthcheck",
+        summary="Face service health: the face models loaded and the database reachable",
+        request=None,
+        responses={
+            200: s.HealthcheckResponseSerializer,
+            503: _error("The face models could not be loaded or the database does not answer."),
+        },
+        tags=TAGS,
+    )
+    def get(self, request):
+        services.face_service_check()
+        return Response({})
+
+
+class LimitUsageView(ApiView):
+    @extend_schema(
+        operation_id="face_limit_usage",
+        summary="Enrolled face ids and keyspaces against their limits",
+        request=None,
+        responses={200: s.LimitUsageResponseSerializer, 503: _error("The database does not answer.")},
+        tags=TAGS,
+    )
+    def get(self, request):
+        try:
+            return Response(services.limit_usage())
+        except DatabaseError:
+            raise ApiError("database not reachable", status=503) from None
