@@ -402,8 +402,14 @@ def scenario_decode(path: Path, frames: int, rounds: int) -> dict:
 # --- 2. CPU of one idle real-time stream ----------------------------------------------
 
 
-def bare_paced_cpu(path: Path, seconds: float) -> tuple[float, float]:
-    """A bare OpenCV loop reading the file at 25 fps: (own CPU %, other processes' CPU %)."""
+def threads_cpu() -> dict[int, float]:
+    """CPU seconds of each thread of this process, by native thread id."""
+    return {t.id: t.user_time + t.system_time for t in psutil.Process().threads()}
+
+
+def bare_paced_cpu(path: Path, seconds: float) -> dict:
+    """A bare OpenCV loop reading the file at 25 fps: process CPU, its thread's share,
+    other processes' CPU, all in % of one core."""
     stop = threading.Event()
     counted = [0]
 
@@ -423,50 +429,91 @@ def bare_paced_cpu(path: Path, seconds: float) -> tuple[float, float]:
     thread = threading.Thread(target=loop, daemon=True)
     thread.start()
     time.sleep(2)  # settle: open, first frames
-    window = CpuWindow()
+    counted0, threads0, window = counted[0], threads_cpu(), CpuWindow()
     time.sleep(seconds)
-    _, own, other = window.result()
+    wall, own, other = window.result()
+    threads1 = threads_cpu()
     stop.set()
     thread.join(5)
-    return own, other
+    loop_cpu = threads1.get(thread.native_id, 0.0) - threads0.get(thread.native_id, 0.0)
+    return {"own": own, "loop": 100 * loop_cpu / wall, "other": other, "fps": (counted[0] - counted0) / wall}
 
 
-def scenario_cpu(path: Path, seconds: float) -> dict:
-    say(f"\n[cpu] one idle RUNNING stream at real time (pacing on, no pipelines), {seconds:.0f} s windows")
-    bare_own, bare_other = bare_paced_cpu(path, seconds)
-    say(
-        f"  bare OpenCV loop paced at {FPS} fps: {bare_own:.1f}% of one core "
-        f"(other processes {bare_other:.0f}%)"
-    )
+def stream_paced_cpu(path: Path, seconds: float) -> dict:
+    """One idle RUNNING stream task at real time: process CPU, split into the runner
+    thread, the capture thread and the rest (FFmpeg's decoder threads, Python's others)."""
     stream_id = stream_make(str(path))
     running = runner_start(stream_id)
     try:
         wait_running([running])
-        time.sleep(2)
+        time.sleep(2)  # settle
         source = running.runner.source
+        runner_tid, capture_tid = running.thread.native_id, source._thread.native_id
         decoded0, dropped0 = source.frames_decoded, source.frames_dropped
-        window = CpuWindow()
+        threads0, window = threads_cpu(), CpuWindow()
         time.sleep(seconds)
         wall, own, other = window.result()
+        threads1 = threads_cpu()
         fps = (source.frames_decoded - decoded0) / wall
         dropped = source.frames_dropped - dropped0
         state = running.runner.state
     finally:
         runners_stop([running])
+
+    def share(tid: int) -> float:
+        return 100 * (threads1.get(tid, 0.0) - threads0.get(tid, 0.0)) / wall
+
+    return {
+        "own": own,
+        "other": other,
+        "runner": share(runner_tid),
+        "capture": share(capture_tid),
+        "fps": fps,
+        "dropped": dropped,
+        "state": state,
+    }
+
+
+def scenario_cpu(path: Path, seconds: float, rounds: int) -> dict:
     say(
-        f"  stream task: {own:.1f}% of one core at {fps:.2f} fps, {dropped} frames dropped, state {state} "
-        f"(other processes {other:.0f}%) -> {own / bare_own:.2f}x the bare loop"
+        f"\n[cpu] one idle RUNNING stream at real time (pacing on, no pipelines) vs a bare loop paced "
+        f"at {FPS} fps; {rounds} rounds of {seconds:.0f} s each"
+    )
+    bare, task = [], []
+    for n in range(rounds):
+        bare.append(bare_paced_cpu(path, seconds))
+        task.append(stream_paced_cpu(path, seconds))
+        b, t = bare[-1], task[-1]
+        say(
+            f"  round {n + 1}: bare {b['own']:4.1f}% of one core (loop thread {b['loop']:.2f}%) at "
+            f"{b['fps']:.2f} fps | stream task {t['own']:4.1f}% "
+            f"(runner thread {t['runner']:.2f}%, capture thread {t['capture']:.2f}%) at {t['fps']:.2f} fps, "
+            f"{t['dropped']} dropped, {t['state']} | other processes {t['other']:3.0f}%"
+        )
+    bare_pct = statistics.fmean(b["own"] for b in bare)
+    loop_pct = statistics.fmean(b["loop"] for b in bare)
+    task_pct = statistics.fmean(t["own"] for t in task)
+    runner_pct = statistics.fmean(t["runner"] for t in task)
+    capture_pct = statistics.fmean(t["capture"] for t in task)
+    say(
+        f"  mean: stream task {task_pct:.1f}% of one core vs {bare_pct:.1f}% for the bare loop "
+        f"({task_pct / bare_pct:.2f}x); runner thread {runner_pct:.2f}%, capture thread {capture_pct:.2f}% "
+        f"(the bare loop's thread {loop_pct:.2f}%)"
     )
     record = {
         "bench": "cpu",
         "seconds": seconds,
-        "stream_cpu_pct": round(own, 1),
-        "bare_cpu_pct": round(bare_own, 1),
-        "ratio": round(own / bare_own, 3),
-        "fps": round(fps, 2),
-        "frames_dropped": dropped,
-        "state": state,
-        "other_processes_cpu_pct": round(other, 1),
+        "rounds": rounds,
+        "stream_cpu_pct": round(task_pct, 2),
+        "bare_cpu_pct": round(bare_pct, 2),
+        "ratio": round(task_pct / bare_pct, 3),
+        "runner_thread_cpu_pct": round(runner_pct, 2),
+        "capture_thread_cpu_pct": round(capture_pct, 2),
+        "bare_loop_thread_cpu_pct": round(loop_pct, 2),
+        "fps": round(statistics.fmean(t["fps"] for t in task), 2),
+        "frames_dropped": sum(t["dropped"] for t in task),
+        "states": sorted({t["state"] for t in task}),
+        "other_processes_cpu_pct": round(statistics.fmean(t["other"] for t in task), 1),
     }
     emit(record)
     return record
@@ -549,7 +596,9 @@ class Fleet:
         self.running = []
 
 
-def scenario_capacity(path: Path, *, max_streams: int, settle: float, window_s: float, bound: int | None):
+def scenario_capacity(
+    path: Path, *, max_streams: int, settle: float, window_s: float, bound: int | None, cpu_bound: int | None
+):
     say(
         f"\n[capacity] real-time streams in one process; sustained = every stream >= "
         f"{FPS * (1 - FPS_TOLERANCE):.2f} fps and < {100 * DROP_TOLERANCE:.0f}% dropped "
@@ -595,6 +644,7 @@ def scenario_capacity(path: Path, *, max_streams: int, settle: float, window_s: 
     say(
         f"  sustained: {good} streams of 720p25 per process on {os.cpu_count()} cores"
         + (f" (bare decode bound {bound}: ratio {good / bound:.2f})" if bound else "")
+        + (f" (CPU bound with every core free: {cpu_bound})" if cpu_bound else "")
         + (f"; first failing count {bad}" if bad else f"; the cap of {max_streams} streams was reached")
     )
     record = {
@@ -603,6 +653,7 @@ def scenario_capacity(path: Path, *, max_streams: int, settle: float, window_s: 
         "first_failing": bad,
         "max_streams_tried": max_streams,
         "bare_decode_bound": bound,
+        "bare_cpu_bound": cpu_bound,
         "ratio": round(good / bound, 3) if bound else None,
         "steps": [
             {
@@ -631,7 +682,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--file-seconds", type=float, default=20.0, help="length of the test file")
     parser.add_argument("--decode-frames", type=int, default=2000)
     parser.add_argument("--decode-rounds", type=int, default=5)
-    parser.add_argument("--cpu-seconds", type=float, default=15.0)
+    parser.add_argument("--cpu-seconds", type=float, default=10.0)
+    parser.add_argument("--cpu-rounds", type=int, default=2)
     parser.add_argument("--max-streams", type=int, default=64)
     parser.add_argument("--settle-seconds", type=float, default=3.0)
     parser.add_argument("--window-seconds", type=float, default=8.0)
@@ -643,7 +695,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     args = parser.parse_args(argv)
     if args.quick:
-        args.decode_frames, args.decode_rounds, args.cpu_seconds = 500, 1, 4.0
+        args.decode_frames, args.decode_rounds, args.cpu_seconds, args.cpu_rounds = 500, 1, 4.0, 1
         args.max_streams, args.settle_seconds, args.window_seconds = min(args.max_streams, 4), 1.0, 3.0
     return args
 
@@ -671,12 +723,15 @@ def main(argv: list[str] | None = None) -> int:
             from streams.models import Stream
 
             try:
-                bound = None
+                bound = cpu_bound = None
                 if "decode" in scenarios:
                     decode = scenario_decode(path, args.decode_frames, args.decode_rounds)
+                    # Streams a bare decoder could feed at 25 fps: by this run's throughput
+                    # (same machine load), and by CPU per frame with every core free.
                     bound = int(decode["bare_fps"] // FPS)
+                    cpu_bound = int(os.cpu_count() * 1000 / (decode["bare_cpu_ms_per_frame"] * FPS))
                 if "cpu" in scenarios:
-                    scenario_cpu(path, args.cpu_seconds)
+                    scenario_cpu(path, args.cpu_seconds, args.cpu_rounds)
                 if "capacity" in scenarios:
                     scenario_capacity(
                         path,
@@ -684,6 +739,7 @@ def main(argv: list[str] | None = None) -> int:
                         settle=args.settle_seconds,
                         window_s=args.window_seconds,
                         bound=bound,
+                        cpu_bound=cpu_bound,
                     )
             finally:
                 mine = Stream.objects.filter(node_id=BENCH_NODE, name="bench")
