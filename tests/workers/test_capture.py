@@ -234,10 +234,26 @@ def test_latest_frame_get_wakes_up_on_put():
 def test_rate_meter():
     meter = RateMeter(window_s=2.0)
     assert meter.rate(100.0) == 0.0
-    for i in range(26):
+    meter.tick(100.0)
+    assert meter.rate(100.0) == 0.0  # one tick is no rate yet
+    for i in range(1, 26):
         meter.tick(100.0 + i * 0.04)  # 25 per second for 1 s
     assert meter.rate(101.0) == pytest.approx(25.0)
-    assert meter.rate(103.5) == 0.0  # all ticks left the window
+    assert meter.rate(101.03) == pytest.approx(25.0)  # whenever it is asked
+    # Silence: the rate falls, then is 0 once longer than the window.
+    assert 0 < meter.rate(102.0) < meter.rate(101.5) < 25.0
+    assert meter.rate(103.5) == 0.0
+
+
+@pytest.mark.parametrize("interval", [0.2, 0.5, 1.0, 5.0])
+def test_rate_meter_reads_a_steady_slow_rate_at_any_moment(interval):
+    meter = RateMeter(window_s=2.0)
+    for i in range(20):
+        meter.tick(1000.0 + i * interval)
+    last = 1000.0 + 19 * interval
+    for phase in (0.0, 0.25, 0.5, 0.75, 0.99):
+        assert meter.rate(last + phase * interval) == pytest.approx(1 / interval)
+    assert meter.rate(last + 2 * interval + 2.0) == 0.0
 
 
 # --- network sources ----------------------------------------------------------------
