@@ -1,23 +1,34 @@
-"""Visualization routes (spec/API.md, "Visualization"): their input checks.
+"""Visualization routes (spec/API.md, "Visualization"): live MJPEG with or
+without an analytic's overlay, the current frame as JPEG, and an HTML page that
+shows the stream.
 
-Live viewing itself arrives with a later issue; until then a valid request is
-answered 501 rather than with made-up frames.
+The views are asynchronous (an MJPEG response lasts as long as its viewer
+watches) and share the frames through the process's live hub (streams/live.py).
+Their classes are DRF views only for the OpenAPI description: requests are
+served by `_ViewingView.as_view`'s async view, with the contract's JSON errors.
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from urllib.parse import urlencode
 
+from asgiref.sync import sync_to_async
+from django.conf import settings
+from django.db import connection
+from django.http import HttpResponse, StreamingHttpResponse
+from django.template.loader import render_to_string
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
-from rest_framework.negotiation import BaseContentNegotiation
 
 from platform_config.selectors import node_get
 from visionaire_site.api import ApiView
-from visionaire_site.errors import ApiError, BadRequest, NotFound
+from visionaire_site.errors import ApiError, BadRequest, NotFound, error_response
 from visionaire_site.openapi import ErrorSerializer
 
+from . import live
+from .live_render import BOUNDARY
 from .models import Pipeline, Stream
 
 STREAM_ID_RE = re.compile(r"^[0-9a-f]{16}$")
@@ -25,18 +36,7 @@ HEIGHT_RANGE = (16, 4320)
 QUALITY_RANGE = (1, 100)
 DEFAULT_HEIGHT = 320
 DEFAULT_JPEG_QUALITY = 60
-NOT_AVAILABLE = "live viewing is not available yet in this version"
-
-
-class IgnoreAcceptNegotiation(BaseContentNegotiation):
-    """Answer JSON errors whatever `Accept` says: an `<img>` asks for image/*, and a
-    406 would hide the reason the stream cannot be shown."""
-
-    def select_parser(self, request, parsers):
-        return parsers[0] if parsers else None
-
-    def select_renderer(self, request, renderers, format_suffix=None):
-        return renderers[0], renderers[0].media_type
+NO_CACHE = {"Cache-Control": "no-cache, no-store, must-revalidate", "Pragma": "no-cache", "Expires": "0"}
 
 
 @dataclass(frozen=True)
@@ -48,6 +48,16 @@ class ViewingRequest:
     fps: int  # 0 = as fast as the stream delivers
     height: int
     jpeg_quality: int
+
+    @property
+    def variant(self) -> live.VariantKey:
+        return live.VariantKey(
+            stream_id=self.stream.stream_id,
+            analytic_id=self.analytic_id,
+            height=self.height,
+            jpeg_quality=self.jpeg_quality,
+            fps=self.fps,
+        )
 
 
 def analytic_id_plausible(value: str) -> bool:
@@ -68,7 +78,7 @@ def _int_param(name: str, raw: str, low: int, high: int | None) -> int:
 
 
 def viewing_request_parse(
-    request,
+    query,
     *,
     node: str,
     stream_id: str,
@@ -92,7 +102,6 @@ def viewing_request_parse(
             raise NotFound("stream or analytic not found")
 
     allowed = {"height", "jpeg_quality", "token"} | ({"fps"} if fps_allowed else set())
-    query = request.query_params
     unknown = sorted(set(query) - allowed)
     if unknown:
         raise BadRequest(f"unknown query parameter(s): {', '.join(unknown)}")
@@ -148,21 +157,94 @@ TOKEN = OpenApiParameter(
 ERRORS = {
     400: OpenApiResponse(ErrorSerializer, description="Malformed node, stream id or query parameter."),
     404: OpenApiResponse(ErrorSerializer, description="Unknown node, stream or pipeline."),
-    501: OpenApiResponse(ErrorSerializer, description="Live viewing is not available in this version."),
+}
+BUSY = {
+    503: OpenApiResponse(
+        ErrorSerializer,
+        description="This server has as many viewers, or as many different views of the stream, "
+        "as it is configured for (VISIONAIRE_VIEWING_MAX_CLIENTS, ..._MAX_VARIANTS_PER_STREAM).",
+    )
 }
 MJPEG = {
-    (200, "multipart/x-mixed-replace"): OpenApiResponse(OpenApiTypes.BINARY, description="MJPEG stream."),
+    (200, "multipart/x-mixed-replace"): OpenApiResponse(
+        OpenApiTypes.BINARY,
+        description="MJPEG: one part per frame, each with Content-Type: image/jpeg, Content-Length, "
+        "X-NF-Message-Data (status text), X-NF-Stream-State and, for live frames, X-NF-Frame-Ts "
+        "(capture time, unix ms); overlay routes add X-NF-Visual-Data (base64 SVG of the overlay, "
+        "the frame's size) and X-NF-Visual-Data-Ts (unix ms). While the stream delivers no frames, "
+        "a placeholder part showing its state comes every second.",
+    ),
     **ERRORS,
+    **BUSY,
 }
-JPEG = {(200, "image/jpeg"): OpenApiResponse(OpenApiTypes.BINARY, description="The current frame."), **ERRORS}
+JPEG = {
+    (200, "image/jpeg"): OpenApiResponse(
+        OpenApiTypes.BINARY,
+        description="The current frame; a placeholder showing the stream's state (X-NF-Stream-State "
+        "not RUNNING, no X-NF-Frame-Ts) when the stream delivers no frames.",
+    ),
+    **ERRORS,
+    **BUSY,
+}
 HTML = {(200, "text/html"): OpenApiResponse(OpenApiTypes.STR, description="Live viewing page."), **ERRORS}
 
 
 class _ViewingView(ApiView):
-    content_negotiation_class = IgnoreAcceptNegotiation
+    """A visualization route. The DRF class describes the route in the OpenAPI
+    document; `as_view` serves it with an async view (DRF views are synchronous,
+    and an MJPEG response must not hold a thread for as long as it is watched)."""
 
-    def not_available(self, viewing: ViewingRequest):
-        raise ApiError(NOT_AVAILABLE, status=501)
+    http_method_names = ["get"]
+
+    @classmethod
+    def as_view(cls, **initkwargs):
+        async def view(request, *args, **kwargs):
+            if request.method != "GET":
+                response = error_response(405, f"method {request.method} not allowed")
+                response["Allow"] = "GET"
+                return response
+            try:
+                return await cls(**initkwargs).get(request, **kwargs)
+            except ApiError as exc:
+                return error_response(exc.status, exc.message)
+
+        # What DRF's as_view leaves for schema generators, and no CSRF check: no
+        # route here changes anything.
+        view.cls = cls
+        view.initkwargs = initkwargs
+        view.csrf_exempt = True
+        return view
+
+
+async def _viewing_request(query, **kwargs) -> ViewingRequest:
+    """The checked request (database reads in a thread, a few at a time)."""
+    hub = live.live_hub()
+    async with hub.db_slots:
+        return await sync_to_async(_viewing_request_sync)(query, **kwargs)
+
+
+def _viewing_request_sync(query, **kwargs) -> ViewingRequest:
+    try:
+        return viewing_request_parse(query, **kwargs)
+    finally:
+        # A viewer may watch for hours: its request must not hold a PostgreSQL
+        # connection that long (inside a test's transaction it is left alone).
+        if not connection.in_atomic_block:
+            connection.close()
+
+
+async def mjpeg_response(request, **kwargs) -> StreamingHttpResponse:
+    hub = live.live_hub()
+    hub.admit_check()  # refuse early, before any database work, when full
+    viewing = await _viewing_request(request.GET, **kwargs)
+    viewer = hub.attach(viewing.variant, viewing.stream)
+    # The viewer is released when its iterator ends (the client went away and the
+    # server cancelled it) or, at the latest, when Django closes the response.
+    response = StreamingHttpResponse(viewer, content_type=f"multipart/x-mixed-replace; boundary={BOUNDARY}")
+    for name, value in NO_CACHE.items():
+        response[name] = value
+    response["X-Accel-Buffering"] = "no"  # a proxy must pass each part on at once
+    return response
 
 
 class MjpegView(_ViewingView):
@@ -173,8 +255,8 @@ class MjpegView(_ViewingView):
         responses=MJPEG,
         tags=["visualization"],
     )
-    def get(self, request, node: str, stream_id: str):
-        self.not_available(viewing_request_parse(request, node=node, stream_id=stream_id))
+    async def get(self, request, node: str, stream_id: str):
+        return await mjpeg_response(request, node=node, stream_id=stream_id)
 
 
 class MjpegAnalyticView(_ViewingView):
@@ -185,10 +267,8 @@ class MjpegAnalyticView(_ViewingView):
         responses=MJPEG,
         tags=["visualization"],
     )
-    def get(self, request, node: str, stream_id: str, analytic_id: str):
-        self.not_available(
-            viewing_request_parse(request, node=node, stream_id=stream_id, analytic_id=analytic_id)
-        )
+    async def get(self, request, node: str, stream_id: str, analytic_id: str):
+        return await mjpeg_response(request, node=node, stream_id=stream_id, analytic_id=analytic_id)
 
 
 class MjpegFpsView(_ViewingView):
@@ -199,8 +279,8 @@ class MjpegFpsView(_ViewingView):
         responses=MJPEG,
         tags=["visualization"],
     )
-    def get(self, request, fps: str, node: str, stream_id: str):
-        self.not_available(viewing_request_parse(request, node=node, stream_id=stream_id, path_fps=fps))
+    async def get(self, request, fps: str, node: str, stream_id: str):
+        return await mjpeg_response(request, node=node, stream_id=stream_id, path_fps=fps)
 
 
 class MjpegFpsAnalyticView(_ViewingView):
@@ -211,11 +291,9 @@ class MjpegFpsAnalyticView(_ViewingView):
         responses=MJPEG,
         tags=["visualization"],
     )
-    def get(self, request, fps: str, node: str, stream_id: str, analytic_id: str):
-        self.not_available(
-            viewing_request_parse(
-                request, node=node, stream_id=stream_id, analytic_id=analytic_id, path_fps=fps
-            )
+    async def get(self, request, fps: str, node: str, stream_id: str, analytic_id: str):
+        return await mjpeg_response(
+            request, node=node, stream_id=stream_id, analytic_id=analytic_id, path_fps=fps
         )
 
 
@@ -227,9 +305,49 @@ class StreamJpegView(_ViewingView):
         responses=JPEG,
         tags=["visualization"],
     )
-    def get(self, request, node: str, stream_id: str):
+    async def get(self, request, node: str, stream_id: str):
+        hub = live.live_hub()
+        hub.admit_check()
         # One frame has no rate: fps is not a parameter here.
-        self.not_available(viewing_request_parse(request, node=node, stream_id=stream_id, fps_allowed=False))
+        viewing = await _viewing_request(request.GET, node=node, stream_id=stream_id, fps_allowed=False)
+        viewer = hub.attach(viewing.variant, viewing.stream)
+        try:
+            wait = settings.VIEWING_SNAPSHOT_WAIT_SECONDS
+            part = await viewer.snapshot(timeout=wait)
+        finally:
+            viewer.release()
+        if part is None:
+            raise ApiError(f"the stream delivered no frame within {wait:g}s", status=503)
+        response = HttpResponse(part.jpeg, content_type="image/jpeg")
+        for name, value in NO_CACHE.items():
+            response[name] = value
+        response["X-NF-Message-Data"] = part.message
+        response["X-NF-Stream-State"] = part.state
+        if part.frame_ts is not None:
+            response["X-NF-Frame-Ts"] = str(round(part.frame_ts * 1000))
+        return response
+
+
+async def visual_response(request, **kwargs) -> HttpResponse:
+    viewing = await _viewing_request(request.GET, **kwargs)
+    stream = viewing.stream
+    path = f"/mjpeg/{stream.node_id}/{stream.stream_id}"
+    if viewing.analytic_id is not None:
+        path += f"/{viewing.analytic_id}"
+    # The page asks for what it was asked for (a token included: an <img> or a
+    # fetch from an iframe cannot send an Authorization header).
+    query = {
+        name: request.GET[name] for name in ("fps", "height", "jpeg_quality", "token") if name in request.GET
+    }
+    config = {"mjpeg_url": f"{path}?{urlencode(query)}" if query else path}
+    title = stream.name or stream.stream_id
+    if viewing.analytic_id is not None:
+        title = f"{title} - {viewing.analytic_id}"
+    html = render_to_string("streams/visual.html", {"title": title, "config": config})
+    response = HttpResponse(html, content_type="text/html; charset=utf-8")
+    response["Cache-Control"] = "no-store"
+    response.xframe_options_exempt = True  # made to be embedded in other pages
+    return response
 
 
 class VisualView(_ViewingView):
@@ -240,8 +358,8 @@ class VisualView(_ViewingView):
         responses=HTML,
         tags=["visualization"],
     )
-    def get(self, request, node: str, stream_id: str):
-        self.not_available(viewing_request_parse(request, node=node, stream_id=stream_id))
+    async def get(self, request, node: str, stream_id: str):
+        return await visual_response(request, node=node, stream_id=stream_id)
 
 
 class VisualAnalyticView(_ViewingView):
@@ -252,7 +370,5 @@ class VisualAnalyticView(_ViewingView):
         responses=HTML,
         tags=["visualization"],
     )
-    def get(self, request, node: str, stream_id: str, analytic_id: str):
-        self.not_available(
-            viewing_request_parse(request, node=node, stream_id=stream_id, analytic_id=analytic_id)
-        )
+    async def get(self, request, node: str, stream_id: str, analytic_id: str):
+        return await visual_response(request, node=node, stream_id=stream_id, analytic_id=analytic_id)

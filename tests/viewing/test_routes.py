@@ -1,13 +1,19 @@
-"""Visualization routes: input checks and the 501 that stands in for live viewing."""
+"""Visualization routes through Django's test client: input checks and their
+JSON errors, and what a valid request answers for a stream that is not running
+(its first MJPEG part, a placeholder JPEG, the HTML page). Live frames from a
+running stream are in test_live.py."""
 
 from __future__ import annotations
 
+import cv2
+import numpy as np
 import pytest
 
 from tests.events.conftest import ANALYTIC, pipeline_make, stream_make
 
+from .conftest import first_part
+
 SID = "5136c6c0916cd30c"
-NOT_AVAILABLE = {"code": 501, "message": "live viewing is not available yet in this version"}
 
 PLAIN_ROUTES = [
     "/mjpeg/{node}/{sid}",
@@ -38,18 +44,87 @@ def assert_error(response, status: int, message: str) -> None:
     assert (response.status_code, response.json()) == (status, {"code": status, "message": message})
 
 
-@pytest.mark.parametrize("template", ALL_ROUTES)
-def test_valid_request_answers_not_available(api, stream, template):
-    response = api.get(url(template), HTTP_ACCEPT="image/avif,image/webp,*/*")
-    assert_error(response, 501, NOT_AVAILABLE["message"])
+MJPEG_ROUTES = [t for t in ALL_ROUTES if t.startswith("/mjpeg/")]
 
 
-@pytest.mark.parametrize(
-    "query",
-    ["height=16&jpeg_quality=1", "height=4320&jpeg_quality=100", "token=anything"],
-)
-def test_parameter_bounds_are_inclusive(api, stream, query):
-    assert_error(api.get(f"/mjpeg/0/{SID}?fps=0&{query}"), 501, NOT_AVAILABLE["message"])
+def jpeg_height(data: bytes) -> int:
+    image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+    assert image is not None, "not a JPEG"
+    return image.shape[0]
+
+
+def assert_placeholder_part(chunk: bytes, *, height: int, overlay: bool) -> None:
+    head, _, rest = chunk.partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    assert lines[0] == "--frame"
+    headers = dict(line.split(": ", 1) for line in lines[1:])
+    assert headers["Content-Type"] == "image/jpeg"
+    body = rest[: int(headers["Content-Length"])]
+    assert rest == body + b"\r\n"
+    assert jpeg_height(body) == height
+    # Active, but no node has reported on it yet.
+    assert headers["X-NF-Stream-State"] == "INITIALIZING"
+    assert headers["X-NF-Message-Data"] == "Stream is initializing: Waiting for node 0 to start the stream"
+    assert "X-NF-Frame-Ts" not in headers
+    assert ("X-NF-Visual-Data" in headers) is overlay
+
+
+@pytest.mark.parametrize("template", MJPEG_ROUTES)
+def test_mjpeg_of_a_stream_not_running_starts_with_a_placeholder_part(stream, template):
+    response, chunk = first_part(url(template), HTTP_ACCEPT="image/avif,image/webp,*/*")
+    assert response.status_code == 200
+    assert response["Content-Type"] == "multipart/x-mixed-replace; boundary=frame"
+    assert response["Cache-Control"] == "no-cache, no-store, must-revalidate"
+    assert_placeholder_part(chunk, height=320, overlay=template.endswith("{analytic}"))
+
+
+def test_stream_jpeg_of_a_stream_not_running_is_a_placeholder(api, stream):
+    response = api.get(f"/stream_jpeg/0/{SID}?height=90&jpeg_quality=50")
+    assert response.status_code == 200
+    assert response["Content-Type"] == "image/jpeg"
+    assert response["X-NF-Stream-State"] == "INITIALIZING"
+    assert response["X-NF-Message-Data"] == "Stream is initializing: Waiting for node 0 to start the stream"
+    assert not response.has_header("X-NF-Frame-Ts")
+    assert jpeg_height(response.content) == 90
+
+
+def test_placeholder_of_a_stopped_stream(api, stream):
+    stream.active = False
+    stream.save()
+    response = api.get(f"/stream_jpeg/0/{SID}")
+    assert (response["X-NF-Stream-State"], response["X-NF-Message-Data"]) == ("STOPPED", "Stream is stopped")
+
+
+def test_placeholder_says_what_the_runtime_reports(api, stream, redis_client):
+    from streams.selectors import stream_stats_key
+
+    redis_client.hset(
+        stream_stats_key(SID),
+        mapping={"state": "RECONNECTING", "last_error_msg": "Reconnecting in 1.0s: connection refused"},
+    )
+    response = api.get(f"/stream_jpeg/0/{SID}")
+    assert (response["X-NF-Stream-State"], response["X-NF-Message-Data"]) == (
+        "RECONNECTING",
+        "Stream is reconnecting in 1.0s: connection refused",
+    )
+
+
+@pytest.mark.parametrize("template", ["/visual/{node}/{sid}", "/visual/{node}/{sid}/{analytic}"])
+def test_visual_page(api, stream, template):
+    response = api.get(url(template) + "?height=480&token=abc")
+    assert response.status_code == 200
+    assert response["Content-Type"] == "text/html; charset=utf-8"
+    assert not response.has_header("X-Frame-Options")  # embeddable
+    html = response.content.decode()
+    mjpeg = url(template.replace("/visual/", "/mjpeg/"))
+    assert f'"mjpeg_url": "{mjpeg}?height=480\\u0026token=abc"' in html
+    assert "<img" in html
+
+
+def test_visual_page_without_query_uses_the_plain_mjpeg_url(api, stream):
+    html = api.get(f"/visual/0/{SID}").content.decode()
+    assert f'"mjpeg_url": "/mjpeg/0/{SID}"' in html
+    assert "<title>Camera Lobby</title>" in html
 
 
 @pytest.mark.parametrize("template", ALL_ROUTES)
@@ -118,7 +193,9 @@ def test_token_in_the_query_is_accepted_when_tokens_are_on(api, stream, settings
     settings.API_TOKENS = ["s3cret"]
     assert_error(api.get(f"/mjpeg/0/{SID}"), 401, "missing API token: send 'Authorization: Bearer <token>'")
     assert_error(api.get(f"/visual/0/{SID}?token=wrong"), 401, "invalid API token")
-    assert_error(api.get(f"/mjpeg/0/{SID}?token=s3cret&height=240"), 501, NOT_AVAILABLE["message"])
+    response, chunk = first_part(f"/mjpeg/0/{SID}?token=s3cret&height=240")
+    assert response.status_code == 200 and chunk.startswith(b"--frame\r\n")
+    assert api.get(f"/visual/0/{SID}?token=s3cret").status_code == 200
 
 
 @pytest.mark.parametrize("analytic", ["%00", "A" * 41, "%0A"])

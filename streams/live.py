@@ -1,0 +1,559 @@
+"""Live viewing in an API process: frames from the runners, fanned out to browsers.
+
+One `LiveHub` per event loop (the ASGI server's) holds:
+
+- a `StreamFeed` per watched stream: one Redis pub/sub subscription to the frames
+  its runner publishes (workers/viewing.py), shared by every viewer of the stream,
+  and a keeper task that keeps the stream's watch key alive at the highest rate
+  asked for here and reads the stream's live state for placeholders;
+- a `Variant` per (stream, overlay analytic, height, quality, fps): one task that
+  resizes, draws the overlay and encodes each frame once, and keeps only the
+  newest part; every client of the variant sends that same part.
+
+Nothing here queues per client: a client that is slow to read simply gets the
+newest part when it is ready again (it skips frames) and never holds up others.
+Clients are counted: the last client of a variant stops it after a short grace,
+the last variant of a stream ends its subscription and its watch key.
+CPU work (decode, resize, draw, encode) runs in worker threads.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import contextvars
+import logging
+import threading
+import time
+from collections.abc import AsyncIterator, Coroutine
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import redis
+import redis.asyncio as aioredis
+from django.conf import settings
+
+from visionaire_site.errors import ApiError
+from visionaire_site.redis import LiveStateUnavailable
+from workers.viewing import RateGate, decode_live_message, live_channel, watch_key
+
+from . import live_render as render
+from .models import Stream
+from .selectors import stream_stats_get
+
+logger = logging.getLogger(__name__)
+
+WATCH_TTL_MS = 3000
+WATCH_REFRESH_SECONDS = 1.0
+PLACEHOLDER_INTERVAL_SECONDS = 1.0
+RUNNING_MESSAGE = "Stream is running.."  # what the runtime says of a running stream
+
+# Keeps the watch key at the highest rate any API process asks for (0 = every
+# frame, the highest of all): a lower rate replaces a higher one only once the
+# process that asked for the higher one has stopped refreshing it for a while.
+WATCH_SCRIPT = """
+local want = tonumber(ARGV[1])
+local current = redis.call('GET', KEYS[1])
+if current then
+  local have = tonumber(current)
+  local higher = have ~= nil and want ~= 0 and (have == 0 or have > want)
+  if higher and redis.call('PTTL', KEYS[1]) > tonumber(ARGV[3]) then
+    return 0
+  end
+end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+return 1
+"""
+
+
+class ViewingBusy(ApiError):
+    """This process serves as many viewers or variants as it is configured for."""
+
+    status = 503
+
+
+@dataclass(frozen=True)
+class VariantKey:
+    stream_id: str
+    analytic_id: str | None  # overlay of this analytic, or a plain picture
+    height: int
+    jpeg_quality: int
+    fps: int  # 0 = every frame the stream publishes
+
+
+@dataclass(frozen=True)
+class Part:
+    """One picture of a variant, ready to send."""
+
+    seq: int
+    jpeg: bytes
+    wire: bytes  # the multipart part (boundary, headers, JPEG)
+    message: str  # X-NF-Message-Data
+    state: str  # the stream's state; RUNNING for live frames
+    placeholder: bool
+    frame_ts: float | None = None  # capture time of a live frame (unix seconds)
+
+
+@dataclass
+class SourceFrame:
+    """A frame as the runner published it, decoded at most once per scale."""
+
+    seq: int
+    header: dict[str, Any]
+    jpeg: bytes
+    received: float  # monotonic
+    decoded: dict[int, asyncio.Future] = field(default_factory=dict)
+
+    @property
+    def size(self) -> tuple[int, int]:
+        return int(self.header.get("width") or 0), int(self.header.get("height") or 0)
+
+
+def _ms(unix_seconds: float) -> str:
+    return str(round(unix_seconds * 1000))
+
+
+def placeholder_status(state: str, message: str) -> tuple[str, str]:
+    """(state, X-NF-Message-Data) for a stream that delivers no frames."""
+    message = " ".join(message.split())
+    if state == "RUNNING":
+        # Running by its last figures, yet no frame arrives (a runner cut off from Redis).
+        return "WAITING", "Stream is waiting for frames"
+    if message.lower().startswith("stream is"):
+        return state, message
+    if message.lower().startswith(state.lower()):  # "Reconnecting in 1.0s: refused"
+        return state, f"Stream is {state.lower()}{message[len(state) :]}"
+    return state, f"Stream is {state.lower()}: {message}" if message else f"Stream is {state.lower()}"
+
+
+class Variant:
+    """One way of showing a stream; encodes each frame once for all its clients."""
+
+    def __init__(self, feed: StreamFeed, key: VariantKey) -> None:
+        self.feed = feed
+        self.key = key
+        self.clients = 0
+        self.latest: Part | None = None
+        self.parts_made = 0
+        self._changed = asyncio.Event()
+        self._gate = RateGate(key.fps)
+        self._retire_handle: asyncio.TimerHandle | None = None
+        self.task: asyncio.Task | None = None
+
+    # -- clients ------------------------------------------------------------------
+    async def next_part(self, after: int) -> Part:
+        """The newest part with seq > `after`, waiting for one if needed."""
+        while True:
+            changed = self._changed
+            part = self.latest
+            if part is not None and part.seq > after:
+                return part
+            await changed.wait()
+
+    def _publish(self, part: Part) -> None:
+        self.latest = part
+        self.parts_made += 1
+        changed, self._changed = self._changed, asyncio.Event()
+        changed.set()
+
+    # -- the encoder task -------------------------------------------------------------
+    async def run(self) -> None:
+        feed = self.feed
+        await feed.ready.wait()
+        seen = 0
+        next_placeholder = 0.0
+        while True:
+            now = time.monotonic()
+            frame = feed.frame
+            if frame is not None and frame.seq > seen:
+                seen = frame.seq
+                if self._gate.ready(now):
+                    await self._render_frame(frame)
+                continue
+            if feed.silent(now):
+                if now >= next_placeholder:
+                    await self._render_placeholder()
+                    next_placeholder = time.monotonic() + PLACEHOLDER_INTERVAL_SECONDS
+                wait = next_placeholder - time.monotonic()
+            else:
+                wait = feed.time_to_silence(now)
+            await feed.wait_frame(after=seen, timeout=max(0.01, min(wait, PLACEHOLDER_INTERVAL_SECONDS)))
+
+    def _overlay(self, frame: SourceFrame) -> list[render.OverlayShape] | None:
+        if self.key.analytic_id is None:
+            return None
+        overlay = (frame.header.get("overlays") or {}).get(self.key.analytic_id) or {}
+        return render.overlay_shapes(overlay.get("items"))
+
+    async def _render_frame(self, frame: SourceFrame) -> None:
+        source_size = frame.size
+        size = render.target_size(*source_size, self.key.height)
+        image = await self.feed.image(frame, render.decode_reduction(source_size[1], self.key.height))
+        if image is None:
+            return
+        overlay = self._overlay(frame)
+        try:
+            rendered = await asyncio.to_thread(
+                render.render_frame,
+                image,
+                size=size,
+                source_size=source_size,
+                quality=self.key.jpeg_quality,
+                overlay=overlay,
+            )
+        except (ValueError, render.cv2.error) as exc:
+            logger.warning("stream %s: frame not rendered: %s", self.key.stream_id, exc)
+            return
+        frame_ts = float(frame.header.get("ts") or 0.0)
+        headers = [
+            ("X-NF-Message-Data", RUNNING_MESSAGE),
+            ("X-NF-Stream-State", "RUNNING"),
+            ("X-NF-Frame-Ts", _ms(frame_ts)),
+        ]
+        if rendered.svg is not None:
+            headers.append(("X-NF-Visual-Data", render.svg_header(rendered.svg)))
+            overlay_ts = ((frame.header.get("overlays") or {}).get(self.key.analytic_id) or {}).get("ts")
+            if overlay_ts:
+                headers.append(("X-NF-Visual-Data-Ts", _ms(float(overlay_ts))))
+        self._publish(
+            Part(
+                seq=self.parts_made + 1,
+                jpeg=rendered.jpeg,
+                wire=render.multipart_part(rendered.jpeg, headers),
+                message=RUNNING_MESSAGE,
+                state="RUNNING",
+                placeholder=False,
+                frame_ts=frame_ts,
+            )
+        )
+
+    async def _render_placeholder(self) -> None:
+        state, text = placeholder_status(*self.feed.state)
+        text = render.header_text(text)
+        size = render.target_size(*self.feed.known_size, self.key.height)
+        jpeg = await asyncio.to_thread(
+            render.render_placeholder, size=size, state=state, message=text, quality=self.key.jpeg_quality
+        )
+        headers = [("X-NF-Message-Data", text), ("X-NF-Stream-State", render.header_text(state, 40))]
+        if self.key.analytic_id is not None:
+            headers.append(("X-NF-Visual-Data", render.svg_header(render.overlay_svg([], (1.0, 1.0), size))))
+        self._publish(
+            Part(
+                seq=self.parts_made + 1,
+                jpeg=jpeg,
+                wire=render.multipart_part(jpeg, headers),
+                message=text,
+                state=state,
+                placeholder=True,
+            )
+        )
+
+
+class StreamFeed:
+    """The frames of one stream as its runner publishes them, for all its variants."""
+
+    def __init__(self, hub: LiveHub, stream: Stream) -> None:
+        self.hub = hub
+        self.stream = stream
+        self.stream_id = stream.stream_id
+        self.variants: dict[VariantKey, Variant] = {}
+        self.frame: SourceFrame | None = None
+        self.frames_received = 0
+        self.started = time.monotonic()
+        self.state: tuple[str, str] = ("INITIALIZING", "Waiting for the stream's first frame")
+        self.known_size: tuple[int, int] = (0, 0)
+        self.subscribed = False
+        self.ready = asyncio.Event()  # the live state was read once
+        self._frame_changed = asyncio.Event()
+        self._watch_changed = asyncio.Event()
+        self.tasks: list[asyncio.Task] = []
+
+    def start(self) -> None:
+        self.tasks = [
+            self.hub.spawn(self._read(), f"live-read-{self.stream_id}"),
+            self.hub.spawn(self._keep(), f"live-keep-{self.stream_id}"),
+        ]
+
+    def stop(self) -> None:
+        for task in self.tasks:
+            task.cancel()
+
+    # -- for variants -----------------------------------------------------------------
+    def silent(self, now: float) -> bool:
+        """Whether the stream delivers no frames: none for the stale time, or
+        none yet while its state says it is not running."""
+        last = self.frame.received if self.frame is not None else self.started
+        if now - last >= settings.VIEWING_STALE_SECONDS:
+            return True
+        return self.frame is None and self.state[0] != "RUNNING"
+
+    def time_to_silence(self, now: float) -> float:
+        last = self.frame.received if self.frame is not None else self.started
+        return last + settings.VIEWING_STALE_SECONDS - now
+
+    async def wait_frame(self, *, after: int, timeout: float) -> None:
+        changed = self._frame_changed
+        if self.frame is not None and self.frame.seq > after:
+            return
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(timeout):
+                await changed.wait()
+
+    async def image(self, frame: SourceFrame, reduction: int) -> np.ndarray | None:
+        """`frame` decoded at 1/`reduction` scale; decoded once for all variants."""
+        future = frame.decoded.get(reduction)
+        if future is None:
+            future = asyncio.ensure_future(asyncio.to_thread(render.decode, frame.jpeg, reduction))
+            frame.decoded[reduction] = future
+        # Shielded: a variant stopped mid-decode must not cancel it for the others.
+        return await asyncio.shield(future)
+
+    def watch_fps(self) -> int:
+        rates = [variant.key.fps for variant in self.variants.values()]
+        return 0 if not rates or 0 in rates else max(rates)
+
+    def watch_changed(self) -> None:
+        self._watch_changed.set()
+
+    # -- tasks ----------------------------------------------------------------------
+    def _on_message(self, payload: bytes) -> None:
+        try:
+            header, jpeg = decode_live_message(payload)
+        except ValueError as exc:
+            logger.warning("stream %s: unreadable live message: %s", self.stream_id, exc)
+            return
+        self.frames_received += 1
+        self.frame = SourceFrame(self.frames_received, header, jpeg, time.monotonic())
+        if self.frame.size[0] > 0 and self.frame.size[1] > 0:
+            self.known_size = self.frame.size
+        changed, self._frame_changed = self._frame_changed, asyncio.Event()
+        changed.set()
+
+    async def _read(self) -> None:
+        backoff = 0.5
+        while True:
+            pubsub = self.hub.redis.pubsub()
+            try:
+                await pubsub.subscribe(live_channel(self.stream_id))
+                self.subscribed = True
+                backoff = 0.5
+                while True:
+                    message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
+                    if message is not None and message.get("type") == "message":
+                        self._on_message(message["data"])
+            except (redis.RedisError, OSError) as exc:
+                logger.warning("stream %s: live frames unavailable (%s); retrying", self.stream_id, exc)
+            finally:
+                self.subscribed = False
+                with contextlib.suppress(Exception):
+                    await pubsub.aclose()
+            await asyncio.sleep(backoff)
+            backoff = min(backoff * 2, 5.0)
+
+    async def _keep(self) -> None:
+        """Keep the watch key alive (the runner publishes while it exists) and
+        the stream's live state fresh, every second and when the rate changes."""
+        while True:
+            self._watch_changed.clear()
+            try:
+                await self.hub.watch(self.stream_id, self.watch_fps())
+            except (redis.RedisError, OSError) as exc:
+                logger.warning("stream %s: watch key not refreshed (%s)", self.stream_id, exc)
+            self.state = await self._read_state()
+            self.ready.set()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(WATCH_REFRESH_SECONDS):
+                    await self._watch_changed.wait()
+
+    async def _read_state(self) -> tuple[str, str]:
+        try:
+            stats = await asyncio.to_thread(stream_stats_get, stream=self.stream)
+        except LiveStateUnavailable as exc:
+            return "UNKNOWN", exc.message
+        if stats["frame_width"] > 0 and stats["frame_height"] > 0 and self.frame is None:
+            self.known_size = (stats["frame_width"], stats["frame_height"])
+        return stats["state"], stats["last_error_msg"]
+
+
+class Viewer:
+    """One client's hold on a variant. Iterating it yields multipart parts;
+    `release()` (idempotent) gives the hold back."""
+
+    def __init__(self, hub: LiveHub, variant: Variant) -> None:
+        self.hub = hub
+        self.variant = variant
+        self.released = False
+
+    def __aiter__(self) -> AsyncIterator[bytes]:
+        return self._parts()
+
+    async def _parts(self) -> AsyncIterator[bytes]:
+        try:
+            seen = 0
+            while True:
+                part = await self.variant.next_part(seen)
+                seen = part.seq
+                yield part.wire
+        finally:
+            self.release()
+
+    async def snapshot(self, timeout: float) -> Part | None:
+        """The current frame: the variant's latest live part if it is under a
+        second old, else the next part it makes (a live frame, or a placeholder
+        once the stream is known not to deliver); None if none comes in `timeout`."""
+        latest = self.variant.latest
+        if latest is not None and not latest.placeholder and time.time() - (latest.frame_ts or 0) < 1.0:
+            return latest
+        after = latest.seq if latest is not None else 0
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(timeout):
+                return await self.variant.next_part(after)
+        return None
+
+    def release(self) -> None:
+        if not self.released:
+            self.released = True
+            self.hub.detach(self.variant)
+
+    def close(self) -> None:
+        """Django closes a response from a worker thread; release on the loop."""
+        if self.released:
+            return
+        if threading.get_ident() == self.hub.thread_id:
+            self.release()
+            return
+        with contextlib.suppress(RuntimeError):  # the loop is gone, and the hub with it
+            self.hub.loop.call_soon_threadsafe(self.release)
+
+
+class LiveHub:
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self.thread_id = threading.get_ident()
+        self.feeds: dict[str, StreamFeed] = {}
+        self.clients = 0
+        self.tasks: set[asyncio.Task] = set()
+        # Bounds the ORM work of viewing requests (one PostgreSQL connection each)
+        # when hundreds of viewers connect at once.
+        self.db_slots = asyncio.Semaphore(8)
+        self._redis: aioredis.Redis | None = None
+        self._watch_script = None
+
+    # -- resources --------------------------------------------------------------------
+    @property
+    def redis(self) -> aioredis.Redis:
+        if self._redis is None:
+            self._redis = aioredis.Redis.from_url(
+                settings.REDIS_URL, socket_connect_timeout=3, health_check_interval=30
+            )
+            self._watch_script = self._redis.register_script(WATCH_SCRIPT)
+        return self._redis
+
+    async def watch(self, stream_id: str, fps: int) -> None:
+        client = self.redis
+        await self._watch_script(
+            keys=[watch_key(stream_id)], args=[fps, WATCH_TTL_MS, WATCH_TTL_MS // 2], client=client
+        )
+
+    def spawn(self, coro: Coroutine, name: str) -> asyncio.Task:
+        # A fresh context: the hub's tasks outlive the request that started them
+        # and must not carry its context (request id, thread-sensitive executor).
+        task = self.loop.create_task(coro, name=name, context=contextvars.Context())
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+        return task
+
+    # -- clients ------------------------------------------------------------------------
+    def admit_check(self) -> None:
+        limit = settings.VIEWING_MAX_CLIENTS
+        if self.clients >= limit:
+            raise ViewingBusy(f"too many viewers on this server (limit {limit}): try again later")
+
+    def attach(self, key: VariantKey, stream: Stream) -> Viewer:
+        """A hold on the variant `key` of `stream`, starting what it needs."""
+        self.admit_check()
+        feed = self.feeds.get(key.stream_id)
+        variant = feed.variants.get(key) if feed is not None else None
+        if variant is None:
+            limit = settings.VIEWING_MAX_VARIANTS_PER_STREAM
+            if feed is not None and len(feed.variants) >= limit:
+                raise ViewingBusy(
+                    f"too many different views of this stream (limit {limit}): "
+                    "ask for a height, quality, fps and overlay that others already watch"
+                )
+            if feed is None:
+                feed = self.feeds[key.stream_id] = StreamFeed(self, stream)
+                feed.start()
+            variant = feed.variants[key] = Variant(feed, key)
+            variant.task = self.spawn(variant.run(), f"live-variant-{key.stream_id}")
+            feed.watch_changed()
+        feed.stream = stream  # the newest view of the row (active, node) for placeholders
+        if variant._retire_handle is not None:
+            variant._retire_handle.cancel()
+            variant._retire_handle = None
+        variant.clients += 1
+        self.clients += 1
+        return Viewer(self, variant)
+
+    def detach(self, variant: Variant) -> None:
+        variant.clients -= 1
+        self.clients -= 1
+        if variant.clients == 0:
+            variant._retire_handle = self.loop.call_later(
+                settings.VIEWING_GRACE_SECONDS, self._retire, variant
+            )
+
+    def _retire(self, variant: Variant) -> None:
+        variant._retire_handle = None
+        if variant.clients:
+            return
+        feed = variant.feed
+        if variant.task is not None:
+            variant.task.cancel()
+        feed.variants.pop(variant.key, None)
+        feed.watch_changed()
+        if not feed.variants:
+            feed.stop()
+            self.feeds.pop(feed.stream_id, None)
+            if not self.feeds and self._redis is not None:
+                # Nothing watched: give the Redis connections back too.
+                client, self._redis = self._redis, None
+                self.spawn(self._close_client(client, feed), "live-close")
+
+    @staticmethod
+    async def _close_client(client: aioredis.Redis, feed: StreamFeed) -> None:
+        # After the feed's tasks, which may still be closing their connections.
+        await asyncio.gather(*feed.tasks, return_exceptions=True)
+        await client.aclose()
+
+    def stats(self) -> dict[str, int]:
+        return {
+            "clients": self.clients,
+            "feeds": len(self.feeds),
+            "variants": sum(len(feed.variants) for feed in self.feeds.values()),
+            "tasks": len(self.tasks),
+            "subscriptions": sum(1 for feed in self.feeds.values() if feed.subscribed),
+        }
+
+
+_HUBS: dict[int, LiveHub] = {}
+_HUBS_LOCK = threading.Lock()
+
+
+def live_hub() -> LiveHub:
+    """The hub of the running event loop (one per ASGI server process)."""
+    loop = asyncio.get_running_loop()
+    with _HUBS_LOCK:
+        hub = _HUBS.get(id(loop))
+        if hub is None or hub.loop is not loop:
+            # Loops that are gone (the test client runs each request in its own) leave.
+            for loop_id in [i for i, h in _HUBS.items() if h.loop.is_closed()]:
+                del _HUBS[loop_id]
+            hub = _HUBS[id(loop)] = LiveHub(loop)
+        return hub
+
+
+def hubs() -> list[LiveHub]:
+    with _HUBS_LOCK:
+        return [hub for hub in _HUBS.values() if not hub.loop.is_closed()]

@@ -1,0 +1,233 @@
+"""Real pieces for the live viewing tests: the ASGI application served by a real
+uvicorn in a thread of the test process (so a test can look at the live hub
+itself), a stream runner in a thread, and a strict MJPEG (multipart) reader.
+
+    with AsgiServer() as server:                     # http://127.0.0.1:<port>
+        with RunnerThread(stream_id):                # the runner publishes while watched
+            with MjpegReader(server.url(f"/mjpeg/0/{sid}?fps=5")) as reader:
+                part = reader.read_part()           # headers, JPEG, receive time
+
+Rows the server and the runner read must be committed: use `transactional_db`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import http.client
+import re
+import socket
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+import cv2
+import numpy as np
+import uvicorn
+from django.db import connections
+
+from streams import live
+
+
+def wait_for(predicate: Callable[[], object], *, timeout: float = 10.0, what: str = "condition"):
+    """Poll `predicate` until it returns something truthy; fail after `timeout`."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(0.02)
+
+
+class AsgiServer:
+    """visionaire_site.asgi:application under uvicorn (as `visionaire.py up` runs
+    it: default event loop and HTTP implementation, no lifespan) in a thread."""
+
+    def __init__(self) -> None:
+        self.socket = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.socket.bind(("127.0.0.1", 0))
+        self.port = self.socket.getsockname()[1]
+        config = uvicorn.Config(
+            "visionaire_site.asgi:application",
+            lifespan="off",
+            access_log=False,
+            log_level="warning",
+            timeout_graceful_shutdown=2,
+        )
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self._serve, name="asgi-server", daemon=True)
+
+    def _serve(self) -> None:
+        try:
+            self.server.run(sockets=[self.socket])
+        finally:
+            connections.close_all()
+
+    def url(self, path: str) -> str:
+        return f"http://127.0.0.1:{self.port}{path}"
+
+    def start(self) -> AsgiServer:
+        self.thread.start()
+        wait_for(lambda: self.server.started, what="uvicorn to start")
+        return self
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(15)
+        self.socket.close()
+        assert not self.thread.is_alive(), "uvicorn did not stop within 15 s"
+
+    def hub(self) -> live.LiveHub:
+        """The live hub of the server's event loop (made by the first viewing request)."""
+        ident = self.thread.ident
+        return wait_for(
+            lambda: next((hub for hub in live.hubs() if hub.thread_id == ident), None),
+            what="the server's live hub",
+        )
+
+    def call(self, coroutine_function, timeout: float = 10.0):
+        """Run `coroutine_function()` on the server's event loop; its result."""
+        hub = self.hub()
+        return asyncio.run_coroutine_threadsafe(coroutine_function(), hub.loop).result(timeout)
+
+    def hub_stats(self) -> dict[str, int]:
+        hub = self.hub()
+
+        async def read():
+            return hub.stats()
+
+        return self.call(read)
+
+    def loop_tasks(self) -> list[str]:
+        """Names of the tasks alive on the server's loop, apart from the server's own."""
+
+        async def names():
+            current = asyncio.current_task()
+            return sorted(task.get_name() for task in asyncio.all_tasks() if task is not current)
+
+        return self.call(names)
+
+    def __enter__(self) -> AsgiServer:
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+
+class RunnerThread:
+    """A StreamRunner (what a node's worker runs for a stream) in a thread."""
+
+    def __init__(self, stream_id: str, node_num: int = 0) -> None:
+        from workers.runner import StreamRunner
+
+        self.runner = StreamRunner(stream_id, node_num=node_num, worker_name="viewing-test")
+        self.thread = threading.Thread(target=self._run, name=f"runner-{stream_id}", daemon=True)
+
+    def _run(self) -> None:
+        try:
+            self.runner.run()
+        finally:
+            connections.close_all()
+
+    def start(self) -> RunnerThread:
+        self.thread.start()
+        return self
+
+    def stop(self) -> None:
+        self.runner.request_stop()
+        assert self.runner.finished.wait(15), "the runner did not stop within 15 s"
+        self.thread.join(5)
+
+    def __enter__(self) -> RunnerThread:
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+
+@dataclass
+class MjpegPart:
+    headers: dict[str, str]  # lower-case names
+    body: bytes
+    received: float  # unix seconds when its last byte arrived
+
+    def image(self) -> np.ndarray:
+        image = cv2.imdecode(np.frombuffer(self.body, np.uint8), cv2.IMREAD_COLOR)
+        assert image is not None, "the part's body is not a decodable JPEG"
+        return image
+
+
+class FramingError(AssertionError):
+    pass
+
+
+class MjpegReader:
+    """A strict reader of a multipart/x-mixed-replace response: every part must
+    start with the boundary line, carry Content-Type and Content-Length, and its
+    body must be exactly Content-Length bytes followed by CRLF."""
+
+    def __init__(self, url: str, *, timeout: float = 10.0) -> None:
+        parts = urlsplit(url)
+        self.connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=timeout)
+        self.connection.request("GET", parts.path + (f"?{parts.query}" if parts.query else ""))
+        self.response = self.connection.getresponse()
+        self.status = self.response.status
+        self.content_type = self.response.getheader("Content-Type", "")
+        match = re.fullmatch(r"multipart/x-mixed-replace;\s*boundary=(\S+)", self.content_type)
+        self.boundary = match.group(1).encode() if match else None
+
+    def read_part(self) -> MjpegPart:
+        if self.boundary is None:
+            raise FramingError(f"not an MJPEG response: {self.status} {self.content_type}")
+        line = self.response.readline()
+        while line == b"\r\n":  # the CRLF that may end the previous part
+            line = self.response.readline()
+        if line != b"--" + self.boundary + b"\r\n":
+            raise FramingError(f"expected the boundary line, got {line[:80]!r}")
+        headers: dict[str, str] = {}
+        while True:
+            line = self.response.readline()
+            if not line:
+                raise FramingError("the connection ended inside a part's headers")
+            if line == b"\r\n":
+                break
+            name, sep, value = line.decode("latin-1").partition(":")
+            if not sep or not line.endswith(b"\r\n"):
+                raise FramingError(f"malformed header line {line[:80]!r}")
+            headers[name.strip().lower()] = value.strip()
+        if headers.get("content-type") != "image/jpeg":
+            raise FramingError(f"part Content-Type is {headers.get('content-type')!r}")
+        length = int(headers["content-length"])
+        body = self.response.read(length)
+        if len(body) != length:
+            raise FramingError(f"the part ended after {len(body)} of {length} bytes")
+        if self.response.read(2) != b"\r\n":
+            raise FramingError("the part's body is longer than its Content-Length")
+        if not (body.startswith(b"\xff\xd8") and body.endswith(b"\xff\xd9")):
+            raise FramingError("the part's body is not a whole JPEG")
+        return MjpegPart(headers, body, time.time())
+
+    def read_until(self, predicate: Callable[[MjpegPart], bool], *, timeout: float, what: str) -> MjpegPart:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            part = self.read_part()
+            if predicate(part):
+                return part
+        raise AssertionError(f"no part within {timeout}s: {what}")
+
+    def close(self) -> None:
+        self.connection.close()
+
+    def __enter__(self) -> MjpegReader:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def is_live(part: MjpegPart) -> bool:
+    return "x-nf-frame-ts" in part.headers
