@@ -94,6 +94,9 @@ def process_cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
+OTHER_LOAD: list[float] = []  # other processes' CPU % of every window, for the closing warning
+
+
 class CpuWindow:
     """CPU used by this process and by everything else on the machine over a window,
     in % of one core; the second figure tells how quiet the machine was."""
@@ -113,7 +116,9 @@ class CpuWindow:
         wall = time.monotonic() - self.wall
         own = process_cpu() - self.own
         busy = self._busy() - self.busy
-        return wall, 100 * own / wall, max(0.0, 100 * (busy - own) / wall)
+        other = max(0.0, 100 * (busy - own) / wall)
+        OTHER_LOAD.append(other)
+        return wall, 100 * own / wall, other
 
 
 # --- servers and Django ---------------------------------------------------------
@@ -752,6 +757,11 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         shutil.rmtree(data_dir, ignore_errors=True)
     say(f"\ntotal bench time {time.monotonic() - started:.0f} s")
+    if OTHER_LOAD and statistics.fmean(OTHER_LOAD) > 25:
+        say(
+            f"warning: other processes used {statistics.fmean(OTHER_LOAD):.0f}% of one core on average "
+            f"(of {100 * (os.cpu_count() or 1)}%) while this ran: the figures understate a quiet machine"
+        )
     return 0
 
 
