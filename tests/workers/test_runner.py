@@ -23,7 +23,9 @@ from prometheus_client.parser import text_string_to_metric_families
 from events.models import Event
 from streams.models import Stream
 from streams.selectors import pipeline_stats_key, stream_stats_key
+from streams.services import control_queue
 from tests.support.analytics import BrightnessProcessor
+from workers.control import ControlListener
 from workers.event_sink import event_sink, event_sink_started
 from workers.leases import lease_key, starting_key
 from workers.runner import RUNNERS, StreamRunner
@@ -501,3 +503,54 @@ def test_request_restart_starts_a_new_session_under_the_same_lease(runners, make
     assert (fresh["state"], fresh["uptime_sec"], fresh["reconnects"]) == ("RUNNING", "0", "0")
     assert redis_client.get(lease_key(stream_id)) == lease
     assert running.thread.is_alive() and RUNNERS.get(stream_id) is running.runner
+
+
+def test_a_file_that_does_not_loop_ends_and_the_runner_waits(
+    api, runners, make_stream, video, redis_client, settings
+):
+    settings.STREAM_LOOP_FILES = False
+    stream_id = make_stream(video)
+    running = runners(stream_id)
+    ended = stats_when(
+        redis_client, stream_id, lambda s: s["state"] == "STOPPED", timeout=5, what="the end of the file"
+    )
+    assert (ended["last_error_msg"], ended["fps"], ended["frame_width"]) == (
+        "End of file reached",
+        "0",
+        "320",
+    )
+    # The task goes on (holding the lease) until the stream is changed or stopped.
+    assert running.thread.is_alive()
+    assert redis_client.get(lease_key(stream_id)) == running.runner.lease.value
+    assert running.runner.source.frames_decoded == 25
+
+    assert api.put(f"/streams/0/{stream_id}", {"active": False}).status_code == 200
+    running.ended(timeout=5)
+    assert redis_client.get(lease_key(stream_id)) is None
+
+
+def test_control_messages_take_effect_without_waiting_for_the_periodic_check(
+    api, runners, make_stream, video, wide_video, redis_client, settings
+):
+    settings.STREAM_DESIRED_CHECK_SECONDS = 60.0  # only the control queue can tell the runner now
+    stream_id = make_stream(video)
+    running = runners(stream_id)
+    running_at(redis_client, stream_id, fps_at_least=1)
+    listener = ControlListener(0)
+    listener.start()  # takes the create's "start" first: a reload for the running stream
+    try:
+        changed = time.monotonic()
+        assert api.put(f"/streams/0/{stream_id}", {"stream_address": wide_video}).status_code == 200
+        wait_for(
+            lambda: running.runner.source and running.runner.source.address == wide_video,
+            timeout=5,
+            what="the new address",
+        )
+        assert time.monotonic() - changed < 2.0
+        stats_when(redis_client, stream_id, lambda s: s["frame_width"] == "640", timeout=5, what="640 wide")
+
+        assert api.delete(f"/streams/0/{stream_id}").status_code == 200
+        assert running.ended(timeout=5) < 2.0
+    finally:
+        listener.stop()
+    assert redis_client.llen(control_queue(0)) == 0  # every message was taken
