@@ -17,6 +17,7 @@ rows the workers need must be committed: use `transactional_db`.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -111,6 +112,17 @@ class ManagedProcess:
             self.process.kill()
             self.process.wait(10)
 
+    @contextlib.contextmanager
+    def paused(self):
+        """Freeze the process (SIGSTOP) for the `with` block, then let it go on (SIGCONT)."""
+        assert self.running, f"{self.name} is not running"
+        self.process.send_signal(signal.SIGSTOP)
+        try:
+            yield self
+        finally:
+            if self.running:
+                self.process.send_signal(signal.SIGCONT)
+
     def log_text(self) -> str:
         try:
             return self.log_path.read_text(errors="replace")
@@ -130,7 +142,9 @@ class ManagedProcess:
 class WorkerProcess(ManagedProcess):
     """A node's Celery worker (the launcher's command: queues `node.N,control`, thread pool)."""
 
-    def __init__(self, node_num: int, *, hostname: str, env: dict[str, str], log_path: Path, concurrency: int):
+    def __init__(
+        self, node_num: int, *, hostname: str, env: dict[str, str], log_path: Path, concurrency: int
+    ):
         self.node_num = node_num
         self.hostname = hostname
         command = [

@@ -24,7 +24,6 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from django.conf import settings
 
 from platform_config import selectors as config_selectors
 from platform_config.models import Node
@@ -176,6 +175,16 @@ def stats(api, node: int, stream_id: str) -> dict:
     return observe({"stream_id": stream_id, **detail(api, node, stream_id)["stream_stats"]})
 
 
+def stats_when(api, node: int, stream_id: str, condition: Callable[[dict], bool], what: str, **kw) -> dict:
+    """Wait until the stream's stats satisfy `condition`; returns them."""
+
+    def satisfied():
+        current = stats(api, node, stream_id)
+        return current if condition(current) else None
+
+    return poll(satisfied, f"stream {stream_id} on node {node}: {what}", **kw)
+
+
 def wait_state(api, node: int, stream_id: str, state: str, message: str | None = None, **figures) -> dict:
     """Wait until the stream's stats show `state` (and `message`, a regex matched
     whole, and each figure in `figures`); returns those stats."""
@@ -227,11 +236,10 @@ def stable_leases(stream_ids: list[str], seconds: float) -> dict[str, str]:
 # --- 1. two nodes --------------------------------------------------------------------
 
 
-def test_streams_run_only_on_their_node(api, e2e, rtsp_server, mjpeg_server, h264_small):
-    on_node_0 = {
-        create(api, 0, rtsp_server.url, "rtsp live"): rtsp_server.url,
-        create(api, 0, str(h264_small), "file looped"): str(h264_small),
-    }
+def test_streams_run_only_on_their_node(api, e2e, media, rtsp_server, mjpeg_server):
+    one_second = str(media.h264(width=320, height=240, seconds=1))
+    looped = create(api, 0, one_second, "file looped")
+    on_node_0 = {create(api, 0, rtsp_server.url, "rtsp live"): rtsp_server.url, looped: one_second}
     on_node_1 = {create(api, 1, mjpeg_server.url, "mjpeg"): mjpeg_server.url}
 
     for node, streams in ((0, on_node_0), (1, on_node_1)):
@@ -271,7 +279,11 @@ def test_streams_run_only_on_their_node(api, e2e, rtsp_server, mjpeg_server, h26
     # The measured rate settles near the sources' 25 fps.
     for node, streams in ((0, on_node_0), (1, on_node_1)):
         for stream_id in streams:
-            poll(lambda: 20 <= stats(api, node, stream_id)["fps"] <= 30, f"{stream_id} at about 25 fps")
+            stats_when(api, node, stream_id, lambda s: 20 <= s["fps"] <= 30, "about 25 fps")
+
+    # The one-second file plays on and on: rewound in place, never reconnected.
+    current = stats_when(api, 0, looped, lambda s: s["uptime_sec"] >= 3, "3 s of a 1 s file")
+    assert (current["state"], current["reconnects"]) == ("RUNNING", 0)
 
 
 # --- 2. faults through the full stack ---------------------------------------------------
@@ -297,9 +309,8 @@ def test_faults_show_through_the_api(
         PORT_MESSAGE.format(re.escape(f"127.0.0.1:{html_server.port} answered but sent no readable video")),
     )
     for node, stream_id, path in ((0, garbage, not_a_video_file), (1, text, text_as_video_file)):
-        wait_state(
-            api, node, stream_id, "RECONNECTING", PORT_MESSAGE.format(re.escape(f"file is not a readable video: {path}"))
-        )
+        cause = re.escape(f"file is not a readable video: {path}")
+        wait_state(api, node, stream_id, "RECONNECTING", PORT_MESSAGE.format(cause))
 
     # The camera goes away mid-stream, then comes back on the same port.
     running(api, 0, live)
@@ -397,14 +408,13 @@ def test_streams_resume_exactly_once_after_sigkill(api, e2e, rtsp_server, mjpeg_
     new = e2e.start_worker(0)
     new.wait_online(get_redis())
 
-    def resumed(stream_id: str):
-        value = lease(stream_id)
-        current = stats(api, 0, stream_id)
-        return value and value.startswith(new.lease_owner) and current["state"] == "RUNNING" and current
+    def resumed(current: dict) -> bool:
+        value = lease(current["stream_id"])
+        return bool(value and value.startswith(new.lease_owner)) and current["state"] == "RUNNING"
 
     for stream_id in node_0:
         # A while for the dead leases to expire (3 s), the new worker to start and the streams to open.
-        current = poll(lambda: resumed(stream_id), f"{stream_id} to resume on {new.name}", timeout=30)
+        current = stats_when(api, 0, stream_id, resumed, f"{stream_id} to resume on {new.name}", timeout=30)
         assert current["last_error_msg"] == "Stream is running.."
         assert raw_stats(stream_id)["node_num"] == "0"
 
@@ -426,6 +436,13 @@ def test_streams_resume_exactly_once_after_sigkill(api, e2e, rtsp_server, mjpeg_
 
 
 def test_races_leave_exactly_one_runner(api, e2e, rtsp_server, h264_small):
+    # Beat is frozen: the control messages alone must bring the streams to
+    # their final state (the reconcile job is only the safety net).
+    with e2e.beat.paused():
+        _races(api, e2e, rtsp_server, h264_small)
+
+
+def _races(api, e2e, rtsp_server, h264_small):
     worker = e2e.workers[0]
     toggled = create(api, 0, str(h264_small), "toggled")
     renamed = create(api, 0, rtsp_server.url, "renamed")
@@ -465,19 +482,16 @@ def test_system_restart_restarts_every_runner(api, e2e, rtsp_server, mjpeg_serve
     streams = {create(api, 0, rtsp_server.url, "rtsp"): 0, create(api, 1, mjpeg_server.url, "mjpeg"): 1}
     before = {}
     for stream_id, node in streams.items():
-        before[stream_id] = poll(
-            lambda: (s := stats(api, node, stream_id))["state"] == "RUNNING" and s["uptime_sec"] >= 2 and s,
-            f"{stream_id} running for 2 s",
+        before[stream_id] = stats_when(
+            api, node, stream_id, lambda s: s["state"] == "RUNNING" and s["uptime_sec"] >= 2, "2 s of uptime"
         )
     leases = {stream_id: lease(stream_id) for stream_id in streams}
 
     assert api.post("/system/restart").json() == {"code": 200, "message": "System restart initiated"}
     for stream_id, node in streams.items():
         # Every poll is an API answer: it keeps serving during the restart.
-        poll(
-            lambda: (s := stats(api, node, stream_id))["uptime_sec"] < before[stream_id]["uptime_sec"] and s,
-            f"{stream_id}'s uptime to reset",
-        )
+        uptime = before[stream_id]["uptime_sec"]
+        stats_when(api, node, stream_id, lambda s, uptime=uptime: s["uptime_sec"] < uptime, "uptime to reset")
         running(api, node, stream_id)
         assert api.get(f"/streams/{node}").status_code == 200
 

@@ -5,52 +5,24 @@ goes offline when the worker is stopped with SIGTERM."""
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
-import sys
-import tempfile
-from pathlib import Path
 
 import pytest
-from django.conf import settings
-from django.db import connection
-from psycopg.conninfo import make_conninfo
 
 from platform_config.nodes import heartbeat_key
+from tests.support.workers import spawn_worker
 
 from .conftest import wait_for
 
-ROOT = Path(__file__).resolve().parents[2]
-
 
 @pytest.fixture
-def worker_node_1(transactional_db):
-    # The worker must use the test database, and see the rows this test commits.
-    env = dict(os.environ)
-    env.update(
-        DATABASE_URL=make_conninfo(settings.DATABASE_URL, dbname=connection.settings_dict["NAME"]),
-        REDIS_URL=settings.REDIS_URL,
-        DJANGO_SETTINGS_MODULE="visionaire_site.settings_test",
-        VISIONAIRE_NODE_NUM="1",
-        PYTHONUNBUFFERED="1",
-    )
-    command = [
-        sys.executable, "-m", "celery", "-A", "visionaire_site", "worker",
-        "-Q", "node.1", "--hostname", "node1-test@%h", "--pool", "threads", "--concurrency", "2",
-        "--without-gossip", "--without-mingle", "--loglevel", "WARNING",
-    ]  # fmt: skip
-    with tempfile.TemporaryFile() as log:
-        process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-        try:
-            yield process
-        finally:
-            if process.poll() is None:
-                process.kill()
-                process.wait(10)
-            log.seek(0)
-            # Captured by pytest: shown only when the test fails.
-            print(log.read().decode(errors="replace")[-5000:])
+def worker_node_1(transactional_db, tmp_path):
+    # The worker uses the test database, and sees the rows this test commits.
+    worker = spawn_worker(1, log_dir=tmp_path, concurrency=2)
+    try:
+        yield worker
+    finally:
+        worker.kill()
+        print(worker.log_tail())  # captured by pytest: shown only when the test fails
 
 
 def node_1(api) -> dict:
@@ -84,8 +56,7 @@ def test_worker_runs_the_node_agent(api, redis_client, worker_node_1):
     )
     assert beat["last_restart_at"] >= beat["started_at"]
 
-    worker_node_1.send_signal(signal.SIGTERM)
-    assert worker_node_1.wait(20) == 0
+    assert worker_node_1.stop(timeout=20) == 0  # SIGTERM: a graceful shutdown
     assert node_1(api) == {
         "node_num": 1,
         "status": "offline",
