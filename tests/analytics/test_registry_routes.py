@@ -16,6 +16,17 @@ pytestmark = pytest.mark.django_db
 
 ANALYTIC = "TEST-BRIGHT"
 COMMUNITY = [f"COMMUNITY-{ANALYTIC}-{i:04d}" for i in range(1, 5)]
+# The platform's own analytic (analytics/face/plugin.py), registered in code; listed first by id.
+FACE_RECOGNITION = {
+    "id": "NFV4-FR",
+    "name": "Face Recognition",
+    "major_version": 2,
+    "minor_version": 0,
+    "publisher": "Nodeflux",
+    "description": "Realtime face detection and face recognition",
+    "type": "recognition",
+    "seats": [{"serial_number": f"COMMUNITY-NFV4-FR-{i:04d}", "active_status": True} for i in range(1, 5)],
+}
 NOT_FOUND = {"code": 404, "message": "analytic not found"}
 
 POINT = {
@@ -108,10 +119,11 @@ def test_analytic_list_on_a_fresh_install(api, deployment_key):
     assert response.json() == {
         "code": 200,
         "message": "success",
-        "analytic_num": 1,
+        "analytic_num": 2,
         "deployment_key": "my-deployment",
         "version": {"major": 4, "minor": 50, "patch": 0},
         "analytics": [
+            FACE_RECOGNITION,
             {
                 "id": ANALYTIC,
                 "name": "Brightness",
@@ -121,7 +133,7 @@ def test_analytic_list_on_a_fresh_install(api, deployment_key):
                 "description": "Emits an event when the frame's mean brightness crosses a threshold",
                 "type": "detection",
                 "seats": [{"serial_number": serial, "active_status": True} for serial in COMMUNITY],
-            }
+            },
         ],
     }
 
@@ -134,7 +146,7 @@ def test_analytic_list_leaves_out_analytics_that_do_not_run(api, deployment_key)
         id="GHOST", name="Ghost", major_version=1, minor_version=0, publisher="x", type="y", installed=True
     )
     body = api.get("/analytic_list").json()
-    assert (body["analytic_num"], [a["id"] for a in body["analytics"]]) == (1, [ANALYTIC])
+    assert (body["analytic_num"], [a["id"] for a in body["analytics"]]) == (2, ["NFV4-FR", ANALYTIC])
 
 
 def test_analytic_list_hides_community_seats_out_of_force(api, deployment_key):
@@ -145,7 +157,8 @@ def test_analytic_list_hides_community_seats_out_of_force(api, deployment_key):
     Seat.objects.create(
         analytic_id=ANALYTIC, serial_number="TEST-BRIGHT02-AAAA-0002", source=SeatSource.LICENCE, active=False
     )
-    assert api.get("/analytic_list").json()["analytics"][0]["seats"] == [
+    listed = {a["id"]: a for a in api.get("/analytic_list").json()["analytics"]}
+    assert listed[ANALYTIC]["seats"] == [
         {"serial_number": "TEST-BRIGHT01-AAAA-0001", "active_status": True},
         {"serial_number": "TEST-BRIGHT02-AAAA-0002", "active_status": False},
     ]
@@ -206,7 +219,7 @@ def test_analytic_list_query_count_does_not_grow(api, deployment_key, more_plugi
         more_plugins(plugin_id)
     with CaptureQueriesContext(connection) as four:
         body = api.get("/analytic_list").json()
-    assert body["analytic_num"] == 4
+    assert body["analytic_num"] == 5
     assert len(four) == len(one)
 
 
@@ -293,7 +306,7 @@ def test_every_registered_preset_is_valid():
     "path",
     ["/config/pipeline/{}", "/v2/config/pipeline/{}", "/rules/pipeline/{}", "/config/preset/{}"],
 )
-@pytest.mark.parametrize("analytic_id", ["NFV4-FR", "nope", "%2e%2e", "x" * 300])
+@pytest.mark.parametrize("analytic_id", ["NFV4-LPR3", "nope", "%2e%2e", "x" * 300])
 def test_unknown_analytic(api, path, analytic_id):
     response = api.get(path.format(analytic_id))
     assert response.status_code == 404
