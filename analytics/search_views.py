@@ -1,7 +1,8 @@
-"""Smart search and extract routes (spec/API.md, "Smart search"): their input checks.
+"""Smart search and extract routes (spec/API.md, "Smart search"): input checks
+here, the searches in events/search.py.
 
-The search and the extract push arrive with later issues; until then a valid
-request is answered 501, so a client never mistakes an empty result for a search.
+The extract push arrives with the NFV4-SS analytic; until then a valid request
+is answered 501, so a client never mistakes it for a stored payload.
 """
 
 from __future__ import annotations
@@ -18,7 +19,10 @@ from django.conf import settings
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import serializers
+from rest_framework.response import Response
 
+from events import search
+from events.search import SearchFilters
 from platform_config.selectors import node_get
 from streams.models import Pipeline, Stream
 from visionaire_site.api import ApiView, body_object
@@ -106,8 +110,9 @@ def _int_field(body: dict, name: str, low: int, high: int) -> None:
         raise BadRequest(f"{name} must be an integer between {low} and {high}")
 
 
-def search_request_validate(body: dict) -> None:
-    """The checks of POST /smart-search, in the order a client should fix them."""
+def search_request_validate(body: dict) -> np.ndarray | None:
+    """The checks of POST /smart-search, in the order a client should fix them;
+    the decoded query image for `type: image`."""
     _refuse_unknown(body, SEARCH_KEYS)
     if body.get("type") not in ("image", "text"):
         raise BadRequest("invalid query type")
@@ -147,7 +152,8 @@ def search_request_validate(body: dict) -> None:
         raise BadRequest("from_ms must not be after to_ms")
     # The image is decoded last: it is the costly check.
     if body["type"] == "image":
-        image_field_decode(query, field="query")
+        return image_field_decode(query, field="query")
+    return None
 
 
 def extract_pipeline_get(*, node: str, stream_id: str, pipeline_id: str) -> Pipeline:
@@ -180,8 +186,10 @@ def extract_request_validate(body: dict) -> None:
 class SmartSearchRequestSerializer(serializers.Serializer):
     type = serializers.ChoiceField(choices=["image", "text"])
     query = serializers.CharField(help_text="Base64 JPEG/PNG for type image, text for type text.")
-    limit = serializers.IntegerField(required=False, min_value=1, max_value=1000)
-    min_similarity = serializers.FloatField(required=False, min_value=0, max_value=1)
+    limit = serializers.IntegerField(required=False, min_value=1, max_value=1000, help_text="Default 50.")
+    min_similarity = serializers.FloatField(
+        required=False, min_value=0, max_value=1, help_text="Default 0.3 for text, 0.5 for images."
+    )
     stream_ids = serializers.ListField(child=serializers.RegexField(STREAM_ID_RE.pattern), required=False)
     analytic_ids = serializers.ListField(child=serializers.CharField(max_length=40), required=False)
     from_ms = serializers.IntegerField(required=False, min_value=0, help_text="Unix ms, inclusive.")
@@ -227,17 +235,51 @@ class SmartSearchView(ApiView):
         operation_id="smart_search",
         summary="Search past events by image or text",
         request=SmartSearchRequestSerializer,
+        description=(
+            "`type: text` ranks events by the similarity of their names, secondary text, labels and "
+            "stream name to the query (trigram and full-text matching, tolerant of typos and partial "
+            "words). `type: image` finds the faces of the query image and ranks events by face "
+            "similarity (HNSW index over the stored embeddings). Defaults: `limit` 50, "
+            "`min_similarity` 0.3 for text and 0.5 for images (the same person scores about 0.85 or "
+            "more). Results are sorted by similarity, highest first."
+        ),
         responses={
             200: SmartSearchResponseSerializer,
-            400: _error("Invalid query type, query or filter."),
+            400: _error("Invalid query type, query or filter; undecodable image; no face in the image."),
             413: _error("Query image over the size limit."),
-            501: _error("Smart search is not available in this version."),
         },
         tags=["smart search"],
     )
     def post(self, request):
-        search_request_validate(body_object(request))
-        raise ApiError("smart search is not available yet in this version", status=501)
+        body = body_object(request)
+        image = search_request_validate(body)
+        filters = SearchFilters(
+            stream_ids=body.get("stream_ids"),
+            analytic_ids=body.get("analytic_ids"),
+            from_ms=body.get("from_ms"),
+            to_ms=body.get("to_ms"),
+        )
+        limit = body.get("limit", search.DEFAULT_LIMIT)
+        if image is None:
+            hits = search.events_text_search(
+                query=body["query"],
+                filters=filters,
+                limit=limit,
+                min_similarity=body.get("min_similarity", search.DEFAULT_TEXT_MIN_SIMILARITY),
+            )
+        else:
+            try:
+                hits = search.events_image_search(
+                    image_bgr=image,
+                    filters=filters,
+                    limit=limit,
+                    min_similarity=body.get("min_similarity", search.DEFAULT_IMAGE_MIN_SIMILARITY),
+                )
+            except search.NoFaceFound:
+                raise BadRequest("no face found in the query image") from None
+        return Response(
+            {"code": 200, "message": "success", "results": [search.search_result_body(hit) for hit in hits]}
+        )
 
 
 class ExtractView(ApiView):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 
 from django.contrib.postgres.indexes import GinIndex
+from django.contrib.postgres.search import SearchVector
 from django.db import models
 from pgvector.django import HnswIndex, VectorField
 
@@ -34,6 +35,8 @@ class Event(models.Model):
             models.Index(fields=["stream_id", "timestamp"], name="event_stream_timestamp"),
             models.Index(fields=["analytic_id", "timestamp"], name="event_analytic_timestamp"),
             GinIndex(fields=["search_text"], name="event_search_trgm", opclasses=["gin_trgm_ops"]),
+            # Full-text side of text search (events/search.py uses this exact expression).
+            GinIndex(SearchVector("search_text", config="simple"), name="event_search_fts"),
             HnswIndex(
                 name="event_embedding_hnsw",
                 fields=["embedding"],

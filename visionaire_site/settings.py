@@ -250,6 +250,11 @@ EVENT_QUEUE_CAPACITY = env_int("VISIONAIRE_EVENT_QUEUE_CAPACITY", 1000, minimum=
 # Retention job (events.retention): rows per DELETE, and how long one run may work.
 RETENTION_BATCH_SIZE = env_int("VISIONAIRE_RETENTION_BATCH_SIZE", 1000, minimum=10, maximum=100_000)
 RETENTION_TIME_BUDGET_SECONDS = env_float("VISIONAIRE_RETENTION_TIME_BUDGET_SECONDS", 50.0, minimum=1.0)
+# Smart search (events/search.py): HNSW candidate list size (recall vs speed, see bench/README.md),
+# and the faces of a query image used (the most confident first) and their lowest detection score.
+SEARCH_HNSW_EF_SEARCH = env_int("VISIONAIRE_SEARCH_HNSW_EF_SEARCH", 100, minimum=10, maximum=1000)
+SEARCH_MAX_QUERY_FACES = env_int("VISIONAIRE_SEARCH_MAX_QUERY_FACES", 5, minimum=1, maximum=50)
+SEARCH_FACE_MIN_SCORE = env_float("VISIONAIRE_SEARCH_FACE_MIN_SCORE", 0.8, minimum=0.0)
 # The event writer stores up to this many events per transaction, waiting at most
 # EVENT_BATCH_WAIT_MS after the first one for others to join it.
 EVENT_BATCH_SIZE = env_int("VISIONAIRE_EVENT_BATCH_SIZE", 100, minimum=1, maximum=10_000)

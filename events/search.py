@@ -1,0 +1,281 @@
+"""Smart search over stored events: by text (trigram + full text) and by face
+embedding (HNSW), each hit with a similarity in [0, 1], highest first.
+
+Text search. An event's `search_text` holds its names, secondary text, labels
+and stream name. The query is cut into words (letters and digits, lowercased,
+at most MAX_QUERY_WORDS); an event's similarity is
+
+    0.60 * mean over query words of word_similarity(word, search_text)
+  + 0.25 * word_similarity(whole query, search_text)
+  + 0.15 * fraction of query words that prefix a word of search_text (full text)
+
+pg_trgm's `word_similarity(a, b)` is the trigram similarity of `a` and the best
+matching stretch of `b`, so a typo ("jon" for "john") or a partial word still
+scores, and one word ("Doe") scores 1 against "John Doe". The whole-query term
+rewards words found together and in order; the full-text term (the `simple`
+configuration, prefix queries `word:*`) rewards partial words typed as
+prefixes. Every term is in [0, 1] and an exact match of every word scores 1.
+Candidates are found through the two GIN indexes (trigram on `search_text`,
+`event_search_trgm`; full text on `to_tsvector('simple', search_text)`,
+`event_search_fts`): any query word with a word similarity of at least
+`min_similarity` (pg_trgm's `<%` operator), or any word matched as a prefix.
+Ties are broken by the full-text rank (`ts_rank_cd`), then by the newest event.
+
+Image search. Embeddings are ranked by pgvector's cosine distance through the
+HNSW index `event_embedding_hnsw`; `hnsw.ef_search` (SEARCH_HNSW_EF_SEARCH,
+raised to `limit` when that is larger) is set for the query only (SET LOCAL);
+with stream, analytic or time filters the index is scanned iteratively
+(`hnsw.iterative_scan = relaxed_order`) so filtered searches still fill `limit`.
+The distance is mapped to a similarity as the face engine documents
+(analytics.face.engine.similarity_from_distance).
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+import numpy as np
+from django.conf import settings
+from django.db import connection, transaction
+
+from .models import Event
+from .selectors import EPOCH, ms_to_datetime
+
+logger = logging.getLogger(__name__)
+
+TABLE = Event._meta.db_table
+DEFAULT_LIMIT = 50
+DEFAULT_TEXT_MIN_SIMILARITY = 0.3
+# Different people score 0.66-0.72 with the default embedder, the same person
+# 0.92-0.98 (analytics/face/engine.py): lookalikes are shown, unrelated faces are not.
+DEFAULT_IMAGE_MIN_SIMILARITY = 0.5
+MAX_QUERY_WORDS = 8
+# The exact expression of the full-text GIN index (events/migrations/0002).
+TSVECTOR = "to_tsvector('simple'::regconfig, COALESCE(e.search_text, ''))"
+_WORD_RE = re.compile(r"[^\W_]+")
+_MILLISECOND = timedelta(milliseconds=1)
+
+
+@dataclass(frozen=True)
+class SearchFilters:
+    stream_ids: Sequence[str] | None = None
+    analytic_ids: Sequence[str] | None = None
+    from_ms: int | None = None  # inclusive
+    to_ms: int | None = None  # inclusive (the whole millisecond)
+
+    @property
+    def narrows(self) -> bool:
+        values = (self.stream_ids, self.analytic_ids, self.from_ms, self.to_ms)
+        return any(value is not None for value in values)
+
+    def sql(self) -> tuple[str, list[Any]]:
+        """A WHERE fragment (starting with AND, or empty) on the alias `e`."""
+        clauses: list[str] = []
+        params: list[Any] = []
+        if self.stream_ids is not None:
+            clauses.append("e.stream_id = ANY(%s)")
+            params.append(list(self.stream_ids))
+        if self.analytic_ids is not None:
+            clauses.append("e.analytic_id = ANY(%s)")
+            params.append(list(self.analytic_ids))
+        if self.from_ms is not None:
+            clauses.append("e.timestamp >= %s")
+            params.append(ms_to_datetime(self.from_ms))
+        if self.to_ms is not None:
+            clauses.append("e.timestamp < %s")
+            params.append(ms_to_datetime(self.to_ms + 1))
+        return "".join(f" AND {clause}" for clause in clauses), params
+
+
+@dataclass(frozen=True)
+class SearchHit:
+    event: Event
+    similarity: float
+
+
+def query_words(query: str) -> list[str]:
+    """The words a text query is matched by: letters and digits, lowercased, unique."""
+    words: list[str] = []
+    for word in _WORD_RE.findall(query.lower()):
+        if word not in words:
+            words.append(word)
+    return words[:MAX_QUERY_WORDS]
+
+
+def _hits(scored: list[tuple[Any, float]]) -> list[SearchHit]:
+    """Rows for (event_id, similarity) pairs, in the given order."""
+    rows = Event.objects.defer("embedding", "search_text").in_bulk([event_id for event_id, _ in scored])
+    return [
+        SearchHit(rows[event_id], round(min(1.0, max(0.0, float(score))), 4))
+        for event_id, score in scored
+        if event_id in rows  # removed meanwhile (retention)
+    ]
+
+
+def events_text_search(
+    *,
+    query: str,
+    filters: SearchFilters = SearchFilters(),
+    limit: int = DEFAULT_LIMIT,
+    min_similarity: float = DEFAULT_TEXT_MIN_SIMILARITY,
+) -> list[SearchHit]:
+    """Events whose text resembles `query`, most similar first (see the module docstring)."""
+    words = query_words(query)
+    if not words:
+        return []
+    phrase = " ".join(words)
+    word_terms = " + ".join("word_similarity(%s, e.search_text)" for _ in words)
+    prefix_terms = " + ".join(f"({TSVECTOR} @@ to_tsquery('simple', %s))::int" for _ in words)
+    candidates = " OR ".join("%s <%% e.search_text" for _ in words)
+    any_prefix = " | ".join(f"{word}:*" for word in words)
+    where, filter_params = filters.sql()
+    count = len(words)
+    sql = f"""
+        SELECT event_id, similarity FROM (
+            SELECT e.event_id, e.timestamp,
+                0.60 * ({word_terms}) / {count}
+                + 0.25 * word_similarity(%s, e.search_text)
+                + 0.15 * ({prefix_terms}) / {count} AS similarity,
+                ts_rank_cd({TSVECTOR}, to_tsquery('simple', %s)) AS rank
+            FROM {TABLE} e
+            WHERE ({candidates} OR {TSVECTOR} @@ to_tsquery('simple', %s)){where}
+        ) scored
+        WHERE similarity >= %s
+        ORDER BY similarity DESC, rank DESC, timestamp DESC
+        LIMIT %s
+    """
+    params = [
+        *words,
+        phrase,
+        *(f"{word}:*" for word in words),
+        any_prefix,
+        *words,
+        any_prefix,
+        *filter_params,
+        min_similarity,
+        limit,
+    ]
+    with transaction.atomic(), connection.cursor() as cursor:
+        # `<%` matches at this word similarity or more (index-assisted); low
+        # thresholds cost more candidates, so it never goes under 0.1.
+        cursor.execute(
+            "SELECT set_config('pg_trgm.word_similarity_threshold', %s, true)",
+            [str(max(0.1, min_similarity))],
+        )
+        cursor.execute(sql, params)
+        scored = cursor.fetchall()
+    return _hits(scored)
+
+
+def _vector_literal(vector: np.ndarray) -> str:
+    return "[" + ",".join(f"{value:.7g}" for value in np.asarray(vector, dtype=np.float32).ravel()) + "]"
+
+
+def events_nearest(
+    *,
+    embedding: np.ndarray,
+    filters: SearchFilters = SearchFilters(),
+    limit: int = DEFAULT_LIMIT,
+    ef_search: int | None = None,
+) -> list[tuple[Any, float]]:
+    """(event_id, cosine distance) of the `limit` events nearest `embedding`,
+    nearest first, through the HNSW index (approximate: see SEARCH_HNSW_EF_SEARCH)."""
+    ef_search = min(1000, max(ef_search or settings.SEARCH_HNSW_EF_SEARCH, limit))
+    where, filter_params = filters.sql()
+    literal = _vector_literal(embedding)
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("SELECT set_config('hnsw.ef_search', %s, true)", [str(ef_search)])
+        if filters.narrows:
+            cursor.execute("SELECT set_config('hnsw.iterative_scan', 'relaxed_order', true)")
+        cursor.execute(
+            f"SELECT e.event_id, e.embedding <=> %s::vector AS distance FROM {TABLE} e "
+            f"WHERE e.embedding IS NOT NULL{where} ORDER BY e.embedding <=> %s::vector LIMIT %s",
+            [literal, *filter_params, literal, limit],
+        )
+        rows = cursor.fetchall()
+    # relaxed_order may return neighbours slightly out of order.
+    return sorted(rows, key=lambda row: row[1])
+
+
+def events_embedding_search(
+    *,
+    embeddings: np.ndarray,
+    filters: SearchFilters = SearchFilters(),
+    limit: int = DEFAULT_LIMIT,
+    min_similarity: float = DEFAULT_IMAGE_MIN_SIMILARITY,
+    similarity_scale: float,
+) -> list[SearchHit]:
+    """Events nearest any of `embeddings` (one per query face), each event at its
+    best similarity, most similar first."""
+    from analytics.face.engine import similarity_from_distance
+
+    best: dict[Any, float] = {}
+    for embedding in np.atleast_2d(embeddings):
+        for event_id, distance in events_nearest(embedding=embedding, filters=filters, limit=limit):
+            score = similarity_from_distance(distance, scale=similarity_scale)
+            if score >= min_similarity and score > best.get(event_id, -1.0):
+                best[event_id] = score
+    hits = _hits(list(best.items()))
+    hits.sort(key=lambda hit: (-hit.similarity, -hit.event.timestamp.timestamp()))
+    return hits[:limit]
+
+
+class NoFaceFound(Exception):
+    pass
+
+
+def events_image_search(
+    *,
+    image_bgr: np.ndarray,
+    filters: SearchFilters = SearchFilters(),
+    limit: int = DEFAULT_LIMIT,
+    min_similarity: float = DEFAULT_IMAGE_MIN_SIMILARITY,
+) -> list[SearchHit]:
+    """Events showing the face(s) of the query image (up to SEARCH_MAX_QUERY_FACES,
+    the most confident); NoFaceFound when it shows none."""
+    from analytics.face.engine import face_engine
+
+    engine = face_engine()
+    faces = engine.detector.detect(image_bgr, min_score=settings.SEARCH_FACE_MIN_SCORE)
+    if not faces:
+        raise NoFaceFound
+    faces = faces[: settings.SEARCH_MAX_QUERY_FACES]
+    embeddings = engine.embedder.embed_many(image_bgr, faces)
+    return events_embedding_search(
+        embeddings=embeddings,
+        filters=filters,
+        limit=limit,
+        min_similarity=min_similarity,
+        similarity_scale=engine.embedder.similarity_scale,
+    )
+
+
+def _crop_base64(event: Event) -> str:
+    if not event.image:
+        return ""
+    try:
+        with event.image.storage.open(event.image.name, "rb") as handle:
+            return base64.b64encode(handle.read()).decode("ascii")
+    except OSError:  # removed by retention since the search
+        return ""
+
+
+def search_result_body(hit: SearchHit) -> dict[str, Any]:
+    """One result of POST /smart-search, as the contract shapes it."""
+    event = hit.event
+    return {
+        "stream_id": event.stream_id,
+        "analytic_id": event.analytic_id,
+        "node_num": event.node_num,
+        "timestamp_ms": (event.timestamp - EPOCH) // _MILLISECOND,
+        "similarity": hit.similarity,
+        "image_jpeg": _crop_base64(event),
+        "primary_text": event.primary_text,
+        "secondary_text": event.secondary_text,
+    }
