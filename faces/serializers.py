@@ -8,16 +8,16 @@ from rest_framework import serializers
 IMAGE_HELP = "Base64 JPEG or PNG (a `data:image/...;base64,` prefix is accepted)."
 
 
-class KeyspaceRequestSerializer(serializers.Serializer):
+class FaceKeyspaceSerializer(serializers.Serializer):
     keyspace = serializers.CharField(max_length=64, help_text="1 to 64 letters, digits or _ . @ : -")
 
 
-class KeyspaceResponseSerializer(serializers.Serializer):
+class FaceKeyspaceResponseSerializer(serializers.Serializer):
     message = serializers.CharField(default="keyspace successfully created")
     keyspace = serializers.CharField()
 
 
-class EnrollmentParamsSerializer(serializers.Serializer):
+class FaceEnrollmentParamsSerializer(serializers.Serializer):
     face_id = serializers.CharField(
         required=False,
         max_length=64,
@@ -33,57 +33,57 @@ class EnrollmentParamsSerializer(serializers.Serializer):
     notes = serializers.CharField(required=False, max_length=2000, help_text="[ours]")
 
 
-class EnrollmentRequestSerializer(serializers.Serializer):
+class FaceEnrollmentSerializer(serializers.Serializer):
     image = serializers.CharField(help_text=IMAGE_HELP)
     keyspace = serializers.CharField(max_length=64)
-    additional_params = EnrollmentParamsSerializer(required=False)
+    additional_params = FaceEnrollmentParamsSerializer(required=False)
 
 
-class EnrollmentResponseSerializer(serializers.Serializer):
+class FaceEnrollmentResponseSerializer(serializers.Serializer):
     face_id = serializers.CharField()
     variation = serializers.IntegerField(min_value=1)
 
 
-class RecognitionParamsSerializer(serializers.Serializer):
+class FaceRecognitionParamsSerializer(serializers.Serializer):
     candidate_count = serializers.IntegerField(required=False, min_value=1, max_value=100, default=5)
 
 
-class RecognitionRequestSerializer(serializers.Serializer):
+class FaceRecognitionQuerySerializer(serializers.Serializer):
     image = serializers.CharField(help_text=IMAGE_HELP + " The largest face is searched.")
     keyspace = serializers.CharField(max_length=64)
-    additional_params = RecognitionParamsSerializer(required=False)
+    additional_params = FaceRecognitionParamsSerializer(required=False)
 
 
-class CandidateSerializer(serializers.Serializer):
+class FaceCandidateSerializer(serializers.Serializer):
     face_id = serializers.CharField()
     similarity = serializers.FloatField(min_value=0, max_value=1)
     variation = serializers.IntegerField(help_text="The person's variation nearest to the query.")
 
 
-class CandidatesSerializer(serializers.Serializer):
-    candidates = CandidateSerializer(many=True, help_text="Distinct face ids, highest similarity first.")
+class FaceCandidatesSerializer(serializers.Serializer):
+    candidates = FaceCandidateSerializer(many=True, help_text="Distinct face ids, highest similarity first.")
 
 
-class FaceRecognitionSerializer(serializers.Serializer):
-    face_recognition = CandidatesSerializer()
+class FaceRecognitionResultSerializer(serializers.Serializer):
+    face_recognition = FaceCandidatesSerializer()
 
 
-class RecognitionResponseSerializer(serializers.Serializer):
-    result = FaceRecognitionSerializer()
+class FaceRecognitionResponseSerializer(serializers.Serializer):
+    result = FaceRecognitionResultSerializer()
 
 
-class DeleteEnrollmentRequestSerializer(serializers.Serializer):
+class FaceDeleteEnrollmentSerializer(serializers.Serializer):
     keyspace = serializers.CharField(max_length=64)
     face_ids = serializers.ListField(
         child=serializers.CharField(max_length=64), min_length=1, max_length=1000
     )
 
 
-class DeleteEnrollmentResponseSerializer(serializers.Serializer):
+class FaceDeleteEnrollmentResponseSerializer(serializers.Serializer):
     deleted_face_ids = serializers.ListField(child=serializers.CharField())
 
 
-class DeleteVariationRequestSerializer(serializers.Serializer):
+class FaceDeleteVariationSerializer(serializers.Serializer):
     keyspace = serializers.CharField(max_length=64)
     face_id = serializers.CharField(max_length=64)
     variations = serializers.ListField(
@@ -91,48 +91,48 @@ class DeleteVariationRequestSerializer(serializers.Serializer):
     )
 
 
-class DeleteVariationResponseSerializer(serializers.Serializer):
+class FaceDeleteVariationResponseSerializer(serializers.Serializer):
     message = serializers.CharField(default="variations successfully deleted")
     face_id = serializers.CharField()
     deleted_variations = serializers.ListField(child=serializers.IntegerField())
 
 
-class ExtractEmbeddingRequestSerializer(serializers.Serializer):
+class FaceExtractEmbeddingSerializer(serializers.Serializer):
     image = serializers.CharField(help_text=IMAGE_HELP)
 
 
-class ExtractEmbeddingResponseSerializer(serializers.Serializer):
+class FaceExtractEmbeddingResponseSerializer(serializers.Serializer):
     embeddings = serializers.ListField(
         child=serializers.ListField(child=serializers.FloatField()),
         help_text="One L2-normalised 128-d embedding per face, most confident face first.",
     )
 
 
-class ImageContentSerializer(serializers.Serializer):
+class FaceImageContentSerializer(serializers.Serializer):
     content = serializers.CharField(help_text=IMAGE_HELP + " The largest face is compared.")
 
 
-class MatchRequestSerializer(serializers.Serializer):
-    image_a = ImageContentSerializer()
-    image_b = ImageContentSerializer()
+class FaceMatchQuerySerializer(serializers.Serializer):
+    image_a = FaceImageContentSerializer()
+    image_b = FaceImageContentSerializer()
 
 
-class FaceMatchSerializer(serializers.Serializer):
+class FaceMatchResultSerializer(serializers.Serializer):
     match = serializers.BooleanField(
         help_text="similarity at or above VISIONAIRE_FACE_MATCH_THRESHOLD (0.85)."
     )
     similarity = serializers.FloatField(min_value=0, max_value=1)
 
 
-class MatchResponseSerializer(serializers.Serializer):
-    face_match = FaceMatchSerializer()
+class FaceMatchResponseSerializer(serializers.Serializer):
+    face_match = FaceMatchResultSerializer()
 
 
-class HealthcheckResponseSerializer(serializers.Serializer):
+class FaceHealthcheckResponseSerializer(serializers.Serializer):
     """An empty object when the service is up."""
 
 
-class LimitUsageResponseSerializer(serializers.Serializer):
+class FaceLimitUsageResponseSerializer(serializers.Serializer):
     current_enrollment = serializers.IntegerField(help_text="Enrolled face ids over every keyspace.")
     maximum_enrollment = serializers.IntegerField()
     current_keyspace = serializers.IntegerField()

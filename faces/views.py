@@ -83,12 +83,14 @@ def _list(body: dict, name: str) -> list:
 
 
 class KeyspaceView(ApiView):
+    """A keyspace is an independent gallery of enrolled faces, searched 1:N on its own."""
+
     @extend_schema(
         operation_id="face_keyspace_create",
         summary="Create a keyspace (a gallery of enrolled faces)",
-        request=s.KeyspaceRequestSerializer,
+        request=s.FaceKeyspaceSerializer,
         responses={
-            200: s.KeyspaceResponseSerializer,
+            200: s.FaceKeyspaceResponseSerializer,
             400: _error("Missing or invalid keyspace name."),
             409: _error("The keyspace already exists, or the keyspace limit is reached."),
         },
@@ -101,6 +103,8 @@ class KeyspaceView(ApiView):
 
 
 class EnrollmentView(ApiView):
+    """Enroll the one face of a photo; the photo and a thumbnail are kept (see the admin)."""
+
     @extend_schema(
         operation_id="face_enrollment",
         summary="Enroll a face (a new face id, or a variation of an existing one)",
@@ -110,9 +114,9 @@ class EnrollmentView(ApiView):
             "`additional_params.face_id`: an existing id adds a variation; a new id is created; "
             "absent, an id is generated."
         ),
-        request=s.EnrollmentRequestSerializer,
+        request=s.FaceEnrollmentSerializer,
         responses={
-            200: s.EnrollmentResponseSerializer,
+            200: s.FaceEnrollmentResponseSerializer,
             400: _error(BAD_IMAGE + " Several faces, a face too small or too blurry."),
             404: NO_KEYSPACE,
             409: _error("Enrollment, variation or keyspace limit reached."),
@@ -138,12 +142,15 @@ class EnrollmentView(ApiView):
 
 
 class RecognitionView(ApiView):
+    """The photo's largest face searched in a keyspace: up to `candidate_count` distinct face ids, each
+    with its nearest variation, highest similarity first."""
+
     @extend_schema(
         operation_id="face_recognition",
         summary="Search a keyspace for the photo's largest face (1:N)",
-        request=s.RecognitionRequestSerializer,
+        request=s.FaceRecognitionQuerySerializer,
         responses={
-            200: s.RecognitionResponseSerializer,
+            200: s.FaceRecognitionResponseSerializer,
             400: _error(BAD_IMAGE + " candidate_count not an integer in 1..100."),
             404: NO_KEYSPACE,
             413: TOO_LARGE,
@@ -168,12 +175,14 @@ class RecognitionView(ApiView):
 
 
 class DeleteEnrollmentView(ApiView):
+    """Delete face ids with every variation and photo; all must exist, else nothing is deleted."""
+
     @extend_schema(
         operation_id="face_delete_enrollment",
         summary="Delete face ids with all their variations",
-        request=s.DeleteEnrollmentRequestSerializer,
+        request=s.FaceDeleteEnrollmentSerializer,
         responses={
-            200: s.DeleteEnrollmentResponseSerializer,
+            200: s.FaceDeleteEnrollmentResponseSerializer,
             400: _error("Malformed body or face ids."),
             404: _error("Unknown keyspace, or a face id that is not enrolled (nothing is deleted)."),
         },
@@ -188,12 +197,14 @@ class DeleteEnrollmentView(ApiView):
 
 
 class DeleteVariationView(ApiView):
+    """Delete variations of one face id; at least one must remain (delete the enrollment instead)."""
+
     @extend_schema(
         operation_id="face_delete_enrollment_variation",
         summary="Delete variations of one face id",
-        request=s.DeleteVariationRequestSerializer,
+        request=s.FaceDeleteVariationSerializer,
         responses={
-            200: s.DeleteVariationResponseSerializer,
+            200: s.FaceDeleteVariationResponseSerializer,
             400: _error("Malformed body, or no variation would be left."),
             404: _error("Unknown keyspace, face id or variation (nothing is deleted)."),
         },
@@ -213,11 +224,13 @@ class DeleteVariationView(ApiView):
 
 
 class ExtractEmbeddingView(ApiView):
+    """One L2-normalised embedding per face in the photo, most confident face first."""
+
     @extend_schema(
         operation_id="face_extract_embedding",
         summary="Embeddings of every face in a photo",
-        request=s.ExtractEmbeddingRequestSerializer,
-        responses={200: s.ExtractEmbeddingResponseSerializer, 400: _error(BAD_IMAGE), 413: TOO_LARGE},
+        request=s.FaceExtractEmbeddingSerializer,
+        responses={200: s.FaceExtractEmbeddingResponseSerializer, 400: _error(BAD_IMAGE), 413: TOO_LARGE},
         tags=TAGS,
     )
     def post(self, request):
@@ -227,11 +240,13 @@ class ExtractEmbeddingView(ApiView):
 
 
 class MatchView(ApiView):
+    """1:1 comparison of the largest face of each photo."""
+
     @extend_schema(
         operation_id="face_match",
         summary="Compare the largest faces of two photos (1:1)",
-        request=s.MatchRequestSerializer,
-        responses={200: s.MatchResponseSerializer, 400: _error(BAD_IMAGE), 413: TOO_LARGE},
+        request=s.FaceMatchQuerySerializer,
+        responses={200: s.FaceMatchResponseSerializer, 400: _error(BAD_IMAGE), 413: TOO_LARGE},
         tags=TAGS,
     )
     def post(self, request):
@@ -249,12 +264,14 @@ class MatchView(ApiView):
 
 
 class HealthcheckView(ApiView):
+    """`{}` when the face models are loaded (they load on the first call) and the database answers."""
+
     @extend_schema(
         operation_id="face_healthcheck",
         summary="Face service health: the face models loaded and the database reachable",
         request=None,
         responses={
-            200: s.HealthcheckResponseSerializer,
+            200: s.FaceHealthcheckResponseSerializer,
             503: _error("The face models could not be loaded or the database does not answer."),
         },
         tags=TAGS,
@@ -265,11 +282,14 @@ class HealthcheckView(ApiView):
 
 
 class LimitUsageView(ApiView):
+    """Enrolled face ids and keyspaces, with the limits set by VISIONAIRE_FACE_MAX_ENROLLMENT and
+    VISIONAIRE_FACE_MAX_KEYSPACE."""
+
     @extend_schema(
         operation_id="face_limit_usage",
         summary="Enrolled face ids and keyspaces against their limits",
         request=None,
-        responses={200: s.LimitUsageResponseSerializer, 503: _error("The database does not answer.")},
+        responses={200: s.FaceLimitUsageResponseSerializer, 503: _error("The database does not answer.")},
         tags=TAGS,
     )
     def get(self, request):
