@@ -9,6 +9,7 @@ covers the whole cluster.
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 from collections.abc import Iterator
@@ -24,7 +25,7 @@ from visionaire_site.errors import ApiError
 from visionaire_site.redis import get_redis, key
 
 from .models import Node
-from .nodes import nodes_live
+from .nodes import node_runtime_key, nodes_live
 
 logger = logging.getLogger(__name__)
 
@@ -113,6 +114,26 @@ class _Families:
         self.gpu_mem_total = GaugeMetricFamily(
             "visionaire_node_gpu_memory_total_bytes", "GPU memory size", labels=gpu
         )
+        # From each worker's runtime report (workers/runtime_report.py).
+        self.events_written = CounterMetricFamily(
+            "visionaire_event_writer_written", "Events stored by the node's event writer", labels=node
+        )
+        self.events_dropped = CounterMetricFamily(
+            "visionaire_event_writer_dropped",
+            "Events dropped because the node's event writer queue was full",
+            labels=node,
+        )
+        self.events_failed = CounterMetricFamily(
+            "visionaire_event_writer_failed", "Events the node's event writer could not store", labels=node
+        )
+        self.events_queued = GaugeMetricFamily(
+            "visionaire_event_writer_queue_depth", "Events waiting in the node's event writer", labels=node
+        )
+        self.face_engine = GaugeMetricFamily(
+            "visionaire_face_engine_info",
+            "1 for the face engine of the node's worker: its state, ONNX Runtime provider and embedder",
+            labels=[*node, "state", "provider", "embedder"],
+        )
         self.live_state_up = GaugeMetricFamily(
             "visionaire_live_state_up", "1 when the live state store (Redis) answered this scrape"
         )
@@ -147,7 +168,8 @@ class VisionaireCollector(Collector):
 
     def _collect_live(self, f: _Families) -> None:
         online = 0
-        for live in nodes_live():
+        live_nodes = nodes_live()
+        for live in live_nodes:
             node = str(live.node.num)
             beat = live.heartbeat
             f.node_up.add_metric([node], 1 if beat else 0)
@@ -170,12 +192,17 @@ class VisionaireCollector(Collector):
         # stream's and pipeline's hash without scanning the keyspace.
         streams = list(Stream.objects.values_list("stream_id", "node_id"))
         pipelines = list(Pipeline.objects.values_list("stream_id", "analytic_id", "stream__node_id"))
+        online_nodes = [live.node.num for live in live_nodes if live.heartbeat]
         pipe = get_redis().pipeline(transaction=False)
         for stream_id, _node in streams:
             pipe.hgetall(stream_stats_key(stream_id))
         for stream_id, analytic_id, _node in pipelines:
             pipe.hgetall(pipeline_stats_key(stream_id, analytic_id))
-        results = pipe.execute() if streams or pipelines else []
+        if online_nodes:
+            pipe.mget([node_runtime_key(num) for num in online_nodes])
+        results = pipe.execute() if streams or pipelines or online_nodes else []
+        if online_nodes:
+            self._collect_runtime(f, online_nodes, results.pop())
 
         for (stream_id, node_num), stats in zip(streams, results[: len(streams)], strict=True):
             if not stats:
@@ -198,6 +225,25 @@ class VisionaireCollector(Collector):
             self._add(f.pipeline_latency_p95, labels, stats.get("p95_latency_ms"), scale=0.001)
             self._add(f.pipeline_events, labels, stats.get("events_emitted"))
             self._add(f.pipeline_errors, labels, stats.get("errors"))
+
+    def _collect_runtime(self, f: _Families, node_nums: list[int], raws: list[str | None]) -> None:
+        for num, raw in zip(node_nums, raws, strict=True):
+            try:
+                report = json.loads(raw) if raw else None
+            except ValueError:
+                report = None
+            if not isinstance(report, dict):
+                continue
+            node = [str(num)]
+            writer = report.get("event_writer") or {}
+            self._add(f.events_written, node, writer.get("written"))
+            self._add(f.events_dropped, node, writer.get("dropped"))
+            self._add(f.events_failed, node, writer.get("failed"))
+            self._add(f.events_queued, node, writer.get("queued"))
+            face = report.get("face_engine") or {}
+            if face.get("state"):
+                labels = [str(face["state"]), str(face.get("provider", "")), str(face.get("embedder", ""))]
+                f.face_engine.add_metric([*node, *labels], 1)
 
     @staticmethod
     def _add(family, labels: list[str], raw: object, *, scale: float = 1.0) -> None:

@@ -35,6 +35,12 @@ def heartbeat_key(node_num: int) -> str:
     return key("node", node_num, "heartbeat")
 
 
+def node_runtime_key(node_num: int) -> str:
+    """A worker's report on its own machinery (face engine, event writer), JSON
+    written by workers/runtime_report.py and expiring like a heartbeat."""
+    return key("node", node_num, "runtime")
+
+
 def node_info_key(node_num: int) -> str:
     """Last known facts about a node (run mode, address), kept without a TTL so an
     offline node still reports how it last ran."""

@@ -3,8 +3,10 @@
 Connected from `WorkersConfig.ready()`; they fire only in a Celery worker (not
 in the API or beat), and the node number is the worker's VISIONAIRE_NODE_NUM.
 At start: the node agent (heartbeat, restart requests), the control listener,
-and a reconcile of this node's streams. At shutdown: every stream runner is
-stopped gracefully before Celery waits for its tasks.
+the runtime report (face engine, event writer), a reconcile of this node's
+streams, and the face engine's warm-up in the background when NFV4-FR is
+installed. At shutdown: every stream runner is stopped gracefully before Celery
+waits for its tasks, then the event writer stores what is queued.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ logger = logging.getLogger(__name__)
 _lock = threading.Lock()
 _agent = None
 _listener = None
+_reporter = None
 
 
 def current_agent():
@@ -35,10 +38,11 @@ def _restart_streams() -> None:
 
 @worker_ready.connect(dispatch_uid="visionaire_node_agent_start")
 def start_node_agent(**_kwargs) -> None:
-    global _agent, _listener
+    global _agent, _listener, _reporter
     from .control import ControlListener
     from .node_agent import NodeAgent, on_restart
     from .reconcile import streams_reconcile_run
+    from .runtime_report import RuntimeReporter, face_engine_warm_up_thread
 
     with _lock:
         if _agent is None:
@@ -49,6 +53,12 @@ def start_node_agent(**_kwargs) -> None:
         if _listener is None:
             _listener = ControlListener(settings.NODE_NUM)
             _listener.start()
+        if _reporter is None:
+            _reporter = RuntimeReporter(settings.NODE_NUM)
+            _reporter.start()
+
+    # Loading the models takes seconds: not on the thread that tells Celery it is ready.
+    threading.Thread(target=face_engine_warm_up_thread, name="face-warm-up", daemon=True).start()
 
     def resume() -> None:
         # Streams of this node that run nowhere start now, not at the next beat.
@@ -66,19 +76,30 @@ def start_node_agent(**_kwargs) -> None:
 
 @worker_shutting_down.connect(dispatch_uid="visionaire_runners_stop")
 def stop_stream_runners(**_kwargs) -> None:
+    from .event_sink import event_sink_started
     from .runner import RUNNERS
 
     RUNNERS.stop_all(timeout=settings.STREAM_STOP_TIMEOUT_SECONDS)
+    # The runners' last events (tracks flushed at close) are queued: store them before exit.
+    sink = event_sink_started()
+    if sink is not None and not sink.stop(timeout=settings.STREAM_STOP_TIMEOUT_SECONDS):
+        logger.warning(
+            "event writer did not finish within %ss; queued events are lost",
+            settings.STREAM_STOP_TIMEOUT_SECONDS,
+        )
 
 
 @worker_shutdown.connect(dispatch_uid="visionaire_node_agent_stop")
 def stop_node_agent(**_kwargs) -> None:
-    global _agent, _listener
+    global _agent, _listener, _reporter
     with _lock:
         agent, _agent = _agent, None
         listener, _listener = _listener, None
+        reporter, _reporter = _reporter, None
     if listener is not None:
         listener.stop()
+    if reporter is not None:
+        reporter.stop()
     if agent is not None:
         agent.stop()
         logger.info("node agent for node %s stopped", agent.node_num)
