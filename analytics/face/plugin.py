@@ -51,7 +51,8 @@ FRONTAL_MIN_SCORE = 0.5
 SAMPLE_MARGIN = 0.75
 # Live tracks per pipeline; a crowd beyond this ends its oldest tracks early.
 MAX_TRACKS = 64
-KEYSPACE_RE = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+# The enrollment API's keyspace names (faces.services.NAME_RE; a test keeps them equal).
+KEYSPACE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@:-]{0,63}$")
 
 COLOR_PENDING = "#ffd600"
 COLOR_KNOWN = "#00e676"
@@ -239,11 +240,34 @@ class FaceMatch:
 Matcher = Callable[[np.ndarray, str], FaceMatch | None]
 
 
+_missing_keyspaces: set[str] = set()
+
+
 def enrolled_match(embedding: np.ndarray, keyspace: str) -> FaceMatch | None:
-    """The best match among the faces enrolled in `keyspace` (None when none)."""
+    """The best match among the faces enrolled in `keyspace` (pgvector, HNSW);
+    None when nobody is enrolled there. A keyspace that does not exist (yet) has
+    nobody in it: its faces are UNKNOWN, and the log says why once."""
+    from faces.selectors import KeyspaceNotFound
     from faces.services import faces_match
 
-    return faces_match(keyspace=keyspace, embedding=embedding)
+    try:
+        candidates = faces_match(keyspace=keyspace, embedding=embedding, limit=1)
+    except KeyspaceNotFound:
+        if keyspace not in _missing_keyspaces:
+            _missing_keyspaces.add(keyspace)
+            logger.warning(
+                "%s: keyspace '%s' does not exist (POST /v1/face/keyspace); every face is UNKNOWN",
+                ANALYTIC_ID,
+                keyspace,
+            )
+        return None
+    _missing_keyspaces.discard(keyspace)
+    if not candidates:
+        return None
+    best = candidates[0]
+    return FaceMatch(
+        face_id=best.face_id, similarity=best.similarity, name=best.name, secondary_text=best.secondary_text
+    )
 
 
 # --- the processor ----------------------------------------------------------------

@@ -138,7 +138,8 @@ def test_a_pipeline_with_defaults_and_a_keyspace(api, stream):
         ),
         (
             {"keyspace": "no spaces"},
-            "invalid config value for 'keyspace': String should match pattern '^[A-Za-z0-9_.-]{1,64}$'",
+            "invalid config value for 'keyspace': "
+            "String should match pattern '^[A-Za-z0-9][A-Za-z0-9_.@:-]{0,63}$'",
         ),
         (
             {"frontal_only": "yes please"},
@@ -151,3 +152,10 @@ def test_invalid_configs_are_refused_naming_the_key(api, stream, payload, messag
     response = api.post(url(stream), payload)
     assert (response.status_code, response.json()) == (400, {"code": 400, "message": message})
     assert Pipeline.objects.count() == 0
+
+
+def test_keyspace_names_follow_the_enrollment_api():
+    from analytics.face.plugin import KEYSPACE_RE
+    from faces.services import NAME_RE
+
+    assert KEYSPACE_RE.pattern == NAME_RE.pattern
