@@ -124,6 +124,7 @@ class StreamRunner:
         self._restart = threading.Event()
         self._reload = threading.Event()
         self._terminating = False
+        self._lease_lost = False  # another runner may hold the stream now
         self.state = StreamState.INITIALIZING
         self.message = "Starting"
         self.totals = Totals()
@@ -175,7 +176,7 @@ class StreamRunner:
         (or a stop then a start) that arrived while this runner was stopping went
         to this runner, still registered, and ended with it; the task queues the
         stream again rather than leaving it to the next reconcile."""
-        if self._terminating:  # the worker is shutting down
+        if self._terminating or self._lease_lost:  # shutting down, or it runs elsewhere
             return False
         try:
             desired = desired_stream_get(self.stream_id)
@@ -206,7 +207,8 @@ class StreamRunner:
                 self._stop.wait(pause)
                 pause = min(pause * 2, settings.STREAM_BACKOFF_MAX_SECONDS)
         self._set(StreamState.TERMINATING if self._terminating else StreamState.STOPPED, "Stream is stopped")
-        self._publish_stats(None, final=True)
+        if not self._lease_lost:  # the stats hash belongs to the runner that holds the lease now
+            self._publish_stats(None, final=True)
 
     def _session(self, desired: DesiredStream) -> None:
         """Run one configuration of the stream until it changes, a restart is
@@ -239,8 +241,11 @@ class StreamRunner:
                     next_stats = now + settings.STREAM_STATS_SECONDS
                     source = self._watchdog(source, desired)
                     self._sync_state(source)
-                    self._publish_stats(host)
+                    # The lease first: a runner that lost it (after a freeze)
+                    # must not overwrite the figures of the one that holds it now.
                     self._refresh_lease()
+                    if not self._lease_lost:
+                        self._publish_stats(host)
         finally:
             self._set(StreamState.TERMINATING, "Stream is stopping")
             for analytic_id, result in host.close():
@@ -304,6 +309,7 @@ class StreamRunner:
                 # Expired (this worker was frozen or cut off from Redis) and maybe
                 # taken by another worker: stop, never run twice.
                 logger.warning("stream %s: lease lost; stopping this runner", self.stream_id)
+                self._lease_lost = True
                 self._stop.set()
         except redis.RedisError as exc:
             logger.warning("stream %s: lease not refreshed (%s)", self.stream_id, exc)
