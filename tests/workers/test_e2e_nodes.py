@@ -432,6 +432,38 @@ def test_streams_resume_exactly_once_after_sigkill(api, e2e, rtsp_server, mjpeg_
     assert stats(api, 1, node_1)["state"] == "RUNNING"
 
 
+def test_a_frozen_worker_never_runs_a_stream_twice(api, e2e, rtsp_server):
+    stream_id = create(api, 0, rtsp_server.url, "rtsp")
+    running(api, 0, stream_id)
+    old = e2e.workers[0]
+    with old.paused():
+        # Frozen (a paused VM, a stuck host): its lease expires and a
+        # replacement worker for node 0 takes the stream over.
+        new = e2e.start_worker(0)
+        new.wait_online(get_redis())
+        stats_when(
+            api,
+            0,
+            stream_id,
+            lambda s: s["state"] == "RUNNING" and (lease(stream_id) or "").startswith(new.lease_owner),
+            f"the stream to move to {new.name}",
+            timeout=30,
+        )
+    # The old worker wakes up: its runner finds its lease taken and gives up,
+    # leaving the new runner's lease and live figures alone.
+    took_over = lease(stream_id)
+    end = time.monotonic() + 2.5
+    while time.monotonic() < end:
+        current = stats(api, 0, stream_id)
+        assert (current["state"], current["last_error_msg"]) == ("RUNNING", "Stream is running.."), current
+        assert lease(stream_id) == took_over
+        time.sleep(0.05)
+    assert [e.what for e in runner_events(old, stream_id=stream_id)] == ["started", "ended"]
+    assert "lease lost; stopping this runner" in old.log_text()
+    assert [e.what for e in runner_events(new, stream_id=stream_id)] == ["started"]
+    old.kill()
+
+
 # --- 5. races ------------------------------------------------------------------------------------
 
 
