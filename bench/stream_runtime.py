@@ -566,20 +566,25 @@ class Fleet:
             added.append(runner_start(self.spare.pop()))
             self.running.append(added[-1])
         if added:
-            wait_running(added, timeout=60)
+            with contextlib.suppress(RuntimeError):  # a stream that does not come up counts as not running
+                wait_running(added, timeout=60)
 
     def measure(self, settle: float, window_s: float) -> Step:
         from workers.capture import CaptureState
 
         time.sleep(settle)
         sources = [item.runner.source for item in self.running]
-        before = [(s.frames_decoded, s.frames_dropped) for s in sources]
+        before = [(s.frames_decoded, s.frames_dropped) if s else (0, 0) for s in sources]
         window = CpuWindow()
         time.sleep(window_s)
         wall, own, other = window.result()
         fps, drops = [], []
         not_running = 0
         for item, source, (decoded0, dropped0) in zip(self.running, sources, before, strict=True):
+            if source is None:
+                not_running += 1
+                fps.append(0.0)
+                continue
             if item.runner.source is not source or source.state is not CaptureState.RUNNING:
                 not_running += 1  # replaced by the watchdog or reconnecting: not sustained
             decoded = source.frames_decoded - decoded0
@@ -589,7 +594,7 @@ class Fleet:
             streams=len(self.running),
             min_fps=min(fps),
             mean_fps=statistics.fmean(fps),
-            max_drop_pct=max(drops),
+            max_drop_pct=max(drops, default=0.0),
             cpu_pct=own,
             other_pct=other,
             not_running=not_running,
