@@ -51,6 +51,9 @@ FRONTAL_MIN_SCORE = 0.5
 SAMPLE_MARGIN = 0.75
 # Live tracks per pipeline; a crowd beyond this ends its oldest tracks early.
 MAX_TRACKS = 64
+# A face unseen for longer than this starts a new track when it shows again, even
+# at the same place: boxes alone cannot tell the next person at a door from the last.
+MAX_TRACK_GAP_S = 0.7
 # The enrollment API's keyspace names (faces.services.NAME_RE; a test keeps them equal).
 KEYSPACE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@:-]{0,63}$")
 
@@ -310,6 +313,7 @@ class FaceRecognitionProcessor(Processor):
             timeout_s=config.fr_timeout_dump / 1000,
             start_score=config.fr_primary_threshold,
             max_tracks=MAX_TRACKS,
+            max_gap_s=MAX_TRACK_GAP_S,
         )
         self.areas = [np.array([(p.x, p.y) for p in area.points], dtype=np.float64) for area in config.areas]
         self.matches = 0  # embeddings matched (one per track with a usable face)

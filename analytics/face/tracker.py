@@ -90,18 +90,28 @@ class IoUTracker:
 
     - A detection continues the live track it overlaps most (IoU at least
       `iou_threshold`), best pairs first; one detection per track per frame.
+    - A track unseen for more than `max_gap_s` is not continued any more (a
+      face at the same place after such a gap is a new track: at a door, the
+      next person often stands where the last one stood).
     - An unmatched detection starts a track only if its score is at least
       `start_score` (weaker detections may continue a track, never start one).
     - A track not seen for `timeout_s` ends.
     """
 
     def __init__(
-        self, *, iou_threshold: float, timeout_s: float, start_score: float = 0.0, max_tracks: int = 64
+        self,
+        *,
+        iou_threshold: float,
+        timeout_s: float,
+        start_score: float = 0.0,
+        max_tracks: int = 64,
+        max_gap_s: float | None = None,
     ) -> None:
         if max_tracks < 1:
             raise ValueError("max_tracks must be at least 1")
         self.iou_threshold = iou_threshold
         self.timeout_s = timeout_s
+        self.max_gap_s = timeout_s if max_gap_s is None else min(max_gap_s, timeout_s)
         self.start_score = start_score
         self.max_tracks = max_tracks
         self.tracks: list[Track] = []
@@ -115,6 +125,7 @@ class IoUTracker:
             (
                 (iou(track.box, det.box), t, d)
                 for t, track in enumerate(self.tracks)
+                if now - track.last_seen <= self.max_gap_s
                 for d, det in enumerate(detections)
             ),
             key=lambda pair: pair[0],

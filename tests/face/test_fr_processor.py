@@ -140,6 +140,23 @@ def test_one_known_event_for_the_enrolled_person_one_unknown_for_the_other(engin
     assert gallery.calls == 2  # one embedding and match per track, not per frame
 
 
+@pytest.mark.parametrize("gap_s", [0.7, 10.0])
+def test_the_next_person_at_the_same_place_is_a_new_track(engine, gallery, people, monkeypatch, gap_s):
+    # Biden's face shows where Obama's was, 1 s after it: within fr_timeout_dump,
+    # but past the tracker's gap (0.7 s), so it is not taken for Obama's. With
+    # no such gap (10 s) the boxes alone would merge the two people.
+    monkeypatch.setattr(fr, "MAX_TRACK_GAP_S", gap_s)
+    proc = processor(engine, gallery, dumping_interval=0)
+    _, _, t = play(proc, [canvas((people["obama3"], 330))] * 3, T0)
+    play(proc, [canvas((people["biden"], 379))] * 3, t + 1.0)
+    events = proc.close().events
+    seen = sorted((e.pipeline_data["status"], e.primary_text) for e in events)
+    if gap_s < 1.0:
+        assert seen == [("KNOWN", "Barack Obama"), ("UNKNOWN", "")]
+    else:
+        assert len(seen) == 1
+
+
 def test_two_people_in_one_frame_get_their_own_tracks(engine, gallery, people):
     proc = processor(engine, gallery, dumping_interval=0)
     images = [canvas((people["obama3"], 40), (people["biden"], 700), height=560, jitter=i) for i in range(5)]

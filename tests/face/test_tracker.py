@@ -77,6 +77,16 @@ def test_a_track_ends_after_the_timeout_unseen():
     assert t.tracks == []
 
 
+def test_a_face_after_a_long_gap_starts_a_new_track_at_the_same_place():
+    t = tracker(timeout_s=1.5, max_gap_s=0.7)
+    first = t.update([Det((100, 100, 50, 50))], 0.0).assigned[0]
+    assert t.update([Det((100, 100, 50, 50))], 0.7).assigned == [first]
+    update = t.update([Det((100, 100, 50, 50))], 1.5)  # unseen for 0.8 s
+    assert update.assigned[0] is not first and update.ended == []
+    # The old track still ends only at its timeout.
+    assert t.update([], 2.2).ended == [first]
+
+
 def test_a_full_tracker_ends_its_least_recently_seen_track():
     t = tracker(max_tracks=2)
     a = t.update([Det((0, 0, 50, 50))], 0.0).assigned[0]
