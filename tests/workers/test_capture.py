@@ -98,7 +98,8 @@ def test_a_file_is_read_at_its_frame_rate_and_loops(sources, one_second_file):
     wait_for(lambda: source.frames_decoded >= 60, timeout=10, what="60 frames")
     elapsed = time.monotonic() - started
     assert 59 / 25 * 0.9 <= elapsed <= 59 / 25 + 2.0, elapsed  # paced at 25 fps, not as fast as decoding
-    assert 22 <= source.fps() <= 28
+    # Measured: 25 (a loaded machine may read outside the range for a moment).
+    wait_for(lambda: 22 <= source.fps() <= 28, timeout=5, what="25 fps measured")
     assert source.state is CaptureState.RUNNING
     assert source.reconnects == 0
     assert source.states() == [RUNNING]
@@ -186,16 +187,17 @@ def test_a_consumer_that_does_not_read_makes_drops_not_a_queue(sources, one_seco
     assert source.read(timeout=0.05) is None
 
 
-def test_a_consumer_that_keeps_up_drops_nothing(sources, one_second_file):
-    source = sources(one_second_file)
+def test_a_consumer_that_keeps_up_drops_nothing(sources, media):
+    # 10 fps leaves the reader 100 ms per frame, plenty even on a loaded machine.
+    source = sources(media.h264(width=320, height=240, fps=10, seconds=1))
     indexes = []
     deadline = time.monotonic() + 10
-    while len(indexes) < 30:
+    while len(indexes) < 15:
         frame = source.read(timeout=1.0)
-        assert frame is not None, "no frame within 1 s from a 25 fps file"
+        assert frame is not None, "no frame within 1 s from a 10 fps file"
         indexes.append(frame.index)
         assert time.monotonic() < deadline
-    assert indexes == list(range(1, 31))
+    assert indexes == list(range(1, 16))  # every frame, in order, across the loop
     assert source.frames_dropped == 0
 
 

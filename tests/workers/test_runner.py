@@ -36,6 +36,9 @@ pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)
 
 ANALYTIC = "TEST-BRIGHT"
 STOPPED = {"state": "STOPPED", "last_error_msg": "Stream is stopped"}
+# A 25 fps file: the measured rate must settle in here (a loaded machine may
+# read outside it for a moment, so tests wait for it rather than sample once).
+FPS_LOW, FPS_HIGH = 22, 28
 
 
 @dataclass
@@ -137,13 +140,31 @@ def stats_when(redis_client, stream_id: str, predicate, *, timeout: float = 10.0
     )
 
 
-def running_at(redis_client, stream_id: str, fps_at_least: int = 20) -> dict:
+def running_at(redis_client, stream_id: str, low: int = FPS_LOW, high: int = FPS_HIGH) -> dict:
+    """The stream's stats once RUNNING with an fps in [low, high] (25 for the test files)."""
     return stats_when(
         redis_client,
         stream_id,
-        lambda s: s["state"] == "RUNNING" and int(s["fps"]) >= fps_at_least,
-        what=f"RUNNING at {fps_at_least}+ fps",
+        lambda s: s["state"] == "RUNNING" and low <= int(s["fps"]) <= high,
+        what=f"RUNNING at {low}-{high} fps",
     )
+
+
+def flowing(redis_client, stream_id: str) -> dict:
+    return running_at(redis_client, stream_id, low=1, high=1000)
+
+
+def between_writes(redis_client, stream_id: str, read):
+    """(stream stats, pipeline stats, read()) with read() done between two writes
+    of the runner, so what a route shows can be compared with Redis exactly."""
+
+    def attempt():
+        before = stats(redis_client, stream_id), pipeline_stats(redis_client, stream_id)
+        value = read()
+        after = stats(redis_client, stream_id), pipeline_stats(redis_client, stream_id)
+        return before == after and (*before, value)
+
+    return wait_for(attempt, what="a read between two stats writes")
 
 
 def add_pipeline(api, stream_id: str, **config) -> None:
@@ -171,7 +192,6 @@ def test_a_stream_runs_with_live_stats_pipeline_and_events(api, runners, make_st
     running = runners(stream_id)
 
     live = running_at(redis_client, stream_id)
-    assert 20 <= int(live["fps"]) <= 30
     assert live == {
         "fps": live["fps"],
         "frame_width": "320",
@@ -192,10 +212,11 @@ def test_a_stream_runs_with_live_stats_pipeline_and_events(api, runners, make_st
 
     # One frame in every 200 ms of a 25 fps source: about 5 processed per second.
     figures = wait_for(
-        lambda: (p := pipeline_stats(redis_client, stream_id)) and 4.5 <= float(p["processed_fps"]) and p,
+        lambda: (
+            (p := pipeline_stats(redis_client, stream_id)) and 4.5 <= float(p["processed_fps"]) <= 5.5 and p
+        ),
         what="the pipeline at its sampling rate",
     )
-    assert 4.5 <= float(figures["processed_fps"]) <= 5.5
     assert float(figures["last_latency_ms"]) > 0 and float(figures["p95_latency_ms"]) > 0
     assert {k: figures[k] for k in ("events_emitted", "errors", "state", "last_error")} == {
         "events_emitted": "1",  # the first frame crossed threshold 0; it stays above
@@ -219,32 +240,57 @@ def test_a_stream_runs_with_live_stats_pipeline_and_events(api, runners, make_st
     assert started - 1 <= event.timestamp.timestamp() <= time.time()
 
     # The detail route serves the live figures.
-    body = api.get(f"/streams/0/{stream_id}").json()
-    shown = body["stream_stats"]
-    assert shown == {
-        "fps": shown["fps"],
+    live, figures, body = between_writes(
+        redis_client, stream_id, lambda: api.get(f"/streams/0/{stream_id}").json()
+    )
+    assert body["stream_stats"] == {
+        "fps": int(live["fps"]),
         "frame_width": 320,
         "frame_height": 240,
         "state": "RUNNING",
         "last_error_msg": "Stream is running..",
-        "frames_dropped": shown["frames_dropped"],
+        "frames_dropped": int(live["frames_dropped"]),
         "reconnects": 0,
-        "uptime_sec": shown["uptime_sec"],
+        "uptime_sec": int(live["uptime_sec"]),
     }
-    assert 20 <= shown["fps"] <= 30 and shown["uptime_sec"] >= 1
-    assert body["pipelines"] == [ANALYTIC]
-    pipeline = api.get(f"/pipeline/0/{stream_id}/{ANALYTIC}").json()["stats"]
-    assert (pipeline["state"], pipeline["events_emitted"], pipeline["errors"]) == ("RUNNING", 1, 0)
-    assert 4.5 <= pipeline["processed_fps"] <= 5.5
+    assert body["pipelines"] == [ANALYTIC] and int(live["uptime_sec"]) >= 1
+    live, figures, body = between_writes(
+        redis_client, stream_id, lambda: api.get(f"/pipeline/0/{stream_id}/{ANALYTIC}").json()
+    )
+    assert body["stats"] == {
+        "processed_fps": float(figures["processed_fps"]),
+        "last_latency_ms": float(figures["last_latency_ms"]),
+        "p95_latency_ms": float(figures["p95_latency_ms"]),
+        "events_emitted": 1,
+        "errors": 0,
+        "state": "RUNNING",
+        "last_error": "",
+    }
 
     # ... and so does /metrics.
-    metrics = scrape(api)
+    live, figures, metrics = between_writes(redis_client, stream_id, lambda: scrape(api))
     labels = (("node_num", "0"), ("stream_id", stream_id))
-    assert 20 <= metrics[("visionaire_stream_fps", labels)] <= 30
-    assert metrics[("visionaire_stream_reconnects_total", labels)] == 0.0
-    assert metrics[("visionaire_stream_state", tuple(sorted((*labels, ("state", "RUNNING")))))] == 1.0
     pipeline_labels = tuple(sorted((*labels, ("analytic_id", ANALYTIC))))
-    assert metrics[("visionaire_pipeline_events_emitted_total", pipeline_labels)] == 1.0
+    assert {name: value for (name, sample_labels), value in metrics.items() if sample_labels == labels} == {
+        "visionaire_stream_fps": float(live["fps"]),
+        "visionaire_stream_frames_dropped_total": float(live["frames_dropped"]),
+        "visionaire_stream_reconnects_total": 0.0,
+        "visionaire_stream_uptime_seconds": float(live["uptime_sec"]),
+    }
+    assert metrics[("visionaire_stream_state", tuple(sorted((*labels, ("state", "RUNNING")))))] == 1.0
+    assert {
+        name: value for (name, sample_labels), value in metrics.items() if sample_labels == pipeline_labels
+    } == {
+        "visionaire_pipeline_processed_fps": float(figures["processed_fps"]),
+        "visionaire_pipeline_inference_latency_seconds": pytest.approx(
+            float(figures["last_latency_ms"]) / 1000
+        ),
+        "visionaire_pipeline_inference_latency_p95_seconds": pytest.approx(
+            float(figures["p95_latency_ms"]) / 1000
+        ),
+        "visionaire_pipeline_events_emitted_total": 1.0,
+        "visionaire_pipeline_errors_total": 0.0,
+    }
 
 
 def test_a_pipeline_that_raises_is_isolated_and_recovers(
@@ -321,7 +367,7 @@ def test_a_refused_source_reports_reconnecting(api, runners, make_stream, refuse
 def test_a_second_runner_for_the_same_stream_does_not_start(runners, make_stream, video, redis_client):
     stream_id = make_stream(video)
     first = runners(stream_id)
-    running_at(redis_client, stream_id, fps_at_least=1)
+    flowing(redis_client, stream_id)
     value = redis_client.get(lease_key(stream_id))
     assert value == first.runner.lease.value and value.startswith("node0:test:")
 
@@ -352,7 +398,7 @@ def test_a_second_runner_for_the_same_stream_does_not_start(runners, make_stream
 def test_a_runner_whose_lease_is_taken_stops(runners, make_stream, video, redis_client):
     stream_id = make_stream(video)
     running = runners(stream_id)
-    running_at(redis_client, stream_id, fps_at_least=1)
+    flowing(redis_client, stream_id)
     # As if this worker had been frozen past the lease and another took the stream.
     redis_client.set(lease_key(stream_id), "node0:other:token", px=10_000)
     assert running.ended(timeout=4) < 3.0  # noticed at the next refresh (every second)
@@ -367,7 +413,7 @@ def test_a_runner_whose_lease_is_taken_stops(runners, make_stream, video, redis_
 def test_deactivating_stops_the_runner(api, runners, make_stream, video, redis_client):
     stream_id = make_stream(video)
     running = runners(stream_id)
-    running_at(redis_client, stream_id, fps_at_least=1)
+    flowing(redis_client, stream_id)
 
     assert api.put(f"/streams/0/{stream_id}", {"active": False}).status_code == 200
     assert running.ended(timeout=5) < 3.0
@@ -393,7 +439,7 @@ def test_deactivating_stops_the_runner(api, runners, make_stream, video, redis_c
 def test_an_address_change_opens_the_new_source(api, runners, make_stream, video, wide_video, redis_client):
     stream_id = make_stream(video)
     running = runners(stream_id)
-    running_at(redis_client, stream_id, fps_at_least=1)
+    flowing(redis_client, stream_id)
     lease = redis_client.get(lease_key(stream_id))
 
     changed = time.monotonic()
@@ -444,7 +490,7 @@ def test_deleting_the_stream_ends_the_runner(api, runners, make_stream, video, r
     stream_id = make_stream(video)
     add_pipeline(api, stream_id)
     running = runners(stream_id)
-    running_at(redis_client, stream_id, fps_at_least=1)
+    flowing(redis_client, stream_id)
 
     assert api.delete(f"/streams/0/{stream_id}").status_code == 200
     assert running.ended(timeout=5) < 5.0
@@ -497,10 +543,14 @@ def test_request_restart_starts_a_new_session_under_the_same_lease(runners, make
     fresh = stats_when(
         redis_client,
         stream_id,
-        lambda s: float(s["updated_at"]) > asked + 0.05,
-        what="stats after the restart",
+        lambda s: float(s["updated_at"]) > asked and s["state"] == "RUNNING",
+        what="RUNNING after the restart",
     )
-    assert (fresh["state"], fresh["uptime_sec"], fresh["reconnects"]) == ("RUNNING", "0", "0")
+    assert (fresh["state"], fresh["reconnects"]) == ("RUNNING", "0")
+    # Uptime counts from the new session: never more than the time since the restart
+    # (the old session's would be at least a second more).
+    assert int(fresh["uptime_sec"]) <= float(fresh["updated_at"]) - asked
+    assert running.runner.source.running_since > asked
     assert redis_client.get(lease_key(stream_id)) == lease
     assert running.thread.is_alive() and RUNNERS.get(stream_id) is running.runner
 
@@ -535,7 +585,7 @@ def test_control_messages_take_effect_without_waiting_for_the_periodic_check(
     settings.STREAM_DESIRED_CHECK_SECONDS = 60.0  # only the control queue can tell the runner now
     stream_id = make_stream(video)
     running = runners(stream_id)
-    running_at(redis_client, stream_id, fps_at_least=1)
+    flowing(redis_client, stream_id)
     listener = ControlListener(0)
     listener.start()  # takes the create's "start" first: a reload for the running stream
     try:
