@@ -377,22 +377,43 @@ class StreamFeed:
 
 
 class Viewer:
-    """One client's hold on a variant. Iterating it yields multipart parts;
-    `release()` (idempotent) gives the hold back."""
+    """One client of a variant. It holds nothing until it starts: iterating it
+    (the MJPEG response being sent) or `hold()` (a snapshot) takes its place in
+    the variant; `release()` (idempotent) gives it back.
 
-    def __init__(self, hub: LiveHub, variant: Variant) -> None:
+    Taking the place only when the response is sent matters: a client that
+    leaves while Django is still passing the response through its middleware
+    has its request cancelled and the response dropped, never sent nor closed.
+    """
+
+    def __init__(self, hub: LiveHub, key: VariantKey, stream: Stream) -> None:
         self.hub = hub
-        self.variant = variant
+        self.key = key
+        self.stream = stream
+        self.variant: Variant | None = None
         self.released = False
+
+    def hold(self) -> Variant:
+        if self.released:
+            raise ViewingBusy("this viewer was closed")
+        if self.variant is None:
+            self.variant = self.hub.attach(self.key, self.stream)
+        return self.variant
 
     def __aiter__(self) -> AsyncIterator[bytes]:
         return self._parts()
 
     async def _parts(self) -> AsyncIterator[bytes]:
         try:
+            try:
+                variant = self.hold()
+            except ViewingBusy as exc:
+                # Full since the view checked: nothing to show; the client may retry.
+                logger.info("stream %s: viewer not served: %s", self.key.stream_id, exc.message)
+                return
             seen = 0
             while True:
-                part = await self.variant.next_part(seen)
+                part = await variant.next_part(seen)
                 seen = part.seq
                 yield part.wire
         finally:
@@ -402,19 +423,21 @@ class Viewer:
         """The current frame: the variant's latest live part if it is under a
         second old, else the next part it makes (a live frame, or a placeholder
         once the stream is known not to deliver); None if none comes in `timeout`."""
-        latest = self.variant.latest
+        variant = self.hold()
+        latest = variant.latest
         if latest is not None and not latest.placeholder and time.time() - (latest.frame_ts or 0) < 1.0:
             return latest
         after = latest.seq if latest is not None else 0
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(timeout):
-                return await self.variant.next_part(after)
+                return await variant.next_part(after)
         return None
 
     def release(self) -> None:
         if not self.released:
             self.released = True
-            self.hub.detach(self.variant)
+            if self.variant is not None:
+                self.hub.detach(self.variant)
 
     def close(self) -> None:
         """Django closes a response from a worker thread; release on the loop."""
@@ -465,23 +488,32 @@ class LiveHub:
         return task
 
     # -- clients ------------------------------------------------------------------------
-    def admit_check(self) -> None:
+    def admit_check(self, key: VariantKey | None = None) -> None:
+        """Refuse (503) a viewer beyond the process's limits: its viewers, and
+        the different variants of one stream when `key` would add one."""
         limit = settings.VIEWING_MAX_CLIENTS
         if self.clients >= limit:
             raise ViewingBusy(f"too many viewers on this server (limit {limit}): try again later")
-
-    def attach(self, key: VariantKey, stream: Stream) -> Viewer:
-        """A hold on the variant `key` of `stream`, starting what it needs."""
-        self.admit_check()
-        feed = self.feeds.get(key.stream_id)
-        variant = feed.variants.get(key) if feed is not None else None
-        if variant is None:
+        feed = self.feeds.get(key.stream_id) if key is not None else None
+        if feed is not None and key not in feed.variants:
             limit = settings.VIEWING_MAX_VARIANTS_PER_STREAM
-            if feed is not None and len(feed.variants) >= limit:
+            if len(feed.variants) >= limit:
                 raise ViewingBusy(
                     f"too many different views of this stream (limit {limit}): "
                     "ask for a height, quality, fps and overlay that others already watch"
                 )
+
+    def viewer(self, key: VariantKey, stream: Stream) -> Viewer:
+        """A viewer of variant `key` of `stream` (503 now if it could not be served)."""
+        self.admit_check(key)
+        return Viewer(self, key, stream)
+
+    def attach(self, key: VariantKey, stream: Stream) -> Variant:
+        """Take a place in variant `key` of `stream`, starting what it needs."""
+        self.admit_check(key)
+        feed = self.feeds.get(key.stream_id)
+        variant = feed.variants.get(key) if feed is not None else None
+        if variant is None:
             if feed is None:
                 feed = self.feeds[key.stream_id] = StreamFeed(self, stream)
                 feed.start()
@@ -494,7 +526,7 @@ class LiveHub:
             variant._retire_handle = None
         variant.clients += 1
         self.clients += 1
-        return Viewer(self, variant)
+        return variant
 
     def detach(self, variant: Variant) -> None:
         variant.clients -= 1

@@ -237,9 +237,10 @@ async def mjpeg_response(request, **kwargs) -> StreamingHttpResponse:
     hub = live.live_hub()
     hub.admit_check()  # refuse early, before any database work, when full
     viewing = await _viewing_request(request.GET, **kwargs)
-    viewer = hub.attach(viewing.variant, viewing.stream)
-    # The viewer is released when its iterator ends (the client went away and the
-    # server cancelled it) or, at the latest, when Django closes the response.
+    viewer = hub.viewer(viewing.variant, viewing.stream)
+    # The viewer takes its place when the response is sent, and gives it back when
+    # its iterator ends (the client went away and the server cancelled it) or, at
+    # the latest, when Django closes the response.
     response = StreamingHttpResponse(viewer, content_type=f"multipart/x-mixed-replace; boundary={BOUNDARY}")
     for name, value in NO_CACHE.items():
         response[name] = value
@@ -310,7 +311,7 @@ class StreamJpegView(_ViewingView):
         hub.admit_check()
         # One frame has no rate: fps is not a parameter here.
         viewing = await _viewing_request(request.GET, node=node, stream_id=stream_id, fps_allowed=False)
-        viewer = hub.attach(viewing.variant, viewing.stream)
+        viewer = hub.viewer(viewing.variant, viewing.stream)
         try:
             wait = settings.VIEWING_SNAPSHOT_WAIT_SECONDS
             part = await viewer.snapshot(timeout=wait)
