@@ -234,7 +234,10 @@ class StreamRunner:
                     elif changed == "source":
                         break  # a new session opens the new address
                     elif changed == "pipelines":
-                        host.close()
+                        # Closing flushes what processors hold (events of tracks in
+                        # progress): store those as the session's end does.
+                        for analytic_id, result in host.close():
+                            self._emit(desired, analytic_id, result.events, time.time())
                         desired = desired_stream_get(self.stream_id) or desired
                         self.host = host = PipelineHost(list(desired.pipelines))
                 if now >= next_stats:
