@@ -20,6 +20,7 @@ import pytest
 from django.db import connections
 from prometheus_client.parser import text_string_to_metric_families
 
+from analytics.plugins import EventRecord, ProcessResult
 from events.models import Event
 from streams.models import Stream
 from streams.selectors import pipeline_stats_key, stream_stats_key
@@ -458,7 +459,13 @@ def test_an_address_change_opens_the_new_source(api, runners, make_stream, video
     assert running.thread.is_alive()
 
 
-def test_pipeline_changes_reach_the_running_stream(api, runners, make_stream, video, redis_client):
+def test_pipeline_changes_reach_the_running_stream(
+    api, runners, make_stream, video, redis_client, monkeypatch
+):
+    def close(self):  # as an analytic holding an event until it is closed (a track in progress)
+        return ProcessResult(events=[EventRecord(primary_text="flushed at close")])
+
+    monkeypatch.setattr(BrightnessProcessor, "close", close)
     stream_id = make_stream(video)
     add_pipeline(api, stream_id, sampling_time_ms=200)
     running = runners(stream_id)
@@ -469,6 +476,11 @@ def test_pipeline_changes_reach_the_running_stream(api, runners, make_stream, vi
 
     assert api.delete(f"/pipeline/0/{stream_id}/{ANALYTIC}").status_code == 200
     wait_for(lambda: running.runner.host.slots == [], timeout=5, what="the pipeline removed")
+    # What the closed processor held was stored.
+    assert event_sink().flush(timeout=10)
+    assert list(Event.objects.values_list("stream_id", "analytic_id", "primary_text")) == [
+        (stream_id, ANALYTIC, "flushed at close")
+    ]
     # The removed pipeline's figures are no longer refreshed (they expire within 4 s).
     ttl = redis_client.pttl(pipeline_stats_key(stream_id, ANALYTIC))
     written = stats(redis_client, stream_id)["updated_at"]
