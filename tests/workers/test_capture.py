@@ -116,13 +116,13 @@ def test_a_file_that_does_not_loop_ends(sources, one_second_file):
     assert source.message == "End of file reached"
 
 
-def test_without_pacing_a_file_decodes_faster_than_real_time(sources, h264_720p):
+def test_without_pacing_a_file_decodes_faster_than_real_time(sources, h264_small):
     started = time.monotonic()
-    source = sources(h264_720p, pace_files=False, loop_files=False)
+    source = sources(h264_small, pace_files=False, loop_files=False)
     wait_for(lambda: source.state is CaptureState.ENDED, timeout=10, what="the end of the file")
-    # 100 frames of 720p25 (4 s of video), decoded in well under 4 s.
-    assert time.monotonic() - started < 3.0
-    assert (source.frames_decoded, source.width, source.height) == (100, 1280, 720)
+    # 100 frames (4 s of video at 25 fps), decoded in well under 4 s.
+    assert time.monotonic() - started < 2.0
+    assert (source.frames_decoded, source.width, source.height) == (100, 320, 240)
     assert source.states() == [RUNNING, (CaptureState.ENDED, "End of file reached")]
 
 
@@ -284,7 +284,8 @@ def test_a_refused_port_backs_off_to_the_cap(sources, refused_port):
 
 def test_an_unknown_host(sources):
     source = sources("http://camera.invalid/video.mjpg")
-    wait_for(lambda: source.reconnects >= 1, what="a retry")
+    # Instant where DNS answers NXDOMAIN for .invalid; generous for a slow resolver.
+    wait_for(lambda: source.reconnects >= 1, timeout=30, what="a retry")
     assert source.states()[:2] == reconnecting("unknown host camera.invalid")
 
 

@@ -3,9 +3,9 @@ against real Stream and Pipeline rows made through the API and real video files.
 
 The runner reads the database from its own thread, so the tests commit
 (transaction=True); serialized_rollback restores the rows that migrations make
-(node 0, analytics, seats). No control listener runs here: changes made through
-the API reach the runner through its periodic re-read of the desired state
-(STREAM_DESIRED_CHECK_SECONDS, 0.5 s in the test settings).
+(node 0, analytics, seats). Changes made through the API reach the runner through
+its periodic re-read of the desired state (STREAM_DESIRED_CHECK_SECONDS, 0.5 s in
+the test settings); one test runs the control listener instead.
 """
 
 from __future__ import annotations
@@ -61,12 +61,16 @@ def fresh_event_sink():
     """Each test's events go through a sink of its own, stopped afterwards: its
     writer thread closes its database connection (or the test database could not
     be dropped at the end of the session) and nothing leaks into the next test."""
-    event_sink.cache_clear()
+
+    def stop_started_sink() -> None:
+        sink = event_sink_started()
+        event_sink.cache_clear()
+        if sink is not None:
+            assert sink.stop(timeout=10), "the event writer did not stop"
+
+    stop_started_sink()
     yield
-    sink = event_sink_started()
-    event_sink.cache_clear()
-    if sink is not None:
-        assert sink.stop(timeout=10), "the event writer did not stop"
+    stop_started_sink()
 
 
 @pytest.fixture
@@ -402,7 +406,10 @@ def test_a_runner_whose_lease_is_taken_stops(runners, make_stream, video, redis_
     flowing(redis_client, stream_id)
     # As if this worker had been frozen past the lease and another took the stream.
     redis_client.set(lease_key(stream_id), "node0:other:token", px=10_000)
+    redis_client.delete(stream_stats_key(stream_id))  # the figures are the new holder's to write
     assert running.ended(timeout=4) < 3.0  # noticed at the next refresh (every second)
+    # It left no final STOPPED over the stream that runs elsewhere now.
+    assert stats(redis_client, stream_id).get("state") in (None, "RUNNING")
     assert running.result == {"ran": True}
     assert redis_client.get(lease_key(stream_id)) == "node0:other:token"  # not released: not ours
     assert RUNNERS.get(stream_id) is None
