@@ -358,14 +358,18 @@ def task_decode(stream_id: str, frames: int) -> dict:
 
 
 def scenario_decode(path: Path, frames: int, rounds: int) -> dict:
-    say(f"\n[decode] {frames} frames, {rounds} rounds alternating bare loop and stream task (pacing off)")
+    say(f"\n[decode] {frames} frames, {rounds} rounds of a bare loop and a stream task (pacing off)")
     stream_id = stream_make(str(path), counting=True)
     bare_decode(path, 50)  # warm the page cache and the codec libraries
     bare, task = [], []
     for n in range(rounds):
         window = CpuWindow()
-        bare.append(bare_decode(path, frames))
-        task.append(task_decode(stream_id, frames))
+        if n % 2:  # alternate which goes first, so a change in the machine's load hits both alike
+            task.append(task_decode(stream_id, frames))
+            bare.append(bare_decode(path, frames))
+        else:
+            bare.append(bare_decode(path, frames))
+            task.append(task_decode(stream_id, frames))
         _, _, other = window.result()
         b, t = bare[-1], task[-1]
         say(
