@@ -46,10 +46,10 @@ class AsgiServer:
     """visionaire_site.asgi:application under uvicorn (as `visionaire.py up` runs
     it: default event loop and HTTP implementation, no lifespan) in a thread."""
 
-    def __init__(self) -> None:
+    def __init__(self, port: int = 0) -> None:
         self.socket = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self.socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.socket.bind(("127.0.0.1", 0))
+        self.socket.bind(("127.0.0.1", port))
         self.port = self.socket.getsockname()[1]
         config = uvicorn.Config(
             "visionaire_site.asgi:application",
@@ -80,6 +80,11 @@ class AsgiServer:
         self.thread.join(15)
         self.socket.close()
         assert not self.thread.is_alive(), "uvicorn did not stop within 15 s"
+
+    def restart_after_stop(self) -> None:
+        """Serve again on the same port after `stop()`."""
+        self.__init__(self.port)
+        self.start()
 
     def hub(self) -> live.LiveHub:
         """The live hub of the server's event loop (made by the first viewing request)."""
