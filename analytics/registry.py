@@ -15,7 +15,7 @@ from .plugins import AnalyticPlugin, StrictConfig
 
 _REGISTRY: dict[str, AnalyticPlugin] = {}
 # Modules shipped with the platform that register analytics which really run.
-BUILTIN_MODULES: list[str] = ["analytics.face.plugin"]
+BUILTIN_MODULES: list[str] = ["analytics.face.plugin", "analytics.face.smart_search"]
 
 
 def register(plugin_class: type[AnalyticPlugin]) -> type[AnalyticPlugin]:

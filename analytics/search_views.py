@@ -1,8 +1,5 @@
 """Smart search and extract routes (spec/API.md, "Smart search"): input checks
-here, the searches in events/search.py.
-
-The extract push arrives with the NFV4-SS analytic; until then a valid request
-is answered 501, so a client never mistakes it for a stored payload.
+here, the searches in events/search.py, the push in analytics/extract.py.
 """
 
 from __future__ import annotations
@@ -21,12 +18,13 @@ from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_sche
 from rest_framework import serializers
 from rest_framework.response import Response
 
+from analytics.extract import pipeline_extract
 from events import search
 from events.search import SearchFilters
 from platform_config.selectors import node_get
 from streams.models import Pipeline, Stream
 from visionaire_site.api import ApiView, body_object
-from visionaire_site.errors import ApiError, BadRequest, NotFound, PayloadTooLarge
+from visionaire_site.errors import BadRequest, NotFound, PayloadTooLarge
 from visionaire_site.openapi import ErrorSerializer
 
 STREAM_ID_RE = re.compile(r"^[0-9a-f]{16}$")
@@ -171,13 +169,14 @@ def extract_pipeline_get(*, node: str, stream_id: str, pipeline_id: str) -> Pipe
     return pipeline
 
 
-def extract_request_validate(body: dict) -> None:
+def extract_request_validate(body: dict) -> np.ndarray:
+    """The checks of POST /extract; the decoded image."""
     _refuse_unknown(body, EXTRACT_KEYS)
     if "image" not in body:
         raise BadRequest("image: this field is required")
     if "metadata" in body and not isinstance(body["metadata"], dict):
         raise BadRequest("metadata must be a JSON object")
-    image_field_decode(body["image"], field="image")
+    return image_field_decode(body["image"], field="image")
 
 
 # --- OpenAPI description -----------------------------------------------------
@@ -286,6 +285,14 @@ class ExtractView(ApiView):
     @extend_schema(
         operation_id="extract",
         summary="Push an image to a pipeline",
+        description=(
+            "The image goes through the pipeline's analytic as the stream's frames do and what it "
+            "makes is stored and broadcast as events before the answer. NFV4-SS stores one event per "
+            "face found (crop and embedding, searchable by photo), or one of the whole image when it "
+            "shows none. `metadata` is kept in each event's `pipeline_data.metadata` and its text "
+            "values are searchable; `primary_text`, `secondary_text` (strings) and `timestamp_ms` "
+            "(unix ms) are used for the events' texts and time when given."
+        ),
         parameters=[
             OpenApiParameter("node", OpenApiTypes.INT, OpenApiParameter.PATH),
             OpenApiParameter("stream_id", OpenApiTypes.STR, OpenApiParameter.PATH),
@@ -299,11 +306,20 @@ class ExtractView(ApiView):
             400: _error("Malformed node, stream id or body."),
             404: _error("Unknown node, stream or pipeline."),
             413: _error("Image over the size limit."),
-            501: _error("Extract is not available in this version."),
         },
         tags=["smart search"],
     )
     def post(self, request, node: str, stream_id: str, pipeline_id: str):
-        extract_pipeline_get(node=node, stream_id=stream_id, pipeline_id=pipeline_id)
-        extract_request_validate(body_object(request))
-        raise ApiError("extract is not available yet in this version", status=501)
+        pipeline = extract_pipeline_get(node=node, stream_id=stream_id, pipeline_id=pipeline_id)
+        body = body_object(request)
+        image = extract_request_validate(body)
+        pipeline_extract(pipeline=pipeline, image=image, metadata=body.get("metadata", {}))
+        return Response(
+            {
+                "code": 200,
+                "message": "payload successfully pushed to pipeline",
+                "node_num": pipeline.stream.node_id,
+                "stream_id": pipeline.stream.stream_id,
+                "pipeline_id": pipeline.analytic_id,
+            }
+        )

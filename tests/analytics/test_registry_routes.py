@@ -27,6 +27,17 @@ FACE_RECOGNITION = {
     "type": "recognition",
     "seats": [{"serial_number": f"COMMUNITY-NFV4-FR-{i:04d}", "active_status": True} for i in range(1, 5)],
 }
+# The platform's smart search indexer (analytics/face/smart_search.py).
+SMART_SEARCH = {
+    "id": "NFV4-SS",
+    "name": "Smart Search",
+    "major_version": 1,
+    "minor_version": 0,
+    "publisher": "Nodeflux",
+    "description": "Indexes every face seen on a stream for search by photo and by text, without enrollment",
+    "type": "search",
+    "seats": [{"serial_number": f"COMMUNITY-NFV4-SS-{i:04d}", "active_status": True} for i in range(1, 5)],
+}
 NOT_FOUND = {"code": 404, "message": "analytic not found"}
 
 POINT = {
@@ -119,11 +130,12 @@ def test_analytic_list_on_a_fresh_install(api, deployment_key):
     assert response.json() == {
         "code": 200,
         "message": "success",
-        "analytic_num": 2,
+        "analytic_num": 3,
         "deployment_key": "my-deployment",
         "version": {"major": 4, "minor": 50, "patch": 0},
         "analytics": [
             FACE_RECOGNITION,
+            SMART_SEARCH,
             {
                 "id": ANALYTIC,
                 "name": "Brightness",
@@ -146,7 +158,10 @@ def test_analytic_list_leaves_out_analytics_that_do_not_run(api, deployment_key)
         id="GHOST", name="Ghost", major_version=1, minor_version=0, publisher="x", type="y", installed=True
     )
     body = api.get("/analytic_list").json()
-    assert (body["analytic_num"], [a["id"] for a in body["analytics"]]) == (2, ["NFV4-FR", ANALYTIC])
+    assert (body["analytic_num"], [a["id"] for a in body["analytics"]]) == (
+        3,
+        ["NFV4-FR", "NFV4-SS", ANALYTIC],
+    )
 
 
 def test_analytic_list_hides_community_seats_out_of_force(api, deployment_key):
@@ -219,7 +234,7 @@ def test_analytic_list_query_count_does_not_grow(api, deployment_key, more_plugi
         more_plugins(plugin_id)
     with CaptureQueriesContext(connection) as four:
         body = api.get("/analytic_list").json()
-    assert body["analytic_num"] == 5
+    assert body["analytic_num"] == 6
     assert len(four) == len(one)
 
 

@@ -119,8 +119,12 @@ def test_licence_for_an_analytic_not_installed_keeps_its_seats(api, issuer: Issu
     placeholder = Analytic.objects.get(id="NFV4-LPR3")
     assert placeholder.installed is False
     assert list(placeholder.seats.values_list("serial_number", "active")) == [("NFV4-LPR301-1234-ABCD", True)]
-    # Not running here, so not listed (NFV4-FR, the platform's own analytic, is).
-    assert [a["id"] for a in api.get("/analytic_list").json()["analytics"]] == ["NFV4-FR", ANALYTIC]
+    # Not running here, so not listed (NFV4-FR and NFV4-SS, the platform's own analytics, are).
+    assert [a["id"] for a in api.get("/analytic_list").json()["analytics"]] == [
+        "NFV4-FR",
+        "NFV4-SS",
+        ANALYTIC,
+    ]
 
 
 def test_tampered_signature_is_refused(api, issuer: Issuer):
@@ -306,13 +310,13 @@ def test_analytic_list_shows_licensed_seats(api, issuer: Issuer):
     )
     listed = api.get("/analytic_list").json()
     assert listed["deployment_key"] == "my-deployment-abc123"
-    assert [a["id"] for a in listed["analytics"]] == ["NFV4-FR", ANALYTIC]
-    assert listed["analytics"][1]["seats"] == [
+    assert [a["id"] for a in listed["analytics"]] == ["NFV4-FR", "NFV4-SS", ANALYTIC]
+    assert listed["analytics"][2]["seats"] == [
         {"serial_number": SERIAL_1, "active_status": True},
         {"serial_number": SERIAL_2, "active_status": True},
     ]
     assert api.delete("/config/checkin").status_code == 200
-    assert api.get("/analytic_list").json()["analytics"][1]["seats"] == [
+    assert api.get("/analytic_list").json()["analytics"][2]["seats"] == [
         *({"serial_number": serial, "active_status": True} for serial in COMMUNITY),
         {"serial_number": SERIAL_1, "active_status": False},
         {"serial_number": SERIAL_2, "active_status": False},

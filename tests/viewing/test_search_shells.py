@@ -1,6 +1,6 @@
 """POST /smart-search and POST /extract/{node}/{stream_id}/{pipeline_id}: input
 checks (the searches themselves: tests/events/test_text_search.py and
-test_image_search.py), and the 501 that stands in for the extract push."""
+test_image_search.py; NFV4-SS pushes: test_smart_search_analytic.py)."""
 
 from __future__ import annotations
 
@@ -12,10 +12,17 @@ import cv2
 import numpy as np
 import pytest
 
+from events.models import Event
 from tests.events.conftest import ANALYTIC, pipeline_make, stream_make
 
 SID = "5136c6c0916cd30c"
-EXTRACT_501 = {"code": 501, "message": "extract is not available yet in this version"}
+EXTRACT_OK = {
+    "code": 200,
+    "message": "payload successfully pushed to pipeline",
+    "node_num": 0,
+    "stream_id": SID,
+    "pipeline_id": ANALYTIC,
+}
 
 
 def assert_error(response, status: int, message: str) -> None:
@@ -189,13 +196,25 @@ def stream(db):
     return stream
 
 
-def test_extract_valid_request_answers_not_available(api, stream):
-    response = api.post(
+def test_extract_into_a_pipeline_runs_its_analytic(api, stream):
+    """TEST-BRIGHT has no extract hook: its processor sees the image as one frame.
+    (NFV4-SS pushes: tests/events/test_smart_search_analytic.py.)"""
+    dark = api.post(
         f"/extract/0/{SID}/{ANALYTIC}", {"image": encoded(".jpg"), "metadata": {"camera": "lobby"}}
     )
-    assert (response.status_code, response.json()) == (501, EXTRACT_501)
-    response = api.post(f"/extract/0/{SID}/{ANALYTIC}", {"image": encoded(".png")})
-    assert (response.status_code, response.json()) == (501, EXTRACT_501)
+    assert (dark.status_code, dark.json()) == (200, EXTRACT_OK)
+    assert Event.objects.count() == 0  # mean 90, under the threshold: nothing to report
+    ok, bright = cv2.imencode(".png", np.full((20, 30, 3), 250, dtype=np.uint8))
+    response = api.post(
+        f"/extract/0/{SID}/{ANALYTIC}", {"image": base64.b64encode(bright.tobytes()).decode()}
+    )
+    assert (response.status_code, response.json()) == (200, EXTRACT_OK)
+    event = Event.objects.get()
+    assert (event.analytic_id, event.primary_text, event.pipeline_data["source"]) == (
+        ANALYTIC,
+        "bright",
+        "extract",
+    )
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,113 @@
+"""POST /extract/{node}/{stream_id}/{pipeline_id}: an external image pushed into a
+pipeline becomes stored, searchable, broadcast events.
+
+Where it runs: in the API process that receives the request, synchronously,
+through the same code the pipeline runs on live frames (the analytic's
+`extract_records` when it has one, as NFV4-SS does; otherwise its processor on
+the image as a one-frame stream, flushed), and stored with the same event
+writer service (`events.services.events_create_batch`: crops, rows, one live
+publish after commit). So the answer comes once the events are stored and a
+client may search for them at once; the stream's worker is not involved, and
+the push works whether the stream is running or not. The cost is the face
+engine loaded in the API process (it is for image search anyway).
+
+`metadata` is kept whole in each event's `pipeline_data.metadata`; its text
+values are added to the events' search text. Three keys are read when present:
+`primary_text` and `secondary_text` (strings, at most 200 characters: the
+events' texts) and `timestamp_ms` (when the image was taken, unix ms).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+import numpy as np
+
+from events.models import Event
+from events.services import EventInput, events_create_batch
+from streams.models import Pipeline
+from visionaire_site.errors import BadRequest
+
+from .plugins import EventRecord, Frame
+from .registry import get_plugin, validate_config
+
+TEXT_MAX = 200
+MAX_TIMESTAMP_MS = 253_402_300_799_999  # 9999-12-31T23:59:59.999Z
+# Search text taken from metadata values: enough for labels, not a document.
+METADATA_TEXT_MAX = 1000
+
+
+def _metadata_texts(value: Any, depth: int = 0) -> Iterator[str]:
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, dict) and depth < 4:
+        for item in value.values():
+            yield from _metadata_texts(item, depth + 1)
+    elif isinstance(value, list) and depth < 4:
+        for item in value:
+            yield from _metadata_texts(item, depth + 1)
+
+
+def metadata_search_text(metadata: dict[str, Any]) -> str:
+    words = " ".join(" ".join(text.split()) for text in _metadata_texts(metadata) if text.strip())
+    return words[:METADATA_TEXT_MAX].strip()
+
+
+def _metadata_text(metadata: dict[str, Any], key: str) -> str:
+    value = metadata.get(key, "")
+    if not isinstance(value, str) or len(value) > TEXT_MAX:
+        raise BadRequest(f"metadata.{key} must be a string of at most {TEXT_MAX} characters")
+    return value
+
+
+def _metadata_timestamp(metadata: dict[str, Any]) -> float | None:
+    if "timestamp_ms" not in metadata:
+        return None
+    value = metadata["timestamp_ms"]
+    if type(value) is not int or not 0 <= value <= MAX_TIMESTAMP_MS:
+        raise BadRequest(f"metadata.timestamp_ms must be an integer between 0 and {MAX_TIMESTAMP_MS}")
+    return value / 1000
+
+
+def _records(pipeline: Pipeline, image: np.ndarray, timestamp: float) -> list[EventRecord]:
+    plugin = get_plugin(pipeline.analytic_id)
+    config = validate_config(plugin, pipeline.config)
+    hook = getattr(plugin, "extract_records", None)
+    if hook is not None:
+        return list(hook(config, image, timestamp=timestamp))
+    processor = plugin.create_processor(config)
+    stream = pipeline.stream
+    frame = Frame(
+        image=image, timestamp=timestamp, index=0, stream_id=stream.stream_id, node_num=stream.node_id
+    )
+    return [*processor.process(frame).events, *processor.close().events]
+
+
+def pipeline_extract(*, pipeline: Pipeline, image: np.ndarray, metadata: dict[str, Any]) -> list[Event]:
+    """Run `image` through the pipeline's analytic and store what it makes; nothing
+    is stored if any event fails."""
+    primary_text = _metadata_text(metadata, "primary_text")
+    secondary_text = _metadata_text(metadata, "secondary_text")
+    taken = _metadata_timestamp(metadata)
+    timestamp = taken if taken is not None else time.time()
+    extra_text = metadata_search_text(metadata)
+    items = [
+        EventInput(
+            stream=pipeline.stream,
+            analytic_id=pipeline.analytic_id,
+            timestamp=datetime.fromtimestamp(
+                record.timestamp if record.timestamp is not None else timestamp, tz=UTC
+            ),
+            pipeline_data={**record.pipeline_data, "source": "extract", "metadata": metadata},
+            primary_text=record.primary_text or primary_text,
+            secondary_text=record.secondary_text or secondary_text,
+            image_jpeg=record.image_jpeg or None,
+            embedding=record.embedding,
+            search_text=" ".join(part for part in (record.search_text, extra_text) if part),
+        )
+        for record in _records(pipeline, image, timestamp)
+    ]
+    return events_create_batch(items=items)
