@@ -1,35 +1,12 @@
 from __future__ import annotations
 
-import asyncio
-
 import pytest
-from asgiref.sync import async_to_sync
-from django.test import AsyncClient
 
 from tests.events.conftest import ANALYTIC, jpeg, media_root, stream_make  # noqa: F401  (shared fixtures)
 
 from .support import AsgiServer, RunnerThread
 
 LIVE_SID = "00000000000000a1"
-
-
-def first_part(path: str, **extra):
-    """GET `path` through Django's async test client: (response, its first chunk
-    or None when it does not stream). For MJPEG the first chunk is one whole part."""
-
-    async def run():
-        response = await AsyncClient().get(path, **extra)
-        if not response.streaming:
-            return response, None
-        chunks = response.streaming_content
-        try:
-            async with asyncio.timeout(10):
-                chunk = await anext(chunks)
-        finally:
-            await chunks.aclose()
-        return response, chunk
-
-    return async_to_sync(run)()
 
 
 @pytest.fixture

@@ -25,9 +25,30 @@ from urllib.parse import urlsplit
 import cv2
 import numpy as np
 import uvicorn
+from asgiref.sync import async_to_sync
 from django.db import connections
+from django.test import AsyncClient
 
 from streams import live
+
+
+def first_part(path: str, **extra):
+    """GET `path` through Django's async test client: (response, its first chunk
+    or None when it does not stream). For MJPEG the first chunk is one whole part."""
+
+    async def run():
+        response = await AsyncClient().get(path, **extra)
+        if not response.streaming:
+            return response, None
+        chunks = response.streaming_content
+        try:
+            async with asyncio.timeout(10):
+                chunk = await anext(chunks)
+        finally:
+            await chunks.aclose()
+        return response, chunk
+
+    return async_to_sync(run)()
 
 
 def wait_for(predicate: Callable[[], object], *, timeout: float = 10.0, what: str = "condition"):

@@ -11,7 +11,7 @@ import pytest
 
 from tests.events.conftest import ANALYTIC, pipeline_make, stream_make
 
-from .conftest import first_part
+from .support import first_part
 
 SID = "5136c6c0916cd30c"
 
