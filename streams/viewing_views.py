@@ -257,6 +257,8 @@ class MjpegView(_ViewingView):
         tags=["visualization"],
     )
     async def get(self, request, node: str, stream_id: str):
+        """Live MJPEG of the stream (usable as an `<img>` source): frames `height` px tall
+        at most `fps` a second, each encoded once per process for all who watch the same."""
         return await mjpeg_response(request, node=node, stream_id=stream_id)
 
 
@@ -269,6 +271,8 @@ class MjpegAnalyticView(_ViewingView):
         tags=["visualization"],
     )
     async def get(self, request, node: str, stream_id: str, analytic_id: str):
+        """Live MJPEG with the overlay of the stream's `analytic_id` pipeline drawn on the
+        frames (boxes with labels, lines, areas) and sent as SVG in X-NF-Visual-Data."""
         return await mjpeg_response(request, node=node, stream_id=stream_id, analytic_id=analytic_id)
 
 
@@ -281,6 +285,7 @@ class MjpegFpsView(_ViewingView):
         tags=["visualization"],
     )
     async def get(self, request, fps: str, node: str, stream_id: str):
+        """Live MJPEG, the frame-rate cap in the path (`fps` may not be given in the query too)."""
         return await mjpeg_response(request, node=node, stream_id=stream_id, path_fps=fps)
 
 
@@ -293,6 +298,7 @@ class MjpegFpsAnalyticView(_ViewingView):
         tags=["visualization"],
     )
     async def get(self, request, fps: str, node: str, stream_id: str, analytic_id: str):
+        """Live MJPEG with an analytic's overlay, the frame-rate cap in the path."""
         return await mjpeg_response(
             request, node=node, stream_id=stream_id, analytic_id=analytic_id, path_fps=fps
         )
@@ -307,6 +313,9 @@ class StreamJpegView(_ViewingView):
         tags=["visualization"],
     )
     async def get(self, request, node: str, stream_id: str):
+        """The current frame as one JPEG: the newest frame under a second old, or the next
+        one (waited for up to a few seconds); a placeholder showing the stream's state when
+        it delivers no frames."""
         hub = live.live_hub()
         hub.admit_check()
         # One frame has no rate: fps is not a parameter here.
@@ -360,6 +369,8 @@ class VisualView(_ViewingView):
         tags=["visualization"],
     )
     async def get(self, request, node: str, stream_id: str):
+        """A small HTML page showing the stream; it reconnects by itself when the connection
+        drops, can be embedded in an iframe, and passes `token` on to the MJPEG it loads."""
         return await visual_response(request, node=node, stream_id=stream_id)
 
 
@@ -372,4 +383,5 @@ class VisualAnalyticView(_ViewingView):
         tags=["visualization"],
     )
     async def get(self, request, node: str, stream_id: str, analytic_id: str):
+        """The HTML page with the analytic's overlay."""
         return await visual_response(request, node=node, stream_id=stream_id, analytic_id=analytic_id)
