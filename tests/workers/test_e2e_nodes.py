@@ -45,7 +45,7 @@ pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)
 # How long a fault or a change may take to show through the API. The test
 # settings make faults quick (stall 2 s, open timeout 3 s, backoff <= 1 s).
 SOON = 10.0
-PORT_MESSAGE = "Reconnecting(?: in [0-9.]+s)?: {}"
+RECONNECTING_BECAUSE = "Reconnecting(?: in [0-9.]+s)?: {}"
 
 
 # --- the shared cluster -----------------------------------------------------------
@@ -137,25 +137,26 @@ def e2e(cluster, api, settings, media):
 # --- helpers ------------------------------------------------------------------------
 
 
+_last_seen: list[object] = []  # what the predicate of the running poll() last observed
+
+
 def poll(predicate: Callable[[], object], what: str, *, timeout: float = SOON, interval: float = 0.05):
     """Call `predicate` until it returns something truthy; fail after `timeout`
-    with the last value seen by `observe` (if the predicate set one)."""
+    naming the last value the predicate passed to `observe` (stream stats)."""
+    _last_seen.clear()
     deadline = time.monotonic() + timeout
     while True:
         value = predicate()
         if value:
             return value
         if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}; last seen: {_last_seen}")
+            last = _last_seen[-1] if _last_seen else None
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}; last seen: {last}")
         time.sleep(interval)
 
 
-_last_seen: object = None
-
-
 def observe(value):
-    global _last_seen
-    _last_seen = value
+    _last_seen[:] = [value]
     return value
 
 
@@ -216,8 +217,28 @@ def raw_stats(stream_id: str) -> dict:
     return get_redis().hgetall(stream_stats_key(stream_id))
 
 
-def refused(host_port: str) -> str:
-    return PORT_MESSAGE.format(re.escape(f"connection refused by {host_port}"))
+def reconnecting(api, node: int, stream_id: str, cause: str | re.Pattern) -> dict:
+    """Wait until the stream is RECONNECTING with a message naming `cause`
+    (text, or a pattern), as the capture words it: "Reconnecting[ in 0.4s]: <cause>"."""
+    cause = cause.pattern if isinstance(cause, re.Pattern) else re.escape(cause)
+    return wait_state(api, node, stream_id, "RECONNECTING", RECONNECTING_BECAUSE.format(cause))
+
+
+def running_on(api, node: int, stream_id: str, worker: WorkerProcess, *, timeout: float = SOON) -> dict:
+    """Wait until `worker` holds the stream's lease and has itself reported it
+    RUNNING (stats written after it took the lease: not what a dead or frozen
+    runner left behind); returns those stats."""
+    owned = lambda: (lease(stream_id) or "").startswith(worker.lease_owner)  # noqa: E731
+    poll(owned, f"{worker.name} to take the lease of {stream_id}", timeout=timeout)
+    taken_at = time.time()
+    return stats_when(
+        api,
+        node,
+        stream_id,
+        lambda s: s["state"] == "RUNNING" and float(raw_stats(stream_id).get("updated_at", 0)) > taken_at,
+        f"RUNNING as reported by {worker.name}",
+        timeout=timeout,
+    )
 
 
 def stable_leases(stream_ids: list[str], seconds: float) -> dict[str, str]:
@@ -300,23 +321,16 @@ def test_faults_show_through_the_api(
     text = create(api, 1, str(text_as_video_file), "text")
 
     # Sources that never worked: each says why.
-    wait_state(api, 0, refused_stream, "RECONNECTING", refused(f"127.0.0.1:{refused_port}"))
-    wait_state(
-        api,
-        1,
-        html,
-        "RECONNECTING",
-        PORT_MESSAGE.format(re.escape(f"127.0.0.1:{html_server.port} answered but sent no readable video")),
-    )
-    for node, stream_id, path in ((0, garbage, not_a_video_file), (1, text, text_as_video_file)):
-        cause = re.escape(f"file is not a readable video: {path}")
-        wait_state(api, node, stream_id, "RECONNECTING", PORT_MESSAGE.format(cause))
+    reconnecting(api, 0, refused_stream, f"connection refused by 127.0.0.1:{refused_port}")
+    reconnecting(api, 1, html, f"127.0.0.1:{html_server.port} answered but sent no readable video")
+    reconnecting(api, 0, garbage, f"file is not a readable video: {not_a_video_file}")
+    reconnecting(api, 1, text, f"file is not a readable video: {text_as_video_file}")
 
     # The camera goes away mid-stream, then comes back on the same port.
     running(api, 0, live)
     port = rtsp_server.port
     rtsp_server.stop()
-    wait_state(api, 0, live, "RECONNECTING", refused(f"127.0.0.1:{port}"))
+    reconnecting(api, 0, live, f"connection refused by 127.0.0.1:{port}")
     rtsp_server.start()
     assert rtsp_server.port == port
     back = running(api, 0, live)
@@ -325,7 +339,7 @@ def test_faults_show_through_the_api(
     # A frozen camera: the connection stays open, no frame comes.
     running(api, 1, stalling)
     mjpeg_server.stall()
-    wait_state(api, 1, stalling, "RECONNECTING", PORT_MESSAGE.format(r"no frame for \d+s \(stalled source\)"))
+    reconnecting(api, 1, stalling, re.compile(r"no frame for \d+s \(stalled source\)"))
     mjpeg_server.resume()
     assert running(api, 1, stalling)["reconnects"] >= 1
 
@@ -408,13 +422,9 @@ def test_streams_resume_exactly_once_after_sigkill(api, e2e, rtsp_server, mjpeg_
     new = e2e.start_worker(0)
     new.wait_online(get_redis())
 
-    def resumed(current: dict) -> bool:
-        value = lease(current["stream_id"])
-        return bool(value and value.startswith(new.lease_owner)) and current["state"] == "RUNNING"
-
     for stream_id in node_0:
         # A while for the dead leases to expire (3 s), the new worker to start and the streams to open.
-        current = stats_when(api, 0, stream_id, resumed, f"{stream_id} to resume on {new.name}", timeout=30)
+        current = running_on(api, 0, stream_id, new, timeout=30)
         assert current["last_error_msg"] == "Stream is running.."
         assert raw_stats(stream_id)["node_num"] == "0"
 
@@ -436,19 +446,19 @@ def test_a_frozen_worker_never_runs_a_stream_twice(api, e2e, rtsp_server):
     stream_id = create(api, 0, rtsp_server.url, "rtsp")
     running(api, 0, stream_id)
     old = e2e.workers[0]
+    try:
+        _frozen_worker_gives_up(api, e2e, old, stream_id)
+    finally:
+        old.kill()  # never left to compete with its replacement in later tests
+
+
+def _frozen_worker_gives_up(api, e2e, old: WorkerProcess, stream_id: str) -> None:
     with old.paused():
         # Frozen (a paused VM, a stuck host): its lease expires and a
         # replacement worker for node 0 takes the stream over.
         new = e2e.start_worker(0)
         new.wait_online(get_redis())
-        stats_when(
-            api,
-            0,
-            stream_id,
-            lambda s: s["state"] == "RUNNING" and (lease(stream_id) or "").startswith(new.lease_owner),
-            f"the stream to move to {new.name}",
-            timeout=30,
-        )
+        running_on(api, 0, stream_id, new, timeout=30)
     # The old worker wakes up: its runner finds its lease taken and gives up,
     # leaving the new runner's lease and live figures alone.
     took_over = lease(stream_id)
@@ -461,7 +471,6 @@ def test_a_frozen_worker_never_runs_a_stream_twice(api, e2e, rtsp_server):
     assert [e.what for e in runner_events(old, stream_id=stream_id)] == ["started", "ended"]
     assert "lease lost; stopping this runner" in old.log_text()
     assert [e.what for e in runner_events(new, stream_id=stream_id)] == ["started"]
-    old.kill()
 
 
 # --- 5. races ------------------------------------------------------------------------------------
