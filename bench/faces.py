@@ -306,8 +306,9 @@ def plan_uses_index(keyspace, query: np.ndarray, k: int) -> bool:
     from faces.models import FaceVariation
 
     rows = min(1000, k * settings.FACE_MAX_VARIATIONS)
+    ef_search = min(1000, max(settings.FACE_SEARCH_EF_SEARCH, rows))
     with transaction.atomic(), connection.cursor() as cursor:
-        cursor.execute("SELECT set_config('hnsw.ef_search', %s, true)", [str(max(40, rows))])
+        cursor.execute("SELECT set_config('hnsw.ef_search', %s, true)", [str(ef_search)])
         cursor.execute("SELECT set_config('hnsw.iterative_scan', 'relaxed_order', true)")
         plan = (
             FaceVariation.objects.filter(keyspace_id=keyspace.pk)
@@ -319,44 +320,61 @@ def plan_uses_index(keyspace, query: np.ndarray, k: int) -> bool:
     return INDEX_NAME in plan
 
 
-def search_figures(label: str, enrolled: int, table_rows: int, keyspace, queries, k: int) -> dict:
-    uses_index = plan_uses_index(keyspace, queries[0], k)
-    hnsw_ms, hnsw_ids = measure(keyspace, queries, k, exact=False)
+def search_figures(
+    label: str, enrolled: int, table_rows: int, keyspace, queries, k: int, ef_values: list[int]
+) -> list[dict]:
+    """HNSW at each ef_search value against one exact scan of the same queries."""
+    from django.conf import settings
+
     exact_ms, exact_ids = measure(keyspace, queries, k, exact=True)
-    recall = statistics.fmean(
-        len(set(a) & set(b)) / max(1, len(b)) for a, b in zip(hnsw_ids, exact_ids, strict=True)
-    )
-    top1 = statistics.fmean(a[:1] == b[:1] for a, b in zip(hnsw_ids, exact_ids, strict=True))
-    result = {
-        "bench": "faces_search",
-        "case": label,
-        "enrolled_in_keyspace": enrolled,
-        "rows_in_table": table_rows,
-        "queries": len(queries),
-        "candidate_count": k,
-        "hnsw_p50_ms": round(percentile(hnsw_ms, 0.5), 2),
-        "hnsw_p95_ms": round(percentile(hnsw_ms, 0.95), 2),
-        "exact_p50_ms": round(percentile(exact_ms, 0.5), 2),
-        "exact_p95_ms": round(percentile(exact_ms, 0.95), 2),
-        "speedup_p95": round(percentile(exact_ms, 0.95) / percentile(hnsw_ms, 0.95), 1),
-        f"recall_at_{k}": round(recall, 4),
-        "top1_agreement": round(top1, 4),
-        "plan_uses_hnsw": uses_index,
-    }
-    say(
-        f"search {label}: {enrolled:,} faces in the keyspace ({table_rows:,} rows in the table): "
-        f"HNSW p50 {result['hnsw_p50_ms']} ms, p95 {result['hnsw_p95_ms']} ms; exact scan p50 "
-        f"{result['exact_p50_ms']} ms, p95 {result['exact_p95_ms']} ms; "
-        f"speed-up x{result['speedup_p95']} at p95; "
-        f"recall@{k} {result[f'recall_at_{k}']}, top-1 agreement {result['top1_agreement']}"
-        + ("" if uses_index else " (the planner chose an exact scan of the keyspace's rows, not the index)")
-    )
-    emit(result)
-    return result
+    results = []
+    default_ef = settings.FACE_SEARCH_EF_SEARCH
+    try:
+        for ef in ef_values:
+            settings.FACE_SEARCH_EF_SEARCH = ef
+            uses_index = plan_uses_index(keyspace, queries[0], k)
+            hnsw_ms, hnsw_ids = measure(keyspace, queries, k, exact=False)
+            pairs = list(zip(hnsw_ids, exact_ids, strict=True))
+            recall = statistics.fmean(len(set(a) & set(b)) / max(1, len(b)) for a, b in pairs)
+            top1 = statistics.fmean(a[:1] == b[:1] for a, b in pairs)
+            result = {
+                "bench": "faces_search",
+                "case": label,
+                "enrolled_in_keyspace": enrolled,
+                "rows_in_table": table_rows,
+                "queries": len(queries),
+                "candidate_count": k,
+                "ef_search": max(ef, min(1000, k * settings.FACE_MAX_VARIATIONS)),
+                "hnsw_p50_ms": round(percentile(hnsw_ms, 0.5), 2),
+                "hnsw_p95_ms": round(percentile(hnsw_ms, 0.95), 2),
+                "exact_p50_ms": round(percentile(exact_ms, 0.5), 2),
+                "exact_p95_ms": round(percentile(exact_ms, 0.95), 2),
+                "speedup_p95": round(percentile(exact_ms, 0.95) / percentile(hnsw_ms, 0.95), 1),
+                f"recall_at_{k}": round(recall, 4),
+                "top1_agreement": round(top1, 4),
+                "plan_uses_hnsw": uses_index,
+            }
+            say(
+                f"search {label}: {enrolled:,} faces in the keyspace ({table_rows:,} rows in the table), "
+                f"ef_search {result['ef_search']}: HNSW p50 {result['hnsw_p50_ms']} ms, "
+                f"p95 {result['hnsw_p95_ms']} ms; exact scan p50 {result['exact_p50_ms']} ms, "
+                f"p95 {result['exact_p95_ms']} ms; speed-up x{result['speedup_p95']} at p95; "
+                f"recall@{k} {result[f'recall_at_{k}']}, top-1 agreement {result['top1_agreement']}"
+                + (
+                    ""
+                    if uses_index
+                    else " (the planner chose an exact scan of the keyspace's rows, not the index)"
+                )
+            )
+            emit(result)
+            results.append(result)
+    finally:
+        settings.FACE_SEARCH_EF_SEARCH = default_ef
+    return results
 
 
 def scenario_search(
-    sizes: list[int], query_count: int, k: int, noise: float, *, embedded: bool
+    sizes: list[int], query_count: int, k: int, noise: float, ef_values: list[int], *, embedded: bool
 ) -> list[dict]:
     from django.db import connection
 
@@ -393,7 +411,9 @@ def scenario_search(
         )
         picks = rng.choice(len(enrolled), size=query_count, replace=False)
         queries = enrolled[picks] + rng.standard_normal((query_count, 128)).astype(np.float32) * noise
-        results.append(search_figures("one keyspace", len(enrolled), len(enrolled), keyspace, queries, k))
+        # The ef_search trade-off at the largest size only (the default elsewhere).
+        efs = ef_values if size == max(sizes) else ef_values[:1]
+        results += search_figures("one keyspace", len(enrolled), len(enrolled), keyspace, queries, k, efs)
 
     # A small keyspace inside the big table: the keyspace filter under the index.
     small = Keyspace.objects.create(name=f"{BENCH_PREFIX}small")
@@ -405,7 +425,9 @@ def scenario_search(
     picks = rng.choice(small_count, size=min(query_count, small_count), replace=False)
     queries = small_vectors[picks] + rng.standard_normal((len(picks), 128)).astype(np.float32) * noise
     total = len(enrolled) + small_count
-    results.append(search_figures("small keyspace in a big table", small_count, total, small, queries, k))
+    results += search_figures(
+        "small keyspace in a big table", small_count, total, small, queries, k, ef_values[:1]
+    )
     return results
 
 
@@ -422,6 +444,11 @@ def parse_args(argv):
     parser.add_argument("--queries", type=int, default=200, help="queries per measurement")
     parser.add_argument("--candidate-count", type=int, default=5, help="k of the 1:N search")
     parser.add_argument("--noise", type=float, default=0.03, help="std-dev of the noise added to queries")
+    parser.add_argument(
+        "--ef-search",
+        default="100,200,400",
+        help="hnsw.ef_search values tried at the largest size (the first is used elsewhere)",
+    )
     parser.add_argument("--enroll-photos", type=int, default=40, help="photos for the enrollment figure")
     parser.add_argument(
         "--only", choices=["enrollment", "search"], action="append", help="run only these scenarios"
@@ -434,6 +461,7 @@ def parse_args(argv):
     )
     args = parser.parse_args(argv)
     args.sizes = [int(size) for size in args.sizes.split(",")]
+    args.ef_search = [int(value) for value in args.ef_search.split(",")]
     if args.quick:
         args.sizes, args.queries, args.enroll_photos = [2000, 10000], 50, 14
     return args
@@ -467,6 +495,7 @@ def main(argv=None) -> int:
                         args.queries,
                         args.candidate_count,
                         args.noise,
+                        args.ef_search,
                         embedded=endpoints.embedded,
                     )
             finally:

@@ -317,7 +317,8 @@ def _nearest_rows(
         if exact:
             cursor.execute("SELECT set_config('enable_indexscan', 'off', true)")
         else:
-            cursor.execute("SELECT set_config('hnsw.ef_search', %s, true)", [str(max(40, min(1000, rows)))])
+            ef_search = min(1000, max(settings.FACE_SEARCH_EF_SEARCH, rows))
+            cursor.execute("SELECT set_config('hnsw.ef_search', %s, true)", [str(ef_search)])
             cursor.execute("SELECT set_config('hnsw.iterative_scan', 'relaxed_order', true)")
         query = (
             FaceVariation.objects.filter(keyspace_id=keyspace_id)

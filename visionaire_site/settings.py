@@ -287,6 +287,9 @@ FACE_MATCH_THRESHOLD = env_float("VISIONAIRE_FACE_MATCH_THRESHOLD", 0.85, minimu
 FACE_MAX_ENROLLMENT = env_int("VISIONAIRE_FACE_MAX_ENROLLMENT", 100_000, minimum=1)
 FACE_MAX_KEYSPACE = env_int("VISIONAIRE_FACE_MAX_KEYSPACE", 100, minimum=1)
 FACE_MAX_VARIATIONS = env_int("VISIONAIRE_FACE_MAX_VARIATIONS", 20, minimum=1)
+# 1:N search: the HNSW candidate list (hnsw.ef_search; raised to the rows a search reads).
+# Higher finds the true nearest faces more often and costs latency (see bench/README.md).
+FACE_SEARCH_EF_SEARCH = env_int("VISIONAIRE_FACE_SEARCH_EF_SEARCH", 100, minimum=10, maximum=1000)
 # Largest face image a /v1/face request may carry: bytes, and the pixels its header
 # declares (checked before decoding: a small file can declare a huge picture).
 FACE_MAX_IMAGE_BYTES = env_int("VISIONAIRE_FACE_MAX_IMAGE_BYTES", 10 * 1024 * 1024, minimum=1024)
