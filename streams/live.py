@@ -100,14 +100,26 @@ class SourceFrame:
     """A frame as the runner published it, decoded at most once per scale."""
 
     seq: int
-    header: dict[str, Any]
+    size: tuple[int, int]  # width, height
+    ts: float  # capture time, unix seconds
+    overlays: dict[str, Any]  # by analytic: {"ts", "items"}
     jpeg: bytes
     received: float  # monotonic
     decoded: dict[int, asyncio.Future] = field(default_factory=dict)
 
-    @property
-    def size(self) -> tuple[int, int]:
-        return int(self.header.get("width") or 0), int(self.header.get("height") or 0)
+
+def source_frame(seq: int, payload: bytes) -> SourceFrame:
+    """A published frame from its wire form; ValueError when it is not one."""
+    try:
+        header, jpeg = decode_live_message(payload)
+        size = (int(header["width"]), int(header["height"]))
+        ts = float(header.get("ts") or 0.0)
+    except (KeyError, TypeError, AttributeError) as exc:
+        raise ValueError(f"bad header: {exc!r}") from None
+    if size[0] <= 0 or size[1] <= 0 or not jpeg:
+        raise ValueError(f"no picture ({size[0]}x{size[1]}, {len(jpeg)} bytes)")
+    overlays = header.get("overlays")
+    return SourceFrame(seq, size, ts, overlays if isinstance(overlays, dict) else {}, jpeg, time.monotonic())
 
 
 def _ms(unix_seconds: float) -> str:
@@ -138,6 +150,7 @@ class Variant:
         self.parts_made = 0
         self._changed = asyncio.Event()
         self._gate = RateGate(key.fps)
+        self._last_problem = ""
         self._retire_handle: asyncio.TimerHandle | None = None
         self.task: asyncio.Task | None = None
 
@@ -169,53 +182,55 @@ class Variant:
             if frame is not None and frame.seq > seen:
                 seen = frame.seq
                 if self._gate.ready(now):
-                    await self._render_frame(frame)
+                    await self._guarded(self._render_frame(frame))
                 continue
             if feed.silent(now):
                 if now >= next_placeholder:
-                    await self._render_placeholder()
+                    await self._guarded(self._render_placeholder())
                     next_placeholder = time.monotonic() + PLACEHOLDER_INTERVAL_SECONDS
                 wait = next_placeholder - time.monotonic()
             else:
                 wait = feed.time_to_silence(now)
             await feed.wait_frame(after=seen, timeout=max(0.01, min(wait, PLACEHOLDER_INTERVAL_SECONDS)))
 
-    def _overlay(self, frame: SourceFrame) -> list[render.OverlayShape] | None:
-        if self.key.analytic_id is None:
-            return None
-        overlay = (frame.header.get("overlays") or {}).get(self.key.analytic_id) or {}
-        return render.overlay_shapes(overlay.get("items"))
+    async def _guarded(self, work: Coroutine) -> None:
+        """Run one picture's work: a failure costs that picture, not the variant
+        (its viewers would wait forever); each new kind of failure is logged once."""
+        try:
+            await work
+        except Exception as exc:  # any bug in making one picture
+            problem = f"{type(exc).__name__}: {exc}"
+            if problem != self._last_problem:
+                self._last_problem = problem
+                logger.exception("stream %s: picture not made (%s)", self.key.stream_id, problem)
+
+    def _overlay_of(self, frame: SourceFrame) -> dict[str, Any]:
+        overlay = frame.overlays.get(self.key.analytic_id) if self.key.analytic_id else None
+        return overlay if isinstance(overlay, dict) else {}
 
     async def _render_frame(self, frame: SourceFrame) -> None:
-        source_size = frame.size
-        size = render.target_size(*source_size, self.key.height)
-        image = await self.feed.image(frame, render.decode_reduction(source_size[1], self.key.height))
+        size = render.target_size(*frame.size, self.key.height)
+        image = await self.feed.image(frame, render.decode_reduction(frame.size[1], self.key.height))
         if image is None:
-            return
-        overlay = self._overlay(frame)
-        try:
-            rendered = await asyncio.to_thread(
-                render.render_frame,
-                image,
-                size=size,
-                source_size=source_size,
-                quality=self.key.jpeg_quality,
-                overlay=overlay,
-            )
-        except (ValueError, render.cv2.error) as exc:
-            logger.warning("stream %s: frame not rendered: %s", self.key.stream_id, exc)
-            return
-        frame_ts = float(frame.header.get("ts") or 0.0)
+            return  # not a decodable JPEG: the next frame will do
+        overlay = self._overlay_of(frame)
+        rendered = await asyncio.to_thread(
+            render.render_frame,
+            image,
+            size=size,
+            source_size=frame.size,
+            quality=self.key.jpeg_quality,
+            overlay=render.overlay_shapes(overlay.get("items")) if self.key.analytic_id else None,
+        )
         headers = [
             ("X-NF-Message-Data", RUNNING_MESSAGE),
             ("X-NF-Stream-State", "RUNNING"),
-            ("X-NF-Frame-Ts", _ms(frame_ts)),
+            ("X-NF-Frame-Ts", _ms(frame.ts)),
         ]
         if rendered.svg is not None:
             headers.append(("X-NF-Visual-Data", render.svg_header(rendered.svg)))
-            overlay_ts = ((frame.header.get("overlays") or {}).get(self.key.analytic_id) or {}).get("ts")
-            if overlay_ts:
-                headers.append(("X-NF-Visual-Data-Ts", _ms(float(overlay_ts))))
+            if isinstance(overlay.get("ts"), int | float):
+                headers.append(("X-NF-Visual-Data-Ts", _ms(overlay["ts"])))
         self._publish(
             Part(
                 seq=self.parts_made + 1,
@@ -224,7 +239,7 @@ class Variant:
                 message=RUNNING_MESSAGE,
                 state="RUNNING",
                 placeholder=False,
-                frame_ts=frame_ts,
+                frame_ts=frame.ts,
             )
         )
 
@@ -319,14 +334,13 @@ class StreamFeed:
     # -- tasks ----------------------------------------------------------------------
     def _on_message(self, payload: bytes) -> None:
         try:
-            header, jpeg = decode_live_message(payload)
+            frame = source_frame(self.frames_received + 1, payload)
         except ValueError as exc:
             logger.warning("stream %s: unreadable live message: %s", self.stream_id, exc)
             return
-        self.frames_received += 1
-        self.frame = SourceFrame(self.frames_received, header, jpeg, time.monotonic())
-        if self.frame.size[0] > 0 and self.frame.size[1] > 0:
-            self.known_size = self.frame.size
+        self.frames_received = frame.seq
+        self.frame = frame
+        self.known_size = frame.size
         changed, self._frame_changed = self._frame_changed, asyncio.Event()
         changed.set()
 

@@ -8,12 +8,14 @@ import base64
 import re
 import time
 
+import cv2
+import numpy as np
 import pytest
 
 from workers.viewing import live_channel, watch_key
 
 from .conftest import LIVE_SID
-from .support import MjpegReader, RunnerThread, is_live, wait_for
+from .support import MjpegPart, MjpegReader, RunnerThread, is_live, wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)
 
@@ -130,8 +132,6 @@ def test_stream_jpeg_of_a_running_stream(asgi_server, live_stream, api):
     assert response.getheader("Content-Type") == "image/jpeg"
     assert response.getheader("X-NF-Stream-State") == "RUNNING"
     assert abs(time.time() * 1000 - int(response.getheader("X-NF-Frame-Ts"))) < 2000
-    from .support import MjpegPart
-
     assert MjpegPart({}, body, 0).image().shape == (200, 267, 3)
 
 
@@ -158,6 +158,8 @@ def test_frames_are_published_only_while_watched(asgi_server, live_stream, redis
     assert asgi_server.hub_stats() == idle
     assert redis_client.pubsub_numsub(live_channel(LIVE_SID)) == [(live_channel(LIVE_SID), 0)]
     wait_for(lambda: redis_client.get(watch_key(LIVE_SID)) is None, timeout=4, what="the watch key to lapse")
+    # The runner looks at the key every WATCH_CHECK_SECONDS; once it saw it gone it publishes nothing.
+    wait_for(lambda: runner.runner.publisher._fps == 0, timeout=2, what="the runner to notice")
     published = runner.runner.publisher.published
     time.sleep(1.0)  # nothing to wait for: the runner must stay quiet
     assert runner.runner.publisher.published == published
@@ -192,3 +194,34 @@ def test_viewer_and_variant_limits(asgi_server, live_stream, settings):
             )
             connection.close()
     assert settings.VIEWING_GRACE_SECONDS == 0.2
+
+
+def test_malformed_frames_cost_only_themselves(asgi_server, transactional_db, redis_client):
+    from tests.events.conftest import pipeline_make, stream_make
+    from visionaire_site.redis import get_redis_binary
+    from workers.viewing import encode_live_message
+
+    pipeline_make(stream_make(LIVE_SID))  # no runner: this test publishes the frames itself
+    publish = get_redis_binary().publish
+    channel = live_channel(LIVE_SID)
+    with MjpegReader(asgi_server.url(f"/mjpeg/0/{LIVE_SID}/{ANALYTIC}?height=48")) as reader:
+        reader.read_part()  # a placeholder: nobody runs the stream
+        wait_for(lambda: asgi_server.hub_stats()["subscriptions"] == 1, what="the subscription")
+        ok, jpeg = cv2.imencode(".jpg", np.full((48, 64, 3), 90, np.uint8))
+        header = {"seq": 1, "ts": time.time(), "width": 64, "height": 48, "overlays": {}}
+        for payload in (
+            b"no header line",
+            b"{not json}\n" + jpeg.tobytes(),
+            encode_live_message({**header, "width": "wide"}, jpeg.tobytes()),
+            encode_live_message({**header, "height": 0}, jpeg.tobytes()),
+            encode_live_message(header, b"not a jpeg"),
+            encode_live_message([1, 2], jpeg.tobytes()),
+        ):
+            publish(channel, payload)
+        weird_overlay = {ANALYTIC: {"ts": "x", "items": [{"kind": "box", "points": "bad"}, 7]}}
+        publish(channel, encode_live_message({**header, "overlays": weird_overlay}, jpeg.tobytes()))
+        good = reader.read_until(is_live, timeout=10, what="the good frame")
+    assert good.image().shape == (48, 64, 3)
+    svg = base64.b64decode(good.headers["x-nf-visual-data"]).decode()
+    assert svg == '<svg xmlns="http://www.w3.org/2000/svg" width="64" height="48" viewBox="0 0 64 48"></svg>'
+    assert "x-nf-visual-data-ts" not in good.headers
