@@ -133,10 +133,23 @@ class PipelineHost:
         now = time.time()
         return {slot.spec.analytic_id: slot.stats(now) for slot in self.slots}
 
+    def update(self, specs: list[PipelineSpec]) -> list[tuple[str, ProcessResult]]:
+        """Follow a change of the stream's pipelines: a pipeline whose spec did not
+        change keeps its processor (and its state, e.g. face tracks); removed or
+        changed ones are closed, and what they flush is returned."""
+        kept = {slot.spec.analytic_id: slot for slot in self.slots if slot.spec in specs}
+        flushed = self._close([slot for slot in self.slots if slot.spec.analytic_id not in kept])
+        self.slots = [kept.get(spec.analytic_id) or _build(spec) for spec in specs]
+        return flushed
+
     def close(self) -> list[tuple[str, ProcessResult]]:
         """Flush every processor (pending events) and mark the pipelines stopped."""
+        return self._close(self.slots)
+
+    @staticmethod
+    def _close(slots: list[PipelineSlot]) -> list[tuple[str, ProcessResult]]:
         results = []
-        for slot in self.slots:
+        for slot in slots:
             if slot.processor is not None:
                 try:
                     result = slot.processor.close()

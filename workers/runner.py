@@ -234,12 +234,12 @@ class StreamRunner:
                     elif changed == "source":
                         break  # a new session opens the new address
                     elif changed == "pipelines":
-                        # Closing flushes what processors hold (events of tracks in
-                        # progress): store those as the session's end does.
-                        for analytic_id, result in host.close():
-                            self._emit(desired, analytic_id, result.events, time.time())
+                        # Only the pipelines that changed restart; what their
+                        # processors flush (events of tracks in progress) is stored
+                        # as at the session's end.
                         desired = desired_stream_get(self.stream_id) or desired
-                        self.host = host = PipelineHost(list(desired.pipelines))
+                        for analytic_id, result in host.update(list(desired.pipelines)):
+                            self._emit(desired, analytic_id, result.events, time.time())
                 if now >= next_stats:
                     next_stats = now + settings.STREAM_STATS_SECONDS
                     source = self._watchdog(source, desired)
