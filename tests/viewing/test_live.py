@@ -118,20 +118,36 @@ def test_placeholder_names_an_unreachable_source(asgi_server, transactional_db, 
         assert part.image().shape[0] == 320
 
 
-def test_stream_jpeg_of_a_running_stream(asgi_server, live_stream, api):
+def snapshot(server, path: str):
     import http.client
 
-    with MjpegReader(asgi_server.url(f"/mjpeg/0/{LIVE_SID}?fps=5")) as reader:
-        reader.read_until(is_live, timeout=15, what="a live frame")
-        connection = http.client.HTTPConnection("127.0.0.1", asgi_server.port, timeout=10)
-        connection.request("GET", f"/stream_jpeg/0/{LIVE_SID}?height=200&jpeg_quality=80")
+    connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
+    try:
+        connection.request("GET", path)
         response = connection.getresponse()
-        body = response.read()
+        return response, response.read()
+    finally:
         connection.close()
+
+
+def test_stream_jpeg_of_a_running_stream(asgi_server, live_stream):
+    _stream, runner = live_stream
+    wait_for(lambda: runner.runner.state == "RUNNING", timeout=15, what="the stream running")
+    # Nobody watches yet: the request starts the frames and waits for the first.
+    started = time.monotonic()
+    response, body = snapshot(asgi_server, f"/stream_jpeg/0/{LIVE_SID}?height=200&jpeg_quality=80")
+    assert time.monotonic() - started < 3
     assert response.status == 200
     assert response.getheader("Content-Type") == "image/jpeg"
     assert response.getheader("X-NF-Stream-State") == "RUNNING"
+    assert response.getheader("X-NF-Message-Data") == "Stream is running.."
     assert abs(time.time() * 1000 - int(response.getheader("X-NF-Frame-Ts"))) < 2000
+    assert MjpegPart({}, body, 0).image().shape == (200, 267, 3)
+    # While the same variant is watched, the snapshot is its newest frame.
+    with MjpegReader(asgi_server.url(f"/mjpeg/0/{LIVE_SID}?height=200&jpeg_quality=80")) as reader:
+        reader.read_until(is_live, timeout=15, what="a live frame")
+        response, body = snapshot(asgi_server, f"/stream_jpeg/0/{LIVE_SID}?height=200&jpeg_quality=80")
+    assert response.getheader("X-NF-Stream-State") == "RUNNING"
     assert MjpegPart({}, body, 0).image().shape == (200, 267, 3)
 
 
