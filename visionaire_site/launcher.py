@@ -279,6 +279,19 @@ def cmd_test(args) -> int:
         return subprocess.call([PYTHON, "-m", "pytest", *args.rest], cwd=ROOT, env=env)
 
 
+def cmd_bench(args) -> int:
+    """Run bench/<name>.py; each benchmark starts the servers it needs itself."""
+    if not args.rest:
+        names = sorted(path.stem for path in (ROOT / "bench").glob("*.py"))
+        _say(f"name a benchmark: {', '.join(names)}")
+        return 2
+    script = ROOT / "bench" / f"{args.rest[0]}.py"
+    if not script.exists():
+        _say(f"no benchmark {args.rest[0]!r} (bench/{args.rest[0]}.py)")
+        return 2
+    return subprocess.call([PYTHON, str(script), *args.rest[1:]], cwd=ROOT)
+
+
 def cmd_manage(args) -> int:
     data_dir = data_dir_from_env(ROOT / "data")
     with servers(data_dir) as endpoints:
@@ -310,7 +323,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    if argv and argv[0] in ("test", "manage"):
+    if argv and argv[0] in ("test", "manage", "bench"):
         # Everything after these goes to pytest / manage.py untouched (argparse's
         # REMAINDER refuses a leading option such as `-q`).
         args = argparse.Namespace(command=argv[0], rest=argv[1:])
@@ -322,6 +335,7 @@ def main(argv: list[str] | None = None) -> int:
         "api": cmd_api,
         "beat": cmd_beat,
         "test": cmd_test,
+        "bench": cmd_bench,
         "manage": cmd_manage,
     }[args.command]
     try:
