@@ -134,6 +134,8 @@ def placeholder_status(state: str, message: str) -> tuple[str, str]:
         return "WAITING", "Stream is waiting for frames"
     if message.lower().startswith("stream is"):
         return state, message
+    if state == "ERROR":
+        return state, f"Stream failed: {message}" if message else "Stream failed"
     if message.lower().startswith(state.lower()):  # "Reconnecting in 1.0s: refused"
         return state, f"Stream is {state.lower()}{message[len(state) :]}"
     return state, f"Stream is {state.lower()}: {message}" if message else f"Stream is {state.lower()}"

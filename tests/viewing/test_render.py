@@ -154,7 +154,9 @@ def test_multipart_part_and_header_text():
             "Waiting for node 0 to start the stream",
             ("INITIALIZING", "Stream is initializing: Waiting for node 0 to start the stream"),
         ),
-        ("ERROR", "", ("ERROR", "Stream is error")),
+        ("ERROR", "", ("ERROR", "Stream failed")),
+        ("ERROR", "runner error: KeyError: 'x'", ("ERROR", "Stream failed: runner error: KeyError: 'x'")),
+        ("TERMINATING", "Stream is stopping", ("TERMINATING", "Stream is stopping")),
         ("RUNNING", "Stream is running..", ("WAITING", "Stream is waiting for frames")),
     ],
 )
