@@ -17,15 +17,23 @@ configuration, prefix queries `word:*`) rewards partial words typed as
 prefixes. Every term is in [0, 1] and an exact match of every word scores 1.
 Candidates are found through the two GIN indexes (trigram on `search_text`,
 `event_search_trgm`; full text on `to_tsvector('simple', search_text)`,
-`event_search_fts`): any query word with a word similarity of at least
-`min_similarity` (pg_trgm's `<%` operator), or any word matched as a prefix.
-Ties are broken by the full-text rank (`ts_rank_cd`), then by the newest event.
+`event_search_fts`): events where a query word has a word similarity of at
+least `min_similarity` (pg_trgm's `<%` operator) or prefixes a word. A word
+that matches more than SEARCH_TEXT_CANDIDATES events (a stream name, the label
+every face event carries) is scored but brings no candidates; when every word
+is that common, the newest SEARCH_TEXT_CANDIDATES events matching all of them
+are ranked. So a query costs at most a few tens of thousands of scored rows
+whatever the table's size. Ties are broken by the full-text rank
+(`ts_rank_cd`), then by the newest event.
 
 Image search. Embeddings are ranked by pgvector's cosine distance through the
 HNSW index `event_embedding_hnsw`; `hnsw.ef_search` (SEARCH_HNSW_EF_SEARCH,
-raised to `limit` when that is larger) is set for the query only (SET LOCAL);
-with stream, analytic or time filters the index is scanned iteratively
-(`hnsw.iterative_scan = relaxed_order`) so filtered searches still fill `limit`.
+raised to `limit` when that is larger) is set for the query only (SET LOCAL).
+With stream, analytic or time filters: when they leave at most
+SEARCH_EXACT_SCAN_MAX events, those are compared exactly (their B-tree picks
+them); otherwise the index is scanned iteratively (`hnsw.iterative_scan =
+relaxed_order`, at most SEARCH_HNSW_MAX_SCAN_TUPLES tuples) so filtered
+searches still fill `limit`.
 The distance is mapped to a similarity as the face engine documents
 (analytics.face.engine.similarity_from_distance).
 """
@@ -118,6 +126,23 @@ def _hits(scored: list[tuple[Any, float]]) -> list[SearchHit]:
     ]
 
 
+def _word_condition(word: str) -> tuple[str, list[str]]:
+    """Rows a query word matches: a similar word (trigram, `<%`) or a word it prefixes
+    (full text); each side answered by its GIN index."""
+    return (
+        f"(%s <%% e.search_text OR {TSVECTOR} @@ to_tsquery('simple', %s))",
+        [word, f"{word}:*"],
+    )
+
+
+def _matches_at_most(cursor, condition: str, params: list, where: str, filter_params: list, cap: int) -> bool:
+    cursor.execute(
+        f"SELECT count(*) FROM (SELECT 1 FROM {TABLE} e WHERE {condition}{where} LIMIT %s) matching",
+        [*params, *filter_params, cap + 1],
+    )
+    return cursor.fetchone()[0] <= cap
+
+
 def events_text_search(
     *,
     query: str,
@@ -125,42 +150,25 @@ def events_text_search(
     limit: int = DEFAULT_LIMIT,
     min_similarity: float = DEFAULT_TEXT_MIN_SIMILARITY,
 ) -> list[SearchHit]:
-    """Events whose text resembles `query`, most similar first (see the module docstring)."""
+    """Events whose text resembles `query`, most similar first (see the module docstring).
+
+    Scoring costs a few microseconds per candidate, so the candidates are kept to
+    at most TEXT_CANDIDATES per query word: words matching more events than that
+    (a stream name, the label every face event has) still count in the score but
+    do not bring candidates in. When every word is that common, the candidates are
+    the newest TEXT_CANDIDATES events matching all of them.
+    """
     words = query_words(query)
     if not words:
         return []
-    phrase = " ".join(words)
-    word_terms = " + ".join("word_similarity(%s, e.search_text)" for _ in words)
-    prefix_terms = " + ".join(f"({TSVECTOR} @@ to_tsquery('simple', %s))::int" for _ in words)
-    candidates = " OR ".join("%s <%% e.search_text" for _ in words)
-    any_prefix = " | ".join(f"{word}:*" for word in words)
+    cap = settings.SEARCH_TEXT_CANDIDATES
     where, filter_params = filters.sql()
+    conditions = [_word_condition(word) for word in words]
     count = len(words)
-    sql = f"""
-        SELECT event_id, similarity FROM (
-            SELECT e.event_id, e.timestamp,
-                0.60 * ({word_terms}) / {count}
-                + 0.25 * word_similarity(%s, e.search_text)
-                + 0.15 * ({prefix_terms}) / {count} AS similarity,
-                ts_rank_cd({TSVECTOR}, to_tsquery('simple', %s)) AS rank
-            FROM {TABLE} e
-            WHERE ({candidates} OR {TSVECTOR} @@ to_tsquery('simple', %s)){where}
-        ) scored
-        WHERE similarity >= %s
-        ORDER BY similarity DESC, rank DESC, timestamp DESC
-        LIMIT %s
-    """
-    params = [
-        *words,
-        phrase,
-        *(f"{word}:*" for word in words),
-        any_prefix,
-        *words,
-        any_prefix,
-        *filter_params,
-        min_similarity,
-        limit,
-    ]
+    phrase = " ".join(words)
+    word_terms = " + ".join("word_similarity(%s, c.search_text)" for _ in words)
+    prefix_terms = " + ".join("(v.tsv @@ to_tsquery('simple', %s))::int" for _ in words)
+    any_prefix = " | ".join(f"{word}:*" for word in words)
     with transaction.atomic(), connection.cursor() as cursor:
         # `<%` matches at this word similarity or more (index-assisted); low
         # thresholds cost more candidates, so it never goes under 0.1.
@@ -168,7 +176,52 @@ def events_text_search(
             "SELECT set_config('pg_trgm.word_similarity_threshold', %s, true)",
             [str(max(0.1, min_similarity))],
         )
-        cursor.execute(sql, params)
+        selective = [
+            (condition, params)
+            for condition, params in conditions
+            if _matches_at_most(cursor, condition, params, where, filter_params, cap)
+        ]
+        if selective:
+            candidate_where = " OR ".join(condition for condition, _ in selective)
+            candidate_params = [param for _, params in selective for param in params]
+            newest = ""
+        else:
+            candidate_where = " AND ".join(condition for condition, _ in conditions)
+            candidate_params = [param for _, params in conditions for param in params]
+            newest = f"ORDER BY e.timestamp DESC LIMIT {int(cap)}"
+        cursor.execute(
+            f"""
+            WITH candidates AS (
+                SELECT e.event_id, e.timestamp, e.search_text FROM {TABLE} e
+                WHERE ({candidate_where}){where} {newest}
+            )
+            SELECT event_id, similarity FROM (
+                SELECT c.event_id, c.timestamp,
+                    0.60 * ({word_terms}) / {count}
+                    + 0.25 * word_similarity(%s, c.search_text)
+                    + 0.15 * ({prefix_terms}) / {count} AS similarity,
+                    ts_rank_cd(v.tsv, to_tsquery('simple', %s)) AS rank
+                FROM candidates c
+                -- OFFSET 0 keeps the tsvector computed once per row, not once per use.
+                CROSS JOIN LATERAL (
+                    SELECT to_tsvector('simple'::regconfig, COALESCE(c.search_text, '')) AS tsv OFFSET 0
+                ) v
+            ) scored
+            WHERE similarity >= %s
+            ORDER BY similarity DESC, rank DESC, timestamp DESC
+            LIMIT %s
+            """,
+            [
+                *candidate_params,
+                *filter_params,
+                *words,
+                phrase,
+                *(f"{word}:*" for word in words),
+                any_prefix,
+                min_similarity,
+                limit,
+            ],
+        )
         scored = cursor.fetchall()
     return _hits(scored)
 
@@ -185,14 +238,36 @@ def events_nearest(
     ef_search: int | None = None,
 ) -> list[tuple[Any, float]]:
     """(event_id, cosine distance) of the `limit` events nearest `embedding`,
-    nearest first, through the HNSW index (approximate: see SEARCH_HNSW_EF_SEARCH)."""
+    nearest first.
+
+    Through the HNSW index (approximate: see SEARCH_HNSW_EF_SEARCH), except when
+    the filters leave at most SEARCH_EXACT_SCAN_MAX events: those are compared
+    one by one (exact, and as fast: a graph walk must otherwise go deep to find
+    a few neighbours among a small share of the rows)."""
     ef_search = min(1000, max(ef_search or settings.SEARCH_HNSW_EF_SEARCH, limit))
     where, filter_params = filters.sql()
     literal = _vector_literal(embedding)
     with transaction.atomic(), connection.cursor() as cursor:
-        cursor.execute("SELECT set_config('hnsw.ef_search', %s, true)", [str(ef_search)])
+        exact = False
         if filters.narrows:
-            cursor.execute("SELECT set_config('hnsw.iterative_scan', 'relaxed_order', true)")
+            cap = settings.SEARCH_EXACT_SCAN_MAX
+            cursor.execute(
+                f"SELECT count(*) FROM (SELECT 1 FROM {TABLE} e WHERE TRUE{where} LIMIT %s) matching",
+                [*filter_params, cap + 1],
+            )
+            exact = cursor.fetchone()[0] <= cap
+        if exact:
+            # The HNSW index only answers ordered index scans: with those off, the
+            # filter's B-tree (bitmap scan) picks the rows and they are sorted exactly.
+            cursor.execute("SET LOCAL enable_indexscan = off")
+        else:
+            cursor.execute("SELECT set_config('hnsw.ef_search', %s, true)", [str(ef_search)])
+            if filters.narrows:
+                cursor.execute("SELECT set_config('hnsw.iterative_scan', 'relaxed_order', true)")
+                cursor.execute(
+                    "SELECT set_config('hnsw.max_scan_tuples', %s, true)",
+                    [str(settings.SEARCH_HNSW_MAX_SCAN_TUPLES)],
+                )
         cursor.execute(
             f"SELECT e.event_id, e.embedding <=> %s::vector AS distance FROM {TABLE} e "
             f"WHERE e.embedding IS NOT NULL{where} ORDER BY e.embedding <=> %s::vector LIMIT %s",

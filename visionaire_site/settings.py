@@ -253,8 +253,15 @@ RETENTION_TIME_BUDGET_SECONDS = env_float("VISIONAIRE_RETENTION_TIME_BUDGET_SECO
 # Smart search (events/search.py): HNSW candidate list size (recall vs speed, see bench/README.md),
 # and the faces of a query image used (the most confident first) and their lowest detection score.
 SEARCH_HNSW_EF_SEARCH = env_int("VISIONAIRE_SEARCH_HNSW_EF_SEARCH", 100, minimum=10, maximum=1000)
+# Filtered image searches: exact up to this many events, else an iterative HNSW scan (tuples bounded).
+SEARCH_EXACT_SCAN_MAX = env_int("VISIONAIRE_SEARCH_EXACT_SCAN_MAX", 20_000, minimum=0, maximum=10_000_000)
+SEARCH_HNSW_MAX_SCAN_TUPLES = env_int(
+    "VISIONAIRE_SEARCH_HNSW_MAX_SCAN_TUPLES", 50_000, minimum=1000, maximum=10_000_000
+)
 SEARCH_MAX_QUERY_FACES = env_int("VISIONAIRE_SEARCH_MAX_QUERY_FACES", 5, minimum=1, maximum=50)
 SEARCH_FACE_MIN_SCORE = env_float("VISIONAIRE_SEARCH_FACE_MIN_SCORE", 0.8, minimum=0.0)
+# Text search scores at most this many candidate events per query word (see events/search.py).
+SEARCH_TEXT_CANDIDATES = env_int("VISIONAIRE_SEARCH_TEXT_CANDIDATES", 10_000, minimum=100, maximum=1_000_000)
 # The event writer stores up to this many events per transaction, waiting at most
 # EVENT_BATCH_WAIT_MS after the first one for others to join it.
 EVENT_BATCH_SIZE = env_int("VISIONAIRE_EVENT_BATCH_SIZE", 100, minimum=1, maximum=10_000)

@@ -239,3 +239,29 @@ def test_embedding_search_maps_distance_with_the_engine_scale(seen):
     assert hits[0].event.event_id == seen["biden"].event_id and hits[0].similarity == 1.0
     assert [hit.event.stream_id for hit in hits] == [LOBBY, LOBBY]  # Obama at the lobby
     assert [hit.similarity for hit in hits[1:]] == sorted((h.similarity for h in hits[1:]), reverse=True)
+
+
+@pytest.mark.parametrize(("exact_max", "plan_has_hnsw"), [(20_000, False), (0, True)])
+def test_filtered_searches_are_exact_when_few_rows_match(
+    seen, engine, photos, settings, exact_max, plan_has_hnsw
+):
+    """Few events left by the filters: compared exactly (no graph walk). Many: the
+    HNSW index, scanned iteratively. Either way the same answer here."""
+    settings.SEARCH_EXACT_SCAN_MAX = exact_max
+    _, embeddings = engine.analyze(photos.bgr("obama2.jpg"))
+    plans = []
+
+    def explain(execute, sql, params, many, context):
+        if "<=>" in sql and sql.lstrip().startswith("SELECT e.event_id"):
+            execute("EXPLAIN " + sql, params, many, context)
+            plans.append("\n".join(row[0] for row in context["cursor"].fetchall()))
+        return execute(sql, params, many, context)
+
+    with connection.cursor() as cursor:
+        # As on a big table: neither a scan of the whole table nor a sort of it is cheap.
+        cursor.execute("SET LOCAL enable_seqscan = off")
+        cursor.execute("SET LOCAL enable_sort = off")
+    with connection.execute_wrapper(explain):
+        rows = events_nearest(embedding=embeddings[0], filters=SearchFilters(stream_ids=[GATE]), limit=2)
+    assert ("event_embedding_hnsw" in plans[0]) is plan_has_hnsw, plans[0]
+    assert [row[0] for row in rows] == [seen["obama-gate"].event_id, seen["astronaut"].event_id]

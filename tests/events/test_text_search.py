@@ -179,3 +179,20 @@ def test_candidates_come_through_the_gin_indexes(people):
             events_text_search(query="jon doe")
     plan = captured[0]
     assert "event_search_trgm" in plan and "event_search_fts" in plan, plan
+
+
+def test_common_words_score_but_do_not_bring_candidates(api, people, settings):
+    """With at most 2 candidates per word: "camera" (6 events) and "face" (6) are
+    common; "walker" (1) brings Johnny Walker in, and the common words still count."""
+    settings.SEARCH_TEXT_CANDIDATES = 2
+    results = search(api, "walker camera gate", min_similarity=0)
+    assert names(results) == ["Johnny Walker"]
+    assert results[0]["similarity"] > 0.9  # every word found; not side by side
+
+
+def test_a_query_of_common_words_ranks_the_newest_matching_events(api, people, settings):
+    settings.SEARCH_TEXT_CANDIDATES = 2
+    results = search(api, "face camera", min_similarity=0)
+    # Only the two newest events that match every word are candidates.
+    assert [r["timestamp_ms"] for r in results] == [T0_MS + 300_000, T0_MS + 240_000]
+    assert search(api, "camera gate", min_similarity=0, limit=1)[0]["stream_id"] == GATE
