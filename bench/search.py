@@ -499,13 +499,31 @@ def scenario_route(*, requests: int, photo) -> list[dict]:
 
     from django.test import Client
 
-    from analytics.face.engine import face_engine
+    from analytics.face.engine import crop_jpeg, face_engine
+    from events.services import event_create
+    from streams.models import Stream
     from tests.support.face_photos import jpeg_bytes
 
     client = Client()
     engine = face_engine()
     engine.warm_up()
     data = jpeg_bytes(photo)
+    # Ten sightings of the photo's person with their crops, so that the route's answer
+    # carries ten results with their JPEGs (the synthetic events have no crop files).
+    faces, embeddings = engine.analyze(photo)
+    crop = crop_jpeg(photo, faces[0])
+    rng = np.random.default_rng(5)
+    stream = Stream(stream_id=stream_id(3), node_id=0, name=camera_name(3), address="file:///bench.mp4")
+    for vector in unit(embeddings[0] + 0.05 * unit(rng.standard_normal((10, DIM)))):
+        event_create(
+            stream=stream,
+            analytic_id="NFV4-SS",
+            timestamp=datetime.now(UTC),
+            pipeline_data={"object": "face"},
+            image_jpeg=crop,
+            embedding=[float(value) for value in vector],
+            search_text="face",
+        )
     body = json.dumps({"type": "image", "query": base64.b64encode(data).decode(), "limit": 10})
     results = []
     for _ in range(3):

@@ -261,7 +261,7 @@ SEARCH_HNSW_MAX_SCAN_TUPLES = env_int(
 SEARCH_MAX_QUERY_FACES = env_int("VISIONAIRE_SEARCH_MAX_QUERY_FACES", 5, minimum=1, maximum=50)
 SEARCH_FACE_MIN_SCORE = env_float("VISIONAIRE_SEARCH_FACE_MIN_SCORE", 0.8, minimum=0.0)
 # Text search scores at most this many candidate events per query word (see events/search.py).
-SEARCH_TEXT_CANDIDATES = env_int("VISIONAIRE_SEARCH_TEXT_CANDIDATES", 10_000, minimum=100, maximum=1_000_000)
+SEARCH_TEXT_CANDIDATES = env_int("VISIONAIRE_SEARCH_TEXT_CANDIDATES", 2000, minimum=100, maximum=1_000_000)
 # The event writer stores up to this many events per transaction, waiting at most
 # EVENT_BATCH_WAIT_MS after the first one for others to join it.
 EVENT_BATCH_SIZE = env_int("VISIONAIRE_EVENT_BATCH_SIZE", 100, minimum=1, maximum=10_000)
