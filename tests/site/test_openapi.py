@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-SPEC = ROOT.parent / "shared" / "spec" / "API.md"
+SPEC = ROOT / "docs" / "contract" / "API.md"
 COMMITTED = ROOT / "docs" / "openapi.json"
 REGENERATE = "python3 visionaire.py manage spectacular --format openapi-json --file docs/openapi.json"
 
