@@ -7,9 +7,11 @@
               (indexes dropped during the load and built afterwards, as a bulk
               import would, with maintenance_work_mem raised: each build timed).
               Embeddings are synthetic but shaped like face embeddings: 2% of N
-              identities, each event a sighting of one (identity centre + noise),
-              so that two sightings of one person score ~0.9 and different people
-              ~0.67 with the dlib mapping, as the face engine measures on photos.
+              identities around a mean face, each event a sighting of one
+              (identity centre + noise), so that two sightings of one person score
+              ~0.9 and different people ~0.67 with the dlib mapping, as the face
+              engine measures on photos; the photo the route scenario searches
+              with is placed among them.
 2. search     image search at the database layer (events.search.events_nearest:
               the HNSW query ordered by cosine distance, SET LOCAL ef_search),
               queries = new sightings of random identities: p50/p95 latency and
@@ -162,10 +164,16 @@ def unit(vectors: np.ndarray) -> np.ndarray:
 class Corpus:
     """The synthetic sightings: identity centres and each event's vector."""
 
-    def __init__(self, rows: int, seed: int = 2024):
+    def __init__(self, rows: int, *, anchor: np.ndarray | None = None, seed: int = 2024):
         self.rng = np.random.default_rng(seed)
         identities = max(10, int(rows * IDENTITY_SHARE))
-        self.mean = unit(self.rng.standard_normal(DIM))
+        # The identities surround a mean face; `anchor` (a real embedding) is placed as
+        # one of them, so a real photo's query lands among the synthetic people, not
+        # far from all of them (where no graph leads).
+        if anchor is None:
+            self.mean = unit(self.rng.standard_normal(DIM))
+        else:
+            self.mean = unit(unit(anchor) + CENTRE_SPREAD * unit(self.rng.standard_normal(DIM)))
         self.centres = unit(self.mean + CENTRE_SPREAD * unit(self.rng.standard_normal((identities, DIM))))
         self.identity = self.rng.integers(0, identities, rows)
         self.vectors = np.empty((rows, DIM), dtype=np.float32)
@@ -800,10 +808,10 @@ def main(argv=None) -> int:
                 from tests.support.face_photos import astronaut_bgr
 
                 photo = astronaut_bgr()
-                faces = face_engine().detector.detect(photo)
+                faces, embeddings = face_engine().analyze(photo)
                 crop = crop_jpeg(photo, faces[0])
                 say(f"generating {args.rows:,} face-like 128-d embeddings")
-                corpus = Corpus(args.rows)
+                corpus = Corpus(args.rows, anchor=embeddings[0])
                 expired = args.expired if endpoints.embedded and "retention" in scenarios else 0
                 loaded = sql("SELECT count(*) FROM events_event")[0][0]
                 if args.keep and loaded >= args.rows:
