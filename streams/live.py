@@ -43,6 +43,8 @@ from .models import Stream
 from .selectors import stream_stats_get
 
 logger = logging.getLogger(__name__)
+# Longest wait for a Redis connection to close when a feed or the hub lets go.
+CLOSE_TIMEOUT_SECONDS = 3.0
 
 WATCH_TTL_MS = 3000
 WATCH_REFRESH_SECONDS = 1.0
@@ -362,8 +364,11 @@ class StreamFeed:
                 logger.warning("stream %s: live frames unavailable (%s); retrying", self.stream_id, exc)
             finally:
                 self.subscribed = False
+                # Bounded: a connection that does not close in time is dropped,
+                # never left holding this task (and the hub's task count) open.
                 with contextlib.suppress(Exception):
-                    await pubsub.aclose()
+                    async with asyncio.timeout(CLOSE_TIMEOUT_SECONDS):
+                        await pubsub.aclose()
             await asyncio.sleep(backoff)
             backoff = min(backoff * 2, 5.0)
 
@@ -571,9 +576,14 @@ class LiveHub:
 
     @staticmethod
     async def _close_client(client: aioredis.Redis, feed: StreamFeed) -> None:
-        # After the feed's tasks, which may still be closing their connections.
-        await asyncio.gather(*feed.tasks, return_exceptions=True)
-        await client.aclose()
+        # After the feed's tasks, which may still be closing their connections;
+        # bounded, so a stuck connection cannot keep this task alive.
+        with contextlib.suppress(Exception):
+            async with asyncio.timeout(CLOSE_TIMEOUT_SECONDS):
+                await asyncio.gather(*feed.tasks, return_exceptions=True)
+        with contextlib.suppress(Exception):
+            async with asyncio.timeout(CLOSE_TIMEOUT_SECONDS):
+                await client.aclose()
 
     def stats(self) -> dict[str, int]:
         return {

@@ -51,15 +51,17 @@ def first_part(path: str, **extra):
     return async_to_sync(run)()
 
 
-def wait_for(predicate: Callable[[], object], *, timeout: float = 10.0, what: str = "condition"):
-    """Poll `predicate` until it returns something truthy; fail after `timeout`."""
+def wait_for(predicate: Callable[[], object], *, timeout: float = 10.0, what="condition"):
+    """Poll `predicate` until it returns something truthy; fail after `timeout`.
+    `what` may be a callable, called only on failure (to describe the state then)."""
     deadline = time.monotonic() + timeout
     while True:
         value = predicate()
         if value:
             return value
         if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+            described = what() if callable(what) else what
+            raise AssertionError(f"timed out after {timeout}s waiting for {described}")
         time.sleep(0.02)
 
 

@@ -171,7 +171,11 @@ def test_frames_are_published_only_while_watched(asgi_server, live_stream, redis
     # Both gone: after the grace, nothing left and the key lapses.
     # The grace is 0.2 s; the rest is cancelled renders and Redis connections closing,
     # which a loaded machine (the whole suite) can stretch to seconds.
-    wait_for(lambda: asgi_server.hub_stats()["tasks"] == 0, timeout=15, what="the hub to let go")
+    wait_for(
+        lambda: asgi_server.hub_stats()["tasks"] == 0,
+        timeout=15,
+        what=lambda: f"the hub to let go (tasks alive: {asgi_server.loop_tasks()})",
+    )
     idle = dict.fromkeys(("clients", "feeds", "variants", "tasks", "subscriptions"), 0)
     assert asgi_server.hub_stats() == idle
     assert redis_client.pubsub_numsub(live_channel(LIVE_SID)) == [(live_channel(LIVE_SID), 0)]
