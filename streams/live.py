@@ -25,7 +25,7 @@ import contextvars
 import logging
 import threading
 import time
-from collections.abc import AsyncIterator, Coroutine
+from collections.abc import AsyncIterator, Coroutine, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -95,6 +95,9 @@ class Part:
     state: str  # the stream's state; RUNNING for live frames
     placeholder: bool
     frame_ts: float | None = None  # capture time of a live frame (unix seconds)
+    # A placeholder's header-only part (Content-Length: 0), sent right after `wire`
+    # to clients that read status parts (see `reads_status_parts`); empty otherwise.
+    status: bytes = b""
 
 
 @dataclass
@@ -254,7 +257,8 @@ class Variant:
         jpeg = await asyncio.to_thread(
             render.render_placeholder, size=size, state=state, message=text, quality=self.key.jpeg_quality
         )
-        headers = [("X-NF-Message-Data", text), ("X-NF-Stream-State", render.header_text(state, 40))]
+        status = [("X-NF-Message-Data", text), ("X-NF-Stream-State", render.header_text(state, 40))]
+        headers = list(status)
         if self.key.analytic_id is not None:
             headers.append(("X-NF-Visual-Data", render.svg_header(render.overlay_svg([], (1.0, 1.0), size))))
         self._publish(
@@ -265,6 +269,7 @@ class Variant:
                 message=text,
                 state=state,
                 placeholder=True,
+                status=render.multipart_part(b"", status),
             )
         )
 
@@ -397,6 +402,25 @@ class StreamFeed:
         return stats["state"], stats["last_error_msg"]
 
 
+def reads_status_parts(headers: Mapping[str, str]) -> bool:
+    """Whether an MJPEG client (by its request headers) is a browser script that
+    reads header-only status parts, as Nodeflux's browser client does: it shows a
+    placeholder's message only from a part without a picture.
+
+    Others must not get them: an `<img>` (its Accept names image types) turns into
+    a broken image at an empty part, and OpenCV's FFmpeg reader stops at one. A
+    browser's fetch says what it is with `Sec-Fetch-Dest: empty`; browsers from
+    before Fetch Metadata still send Origin on a cross-origin fetch. Players and
+    tools (VLC, FFmpeg, OpenCV, curl) send neither.
+    """
+    if "image/" in headers.get("Accept", "").lower():
+        return False
+    dest = headers.get("Sec-Fetch-Dest")
+    if dest is not None:
+        return dest.strip().lower() == "empty"
+    return "Origin" in headers
+
+
 class Viewer:
     """One client of a variant. It holds nothing until it starts: iterating it
     (the MJPEG response being sent) or `hold()` (a snapshot) takes its place in
@@ -407,10 +431,11 @@ class Viewer:
     has its request cancelled and the response dropped, never sent nor closed.
     """
 
-    def __init__(self, hub: LiveHub, key: VariantKey, stream: Stream) -> None:
+    def __init__(self, hub: LiveHub, key: VariantKey, stream: Stream, *, status_parts: bool = False) -> None:
         self.hub = hub
         self.key = key
         self.stream = stream
+        self.status_parts = status_parts  # send placeholders' header-only parts too
         self.variant: Variant | None = None
         self.released = False
 
@@ -436,7 +461,9 @@ class Viewer:
             while True:
                 part = await variant.next_part(seen)
                 seen = part.seq
-                yield part.wire
+                # One write: a client that reads status parts finds the chunk ending
+                # with the header-only part's headers, which is when it shows them.
+                yield part.wire + part.status if self.status_parts else part.wire
         finally:
             self.release()
 
@@ -524,10 +551,11 @@ class LiveHub:
                     "ask for a height, quality, fps and overlay that others already watch"
                 )
 
-    def viewer(self, key: VariantKey, stream: Stream) -> Viewer:
-        """A viewer of variant `key` of `stream` (503 now if it could not be served)."""
+    def viewer(self, key: VariantKey, stream: Stream, *, status_parts: bool = False) -> Viewer:
+        """A viewer of variant `key` of `stream` (503 now if it could not be served);
+        `status_parts`: it also gets placeholders' header-only parts."""
         self.admit_check(key)
-        return Viewer(self, key, stream)
+        return Viewer(self, key, stream, status_parts=status_parts)
 
     def attach(self, key: VariantKey, stream: Stream) -> Variant:
         """Take a place in variant `key` of `stream`, starting what it needs."""

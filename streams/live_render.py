@@ -290,7 +290,9 @@ def header_text(value: str, limit: int = 500) -> str:
 
 
 def multipart_part(jpeg: bytes, headers: list[tuple[str, str]]) -> bytes:
-    """One part of the multipart/x-mixed-replace body, boundary line first."""
+    """One part of the multipart/x-mixed-replace body, boundary line first. An
+    empty `jpeg` makes a header-only status part; it still says image/jpeg like
+    every part of the stream (FFmpeg's reader, for one, refuses other types)."""
     lines = [f"--{BOUNDARY}", "Content-Type: image/jpeg", f"Content-Length: {len(jpeg)}"]
     lines += [f"{name}: {value}" for name, value in headers]
     return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + jpeg + b"\r\n"

@@ -19,6 +19,7 @@ from django.conf import settings
 from django.db import connection
 from django.http import HttpResponse, StreamingHttpResponse
 from django.template.loader import render_to_string
+from django.utils.cache import patch_vary_headers
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 
@@ -172,7 +173,10 @@ MJPEG = {
         "X-NF-Message-Data (status text), X-NF-Stream-State and, for live frames, X-NF-Frame-Ts "
         "(capture time, unix ms); overlay routes add X-NF-Visual-Data (base64 SVG of the overlay, "
         "the frame's size) and X-NF-Visual-Data-Ts (unix ms). While the stream delivers no frames, "
-        "a placeholder part showing its state comes every second.",
+        "a placeholder part showing its state comes every second; a browser script's fetch "
+        "(Sec-Fetch-Dest: empty, or an Origin header; Accept not naming image types) gets it followed "
+        "in the same write by a header-only status part: Content-Length: 0, X-NF-Message-Data "
+        "(containing 'Stream is stopped' for a stopped stream) and X-NF-Stream-State.",
     ),
     **ERRORS,
     **BUSY,
@@ -237,7 +241,9 @@ async def mjpeg_response(request, **kwargs) -> StreamingHttpResponse:
     hub = live.live_hub()
     hub.admit_check()  # refuse early, before any database work, when full
     viewing = await _viewing_request(request.GET, **kwargs)
-    viewer = hub.viewer(viewing.variant, viewing.stream)
+    viewer = hub.viewer(
+        viewing.variant, viewing.stream, status_parts=live.reads_status_parts(request.headers)
+    )
     # The viewer takes its place when the response is sent, and gives it back when
     # its iterator ends (the client went away and the server cancelled it) or, at
     # the latest, when Django closes the response.
@@ -245,6 +251,7 @@ async def mjpeg_response(request, **kwargs) -> StreamingHttpResponse:
     for name, value in NO_CACHE.items():
         response[name] = value
     response["X-Accel-Buffering"] = "no"  # a proxy must pass each part on at once
+    patch_vary_headers(response, ("Accept", "Sec-Fetch-Dest", "Origin"))  # what reads_status_parts reads
     return response
 
 

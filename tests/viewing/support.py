@@ -1,11 +1,14 @@
 """Real pieces for the live viewing tests: the ASGI application served by a real
 uvicorn in a thread of the test process (so a test can look at the live hub
-itself), a stream runner in a thread, and a strict MJPEG (multipart) reader.
+itself), a stream runner in a thread, a strict MJPEG (multipart) reader, and a
+recorder of a response body as it came off the socket.
 
     with AsgiServer() as server:                     # http://127.0.0.1:<port>
         with RunnerThread(stream_id):                # the runner publishes while watched
             with MjpegReader(server.url(f"/mjpeg/0/{sid}?fps=5")) as reader:
                 part = reader.read_part()           # headers, JPEG, receive time
+    with BodyRecorder(server.url(path), {"Sec-Fetch-Dest": "empty"}) as body:
+        body.receive_until(lambda: len(body.writes) >= 3, timeout=20, what="3 writes")
 
 Rows the server and the runner read must be committed: use `transactional_db`.
 """
@@ -14,12 +17,14 @@ from __future__ import annotations
 
 import asyncio
 import http.client
+import io
 import re
 import socket
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import BinaryIO
 from urllib.parse import urlsplit
 
 import cv2
@@ -193,15 +198,62 @@ class FramingError(AssertionError):
     pass
 
 
-class MjpegReader:
-    """A strict reader of a multipart/x-mixed-replace response: every part must
-    start with the boundary line, carry Content-Type and Content-Length, and its
-    body must be exactly Content-Length bytes followed by CRLF."""
+def read_part_from(stream: BinaryIO, boundary: bytes, *, status_parts: bool = False) -> MjpegPart:
+    """The next part of a multipart/x-mixed-replace body, strictly: it must start
+    with the boundary line, carry Content-Type: image/jpeg and Content-Length, and
+    its body must be exactly Content-Length bytes followed by CRLF, a whole JPEG;
+    with `status_parts`, a header-only part (Content-Length: 0) too."""
+    line = stream.readline()
+    while line == b"\r\n":  # the CRLF that may end the previous part
+        line = stream.readline()
+    if line != b"--" + boundary + b"\r\n":
+        raise FramingError(f"expected the boundary line, got {line[:80]!r}")
+    headers: dict[str, str] = {}
+    while True:
+        line = stream.readline()
+        if not line:
+            raise FramingError("the connection ended inside a part's headers")
+        if line == b"\r\n":
+            break
+        name, sep, value = line.decode("latin-1").partition(":")
+        if not sep or not line.endswith(b"\r\n"):
+            raise FramingError(f"malformed header line {line[:80]!r}")
+        headers[name.strip().lower()] = value.strip()
+    if headers.get("content-type") != "image/jpeg":
+        raise FramingError(f"part Content-Type is {headers.get('content-type')!r}")
+    length = int(headers["content-length"])
+    body = stream.read(length)
+    if len(body) != length:
+        raise FramingError(f"the part ended after {len(body)} of {length} bytes")
+    if stream.read(2) != b"\r\n":
+        raise FramingError("the part's body is longer than its Content-Length")
+    whole_jpeg = body.startswith(b"\xff\xd8") and body.endswith(b"\xff\xd9")
+    if not whole_jpeg and not (status_parts and length == 0):
+        raise FramingError("the part's body is not a whole JPEG")
+    return MjpegPart(headers, body, time.time())
 
-    def __init__(self, url: str, *, timeout: float = 10.0) -> None:
+
+def parts_in(body: bytes, *, boundary: bytes = b"frame") -> list[MjpegPart]:
+    """All parts of a recorded body (status parts allowed), strictly framed."""
+    stream = io.BytesIO(body)
+    parts = []
+    while stream.tell() < len(body):
+        parts.append(read_part_from(stream, boundary, status_parts=True))
+    return parts
+
+
+class MjpegReader:
+    """A strict reader of a multipart/x-mixed-replace response (`read_part_from`),
+    as a client sending `headers` gets it; `status_parts` allows header-only parts."""
+
+    def __init__(
+        self, url: str, *, timeout: float = 10.0, headers: dict[str, str] | None = None, status_parts=False
+    ) -> None:
         parts = urlsplit(url)
+        self.status_parts = status_parts
         self.connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=timeout)
-        self.connection.request("GET", parts.path + (f"?{parts.query}" if parts.query else ""))
+        path = parts.path + (f"?{parts.query}" if parts.query else "")
+        self.connection.request("GET", path, headers=headers or {})
         self.response = self.connection.getresponse()
         self.status = self.response.status
         self.content_type = self.response.getheader("Content-Type", "")
@@ -211,33 +263,7 @@ class MjpegReader:
     def read_part(self) -> MjpegPart:
         if self.boundary is None:
             raise FramingError(f"not an MJPEG response: {self.status} {self.content_type}")
-        line = self.response.readline()
-        while line == b"\r\n":  # the CRLF that may end the previous part
-            line = self.response.readline()
-        if line != b"--" + self.boundary + b"\r\n":
-            raise FramingError(f"expected the boundary line, got {line[:80]!r}")
-        headers: dict[str, str] = {}
-        while True:
-            line = self.response.readline()
-            if not line:
-                raise FramingError("the connection ended inside a part's headers")
-            if line == b"\r\n":
-                break
-            name, sep, value = line.decode("latin-1").partition(":")
-            if not sep or not line.endswith(b"\r\n"):
-                raise FramingError(f"malformed header line {line[:80]!r}")
-            headers[name.strip().lower()] = value.strip()
-        if headers.get("content-type") != "image/jpeg":
-            raise FramingError(f"part Content-Type is {headers.get('content-type')!r}")
-        length = int(headers["content-length"])
-        body = self.response.read(length)
-        if len(body) != length:
-            raise FramingError(f"the part ended after {len(body)} of {length} bytes")
-        if self.response.read(2) != b"\r\n":
-            raise FramingError("the part's body is longer than its Content-Length")
-        if not (body.startswith(b"\xff\xd8") and body.endswith(b"\xff\xd9")):
-            raise FramingError("the part's body is not a whole JPEG")
-        return MjpegPart(headers, body, time.time())
+        return read_part_from(self.response, self.boundary, status_parts=self.status_parts)
 
     def read_until(self, predicate: Callable[[MjpegPart], bool], *, timeout: float, what: str) -> MjpegPart:
         deadline = time.monotonic() + timeout
@@ -251,6 +277,106 @@ class MjpegReader:
         self.connection.close()
 
     def __enter__(self) -> MjpegReader:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+class BodyRecorder:
+    """GET `url` with `headers` over a plain socket and keep the response body as
+    it came: `writes`, one per HTTP chunk (the server sends each write of a
+    streaming response as one), and `pieces`, the body bytes each recv() brought
+    (what a browser's fetch reader hands over, at most one recv at a time).
+    Bytes come only when asked for: `receive()`, `receive_until()`."""
+
+    def __init__(
+        self,
+        url: str,
+        headers: dict[str, str],
+        *,
+        timeout: float = 10.0,
+        on_piece: Callable[[bytes], object] | None = None,
+    ) -> None:
+        self.on_piece = on_piece  # called with each piece as it comes
+        parts = urlsplit(url)
+        self.socket = socket.create_connection((parts.hostname, parts.port), timeout=timeout)
+        path = parts.path + (f"?{parts.query}" if parts.query else "")
+        lines = [f"GET {path} HTTP/1.1", f"Host: {parts.netloc}"] + [f"{k}: {v}" for k, v in headers.items()]
+        self.socket.sendall(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1"))
+        self._raw = b""
+        while b"\r\n\r\n" not in self._raw:
+            self._recv()
+        head, self._raw = self._raw.split(b"\r\n\r\n", 1)
+        status_line, *header_lines = head.decode("latin-1").split("\r\n")
+        self.status = int(status_line.split()[1])
+        self.headers = {n.strip().lower(): v.strip() for n, _, v in (h.partition(":") for h in header_lines)}
+        assert self.headers.get("transfer-encoding") == "chunked", self.headers
+        self.writes: list[bytes] = []
+        self.pieces: list[bytes] = []
+        self._write = bytearray()
+        self._left = -1  # bytes left in the current HTTP chunk; -1: a size line comes
+        self._decode()
+
+    def _recv(self) -> None:
+        data = self.socket.recv(1 << 16)
+        if not data:
+            raise AssertionError("the server closed the connection")
+        self._raw += data
+
+    def _decode(self) -> None:
+        piece = bytearray()
+        while True:
+            if self._left == -1:  # a size line
+                line, sep, rest = self._raw.partition(b"\r\n")
+                if not sep:
+                    break
+                self._left, self._raw = int(line, 16), rest
+                assert self._left > 0, "the response ended"
+            elif self._left == 0:  # the CRLF that ends a chunk
+                if len(self._raw) < 2:
+                    break
+                assert self._raw.startswith(b"\r\n"), "an HTTP chunk longer than its size"
+                self._raw = self._raw[2:]
+                self.writes.append(bytes(self._write))
+                self._write.clear()
+                self._left = -1
+            elif self._raw:
+                take = self._raw[: self._left]
+                self._raw = self._raw[len(take) :]
+                piece += take
+                self._write += take
+                self._left -= len(take)
+            else:
+                break
+        if piece:
+            self.pieces.append(bytes(piece))
+            if self.on_piece is not None:
+                self.on_piece(self.pieces[-1])
+
+    def at_write_end(self) -> bool:
+        """Whether all that came so far are whole writes (nothing of the next one)."""
+        return self._left == -1 and not self._raw and not self._write
+
+    def receive(self) -> None:
+        """What the next recv() brings."""
+        self._recv()
+        self._decode()
+
+    def receive_until(self, predicate: Callable[[], object], *, timeout: float, what: str) -> None:
+        deadline = time.monotonic() + timeout
+        while not predicate():
+            if time.monotonic() > deadline:
+                raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+            self.receive()
+
+    def body(self) -> bytes:
+        return b"".join(self.writes)
+
+    def close(self) -> None:
+        self.socket.close()
+
+    def __enter__(self) -> BodyRecorder:
         return self
 
     def __exit__(self, *exc) -> None:

@@ -1,8 +1,11 @@
 """A real browser: Debian's Chromium, headless, driven by Selenium, opens the
-/visual page of a running stream; what it renders is not blank and changes."""
+/visual page of a running stream; what it renders is not blank and changes.
+For a stream without frames, an <img> keeps showing the placeholder while a
+script's fetch (and the /visual page's) gets the header-only status parts."""
 
 from __future__ import annotations
 
+import base64
 import os
 import shutil
 import tempfile
@@ -13,7 +16,10 @@ import cv2
 import numpy as np
 import pytest
 
+from tests.events.conftest import stream_make
+
 from .conftest import LIVE_SID
+from .nodeflux_client import Tile
 from .support import wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)
@@ -112,3 +118,70 @@ def test_visual_page_reconnects_when_the_server_restarts(asgi_server, live_strea
         what="the page to reconnect and show frames again",
     )
     assert asgi_server.hub_stats()["clients"] == 1
+
+
+# Reads an MJPEG with fetch() as a page's script does, for about `ms`; the chunks
+# its reader handed over, base64 (Selenium passes strings, not bytes).
+RECORD_FETCH = """
+const [url, ms, done] = arguments;
+const controller = new AbortController();
+const chunks = [];
+fetch(url, {signal: controller.signal, cache: "no-store"}).then(async (response) => {
+  const reader = response.body.getReader();
+  const until = Date.now() + ms;
+  while (Date.now() < until) {
+    const {value, done: ended} = await reader.read();
+    if (ended) break;
+    let text = "";
+    for (let i = 0; i < value.length; i += 8192) {
+      text += String.fromCharCode.apply(null, value.subarray(i, i + 8192));
+    }
+    chunks.push(btoa(text));
+  }
+  controller.abort();
+  done(chunks);
+}).catch((error) => done("fetch failed: " + error));
+"""
+
+
+def image_state(driver, element_id: str) -> tuple[bool, int]:
+    return tuple(
+        driver.execute_script(
+            "const img = document.getElementById(arguments[0]); return [img.complete, img.naturalWidth];",
+            element_id,
+        )
+    )
+
+
+def test_img_keeps_the_placeholder_while_scripts_get_status_parts(asgi_server, transactional_db, browser):
+    sid = "00000000000000b3"
+    stream_make(sid)  # active, no node runs it: placeholders only
+    path = f"/mjpeg/0/{sid}?height=120"
+    # The /visual page reads that MJPEG with fetch(), so it gets the status parts too.
+    browser.get(asgi_server.url(f"/visual/0/{sid}?height=120"))
+    browser.execute_script(
+        "const img = document.createElement('img'); img.id = 'probe'; img.src = arguments[0];"
+        "document.body.appendChild(img);",
+        path,
+    )
+    wait_for(lambda: image_state(browser, "probe") == (True, 213), timeout=20, what="the <img>'s picture")
+    hub = asgi_server.hub()
+
+    async def ticks():
+        feed = hub.feeds.get(sid)
+        return sum(variant.parts_made for variant in feed.variants.values()) if feed else 0
+
+    first = asgi_server.call(ticks)
+    # Chromium takes a picture as done when the next part starts: an empty part
+    # would break the image at the tick after it.
+    wait_for(lambda: asgi_server.call(ticks) >= first + 4, timeout=20, what="four more status ticks")
+    assert image_state(browser, "probe") == (True, 213), "the <img> broke on the status ticks"
+    assert showing_frames(browser) and note(browser) == ""  # the page: a picture, no reconnect note
+    assert image_state(browser, "view")[1] == 213
+    # A script's fetch from the page: Chromium's own request headers, its own chunks.
+    browser.set_script_timeout(30)
+    chunks = browser.execute_async_script(RECORD_FETCH, path, 3500)
+    assert isinstance(chunks, list), chunks
+    tile = Tile().feed_all(base64.b64decode(chunk) for chunk in chunks)
+    assert len(tile.pictures) >= 2 and tile.picture_sizes()[0] == (213, 120)
+    assert tile.shown() == "Stream is initializing" and not tile.removed
