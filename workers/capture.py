@@ -33,6 +33,9 @@ logger = logging.getLogger(__name__)
 PROBE_TIMEOUT_S = 3.0
 # Declared frame rates above this are clock rates or garbage, not frame rates.
 MAX_DECLARED_FPS = 240.0
+# Abandoned readers of one source still blocked in FFmpeg before no new
+# connection is opened: a decoder that never returns must not pile up threads.
+MAX_STUCK_READERS = 2
 
 
 class CaptureState(StrEnum):
@@ -250,6 +253,7 @@ class FrameSource:
         self._lock = threading.Lock()  # the supervisor against the current reader
         self._meter = RateMeter()
         self._connection: _Connection | None = None
+        self._abandoned: list[_Connection] = []  # stalled readers cut off (supervisor only)
         # Figures (read without the lock: each is one attribute assignment).
         self.state = CaptureState.CONNECTING
         self.message = "Connecting to the source"
@@ -324,14 +328,19 @@ class FrameSource:
             if not first:
                 self.reconnect_attempts += 1
             first = False
-            connection = self._connect()
-            cause = self._watch(connection)
-            if connection.delivered:
-                backoff = self.options.backoff_initial_s  # it worked for a while: retry soon
-            if cause is None:  # stopped, or a file that ended without looping
-                if connection.ended:
-                    self._set(CaptureState.ENDED, "End of file reached")
-                break
+            stuck = self._stuck_readers()
+            if len(stuck) >= MAX_STUCK_READERS:
+                # Each would hold a thread and a decoder: wait for one to return.
+                cause = f"{len(stuck)} earlier reads of the source have not returned yet"
+            else:
+                connection = self._connect()
+                cause = self._watch(connection)
+                if connection.delivered:
+                    backoff = self.options.backoff_initial_s  # it worked for a while: retry soon
+                if cause is None:  # stopped, or a file that ended without looping
+                    if connection.ended:
+                        self._set(CaptureState.ENDED, "End of file reached")
+                    break
             if self._stop.is_set():
                 break
             self._set(CaptureState.RECONNECTING, f"Reconnecting in {backoff:.1f}s: {cause}")
@@ -393,7 +402,13 @@ class FrameSource:
                 return False
             connection.stale = True
         connection.cancel.set()
+        self._abandoned.append(connection)
         return True
+
+    def _stuck_readers(self) -> list[_Connection]:
+        """Abandoned readers still inside a native call."""
+        self._abandoned = [c for c in self._abandoned if c.thread is not None and c.thread.is_alive()]
+        return self._abandoned
 
     # -- reader -----------------------------------------------------------------
     def _open(self) -> cv2.VideoCapture | None:
