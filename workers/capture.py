@@ -234,11 +234,12 @@ class FrameSource:
     `stall_timeout_s` after its last frame whatever the read does. The stalled
     reader is then abandoned: it may stay blocked a while longer (it is a daemon
     and ends when its read returns), but it can no longer change the source's
-    state, figures or buffer.
+    state, figures or buffer. While MAX_STUCK_READERS of them are still blocked,
+    no new connection is opened.
 
     States and figures are read by the stream runner from any thread.
-    `reconnects` counts recoveries (frames again after a fault),
-    `reconnect_attempts` every connection attempt after the first.
+    `reconnects` counts recoveries (frames again after a fault, however many
+    attempts it took), `reconnect_attempts` every attempt after the first.
     """
 
     def __init__(self, address: str, options: CaptureOptions | None = None, *, name: str = "") -> None:
