@@ -457,7 +457,7 @@ def stream_paced_cpu(path: Path, seconds: float) -> dict:
         wait_running([running])
         time.sleep(2)  # settle
         source = running.runner.source
-        runner_tid, capture_tid = running.thread.native_id, source._thread.native_id
+        runner_tid, capture_tid = running.thread.native_id, source.reader_thread.native_id
         decoded0, dropped0 = source.frames_decoded, source.frames_dropped
         threads0, window = threads_cpu(), CpuWindow()
         time.sleep(seconds)

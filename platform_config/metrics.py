@@ -70,7 +70,12 @@ class _Families:
             "visionaire_stream_frames_dropped", "Frames dropped because processing was busy", labels=stream
         )
         self.stream_reconnects = CounterMetricFamily(
-            "visionaire_stream_reconnects", "Source reconnections", labels=stream
+            "visionaire_stream_reconnects",
+            "Source outages recovered from (frames again after a fault)",
+            labels=stream,
+        )
+        self.stream_reconnect_attempts = CounterMetricFamily(
+            "visionaire_stream_reconnect_attempts", "Connection attempts after a source fault", labels=stream
         )
         self.stream_uptime = GaugeMetricFamily(
             "visionaire_stream_uptime_seconds", "Seconds since the stream runner started", labels=stream
@@ -211,6 +216,7 @@ class VisionaireCollector(Collector):
             self._add(f.stream_fps, labels, stats.get("fps"))
             self._add(f.stream_dropped, labels, stats.get("frames_dropped"))
             self._add(f.stream_reconnects, labels, stats.get("reconnects"))
+            self._add(f.stream_reconnect_attempts, labels, stats.get("reconnect_attempts"))
             self._add(f.stream_uptime, labels, stats.get("uptime_sec"))
             state = stats.get("state")
             if state:

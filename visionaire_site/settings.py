@@ -174,6 +174,12 @@ CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# A stream task runs for as long as its stream: a lost broker connection (Redis
+# away for a while) must leave it running, whatever a future Celery defaults to,
+# and the worker reconnects for as long as it takes (Celery gives up after 100
+# tries by default, and the worker, with every stream in it, would exit).
+CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS = False
+CELERY_BROKER_CONNECTION_MAX_RETRIES = None
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_BEAT_SCHEDULE_FILENAME = str(DATA_DIR / "run" / "celerybeat-schedule")
 # Periodic jobs; each app adds its entries here.

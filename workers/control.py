@@ -23,6 +23,7 @@ from visionaire_site.redis import get_redis
 
 from .leases import starting_key
 from .runner import RUNNERS
+from .runtime_redis import RedisBackoff
 
 logger = logging.getLogger(__name__)
 
@@ -69,6 +70,7 @@ class ControlListener:
         self.node_num = node_num
         self.client = client or get_redis()
         self._stop = threading.Event()
+        self._outage = RedisBackoff(f"control queue of node {node_num}")  # logs an outage once
         self._thread = threading.Thread(target=self._run, name=f"control-node{node_num}", daemon=True)
 
     def start(self) -> None:
@@ -84,9 +86,10 @@ class ControlListener:
             try:
                 item = self.client.brpop(queue, timeout=1)
             except redis.RedisError as exc:
-                logger.warning("control queue of node %s unreadable (%s); retrying", self.node_num, exc)
+                self._outage.failed(exc)
                 self._stop.wait(1.0)
                 continue
+            self._outage.succeeded()
             if item is None:
                 continue
             try:

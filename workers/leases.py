@@ -5,12 +5,18 @@ A stream task takes the lease with SET NX before it opens the source and
 refreshes it while it runs; a refresh or release only touches a lease whose
 token is its own (compare-and-set in Lua, atomic in Redis). When a worker dies
 the lease expires and the reconcile job starts the stream again.
+
+A lease can also vanish while its runner is alive: Redis was unreachable past
+the lease's lifetime, or restarted empty. The refresh then takes it again
+(SET if absent, in the same script), since nobody else runs the stream; only a
+lease held by another owner means the stream runs elsewhere.
 """
 
 from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, field
+from enum import StrEnum
 
 import redis
 from django.conf import settings
@@ -18,8 +24,14 @@ from django.conf import settings
 from visionaire_site.redis import key
 
 _REFRESH = """
-if redis.call('get', KEYS[1]) == ARGV[1] then
-  return redis.call('pexpire', KEYS[1], ARGV[2])
+local holder = redis.call('get', KEYS[1])
+if holder == ARGV[1] then
+  redis.call('pexpire', KEYS[1], ARGV[2])
+  return 1
+end
+if not holder then
+  redis.call('set', KEYS[1], ARGV[1], 'PX', ARGV[2])
+  return 2
 end
 return 0
 """
@@ -29,6 +41,12 @@ if redis.call('get', KEYS[1]) == ARGV[1] then
 end
 return 0
 """
+
+
+class Refresh(StrEnum):
+    HELD = "held"  # still ours, extended
+    RETAKEN = "retaken"  # it had vanished (expired, or Redis lost it) and is ours again
+    LOST = "lost"  # another owner holds it: the stream runs elsewhere
 
 
 def lease_key(stream_id: str) -> str:
@@ -58,9 +76,10 @@ class Lease:
     def acquire(self) -> bool:
         return bool(self.client.set(lease_key(self.stream_id), self.value, nx=True, px=lease_ttl_ms()))
 
-    def refresh(self) -> bool:
-        """Extend the lease; False when it is no longer ours (expired and taken)."""
-        return bool(self.client.eval(_REFRESH, 1, lease_key(self.stream_id), self.value, lease_ttl_ms()))
+    def refresh(self) -> Refresh:
+        """Extend the lease, or take it again if it vanished; LOST when another owner holds it."""
+        outcome = int(self.client.eval(_REFRESH, 1, lease_key(self.stream_id), self.value, lease_ttl_ms()))
+        return {1: Refresh.HELD, 2: Refresh.RETAKEN}.get(outcome, Refresh.LOST)
 
     def release(self) -> None:
         self.client.eval(_RELEASE, 1, lease_key(self.stream_id), self.value)

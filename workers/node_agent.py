@@ -39,6 +39,8 @@ from platform_config.nodes import (
 )
 from visionaire_site.redis import get_redis
 
+from .runtime_redis import RedisBackoff
+
 logger = logging.getLogger(__name__)
 
 RestartHook = Callable[[], None]
@@ -235,6 +237,8 @@ class NodeAgent:
         self._beat_now = threading.Event()
         self._beaten = threading.Event()  # set by the first heartbeat written
         self._restart_lock = threading.Lock()
+        # Logs an outage once, not at every beat; the beats themselves go on as usual.
+        self._outage = RedisBackoff(f"node {node_num} heartbeat and control")
 
     # lifecycle
 
@@ -299,9 +303,10 @@ class NodeAgent:
             node_heartbeat_write(client=self.client, heartbeat=self._measure(now))
             self.beats += 1
             self._beaten.set()
+            self._outage.succeeded()
         except redis.RedisError as exc:
             self.failures += 1
-            logger.warning("node %s heartbeat failed, retrying next beat: %s", self.node_num, exc)
+            self._outage.failed(exc)
         except Exception:
             # A database fault while registering, or a bug: log it, keep beating.
             self.failures += 1
@@ -356,7 +361,10 @@ class NodeAgent:
                 self._pubsub = pubsub
             message = self._pubsub.get_message(timeout=timeout)
         except (redis.RedisError, OSError) as exc:
-            logger.warning("node %s control channel failed, resubscribing: %s", self.node_num, exc)
+            if self._outage.down:  # the beat has said so already
+                logger.debug("node %s control channel failed, resubscribing: %s", self.node_num, exc)
+            else:
+                logger.warning("node %s control channel failed, resubscribing: %s", self.node_num, exc)
             self._close_pubsub()
             self._stop.wait(timeout)
             return

@@ -7,6 +7,9 @@ to Redis every second. It follows the desired state in SQL: control messages
 make a change take effect at once, and a periodic re-read catches any message
 that was missed. Nothing a source or an analytic does can end the task; only
 a stop (stream deleted or deactivated, worker shutting down) or a lost lease.
+Nor can Redis being away: the stream decodes on, its figures and lease wait
+for Redis to answer again, and a lease that vanished meanwhile is taken again
+(workers.leases).
 """
 
 from __future__ import annotations
@@ -22,13 +25,13 @@ from django.db import DatabaseError
 
 from analytics.plugins import Frame
 from streams.selectors import pipeline_stats_key, stream_stats_key
-from visionaire_site.redis import get_redis
 
 from .capture import CaptureOptions, CaptureState, FrameSource
 from .desired import DesiredStream, desired_stream_get
 from .event_sink import event_sink
-from .leases import Lease, starting_key
+from .leases import Lease, Refresh, starting_key
 from .pipelines import PipelineHost
+from .runtime_redis import RedisBackoff, runtime_redis
 from .viewing import FramePublisher
 
 logger = logging.getLogger(__name__)
@@ -101,14 +104,18 @@ RUNNERS = RunnerRegistry()
 
 @dataclass
 class Totals:
-    """Figures that outlive a source (an address change or a watchdog restart)."""
+    """Figures that outlive a source (an address change, a restart request)."""
 
+    frames_decoded: int = 0
     frames_dropped: int = 0
     reconnects: int = 0
+    reconnect_attempts: int = 0
 
-    def absorb(self, source: FrameSource, *, reconnected: bool = False) -> None:
+    def absorb(self, source: FrameSource) -> None:
+        self.frames_decoded += source.frames_decoded
         self.frames_dropped += source.frames_dropped
-        self.reconnects += source.reconnects + (1 if reconnected else 0)
+        self.reconnects += source.reconnects
+        self.reconnect_attempts += source.reconnect_attempts
 
 
 class StreamRunner:
@@ -117,7 +124,7 @@ class StreamRunner:
     ):
         self.stream_id = stream_id
         self.node_num = node_num
-        self.client = client or get_redis()
+        self.client = client or runtime_redis()
         self.lease = Lease(self.client, stream_id, owner=f"node{node_num}:{worker_name or 'worker'}")
         self.finished = threading.Event()
         self._stop = threading.Event()
@@ -130,7 +137,9 @@ class StreamRunner:
         self.totals = Totals()
         self.source: FrameSource | None = None
         self.host: PipelineHost | None = None
-        self.publisher = FramePublisher(stream_id)
+        # Stats, lease refreshes and live frames: skipped for a while after Redis failed.
+        self.redis_backoff = RedisBackoff(f"stream {stream_id}")
+        self.publisher = FramePublisher(stream_id, backoff=self.redis_backoff)
 
     # -- control (any thread) ---------------------------------------------------
     def request_stop(self, *, terminating: bool = False) -> None:
@@ -145,10 +154,21 @@ class StreamRunner:
 
     # -- the task body ----------------------------------------------------------
     def run(self) -> bool:
-        """Run until stopped; False when the stream already runs elsewhere."""
-        acquired = self.lease.acquire()
-        # This start was taken up (or found redundant): the next one may be queued.
-        self.client.delete(starting_key(self.stream_id))
+        """Run until stopped; False when the stream already runs (here or elsewhere)."""
+        if RUNNERS.get(self.stream_id) is not None:
+            # A start queued while the lease was missing (Redis lost it) finds the
+            # runner that will take it again: it must not take the lease first.
+            logger.info("stream %s already runs in this worker; not starting", self.stream_id)
+            self._start_taken_up()
+            self.finished.set()
+            return False
+        try:
+            acquired = self.lease.acquire()
+        except redis.RedisError as exc:
+            logger.warning("stream %s not started: Redis unreachable (%s)", self.stream_id, exc)
+            self.finished.set()
+            return False  # the reconcile job starts it again once Redis answers
+        self._start_taken_up()
         if not acquired:
             logger.info("stream %s already runs elsewhere (lease held); not starting", self.stream_id)
             self.finished.set()
@@ -170,6 +190,13 @@ class StreamRunner:
                 )
             self.finished.set()
         return True
+
+    def _start_taken_up(self) -> None:
+        # This start was taken up (or found redundant): the next one may be queued.
+        try:
+            self.client.delete(starting_key(self.stream_id))
+        except redis.RedisError as exc:
+            logger.warning("stream %s: start marker not cleared (%s); it expires", self.stream_id, exc)
 
     def wanted_again(self) -> bool:
         """After run(): whether the stream should still run on this node. A start
@@ -242,13 +269,13 @@ class StreamRunner:
                             self._emit(desired, analytic_id, result.events, time.time())
                 if now >= next_stats:
                     next_stats = now + settings.STREAM_STATS_SECONDS
-                    source = self._watchdog(source, desired)
                     self._sync_state(source)
-                    # The lease first: a runner that lost it (after a freeze)
-                    # must not overwrite the figures of the one that holds it now.
-                    self._refresh_lease()
-                    if not self._lease_lost:
-                        self._publish_stats(host)
+                    if self.redis_backoff.ready():
+                        # The lease first: a runner that lost it (after a freeze)
+                        # must not overwrite the figures of the one that holds it now.
+                        self._refresh_lease()
+                        if not self._lease_lost and self.redis_backoff.ready():
+                            self._publish_stats(host)
         finally:
             self._set(StreamState.TERMINATING, "Stream is stopping")
             for analytic_id, result in host.close():
@@ -293,29 +320,27 @@ class StreamRunner:
             return "pipelines"
         return None
 
-    def _watchdog(self, source: FrameSource, desired: DesiredStream) -> FrameSource:
-        """Replace a capture whose thread is stuck (no frame, no fault, well past
-        the stall limit): a native read that never returns must not freeze the stream."""
-        silent = time.time() - source.last_frame_at
-        if source.state is CaptureState.RUNNING and silent > 2 * settings.STREAM_STALL_SECONDS:
-            logger.warning("stream %s: capture stuck for %.0fs; replacing it", self.stream_id, silent)
-            source.stop(timeout=0.5)
-            self.totals.absorb(source, reconnected=True)
-            source = FrameSource(desired.address, capture_options(), name=self.stream_id)
-            source.start()
-            self.source = source
-        return source
-
     def _refresh_lease(self) -> None:
         try:
-            if not self.lease.refresh():
-                # Expired (this worker was frozen or cut off from Redis) and maybe
-                # taken by another worker: stop, never run twice.
-                logger.warning("stream %s: lease lost; stopping this runner", self.stream_id)
-                self._lease_lost = True
-                self._stop.set()
+            outcome = self.lease.refresh()
         except redis.RedisError as exc:
-            logger.warning("stream %s: lease not refreshed (%s)", self.stream_id, exc)
+            # Not lost: nobody else can take it while Redis is away. The stream
+            # runs on; the lease is refreshed, or taken again, once Redis answers.
+            self.redis_backoff.failed(exc)
+            return
+        self.redis_backoff.succeeded()
+        if outcome is Refresh.LOST:
+            # Expired (this worker was frozen or cut off from Redis) and taken by
+            # another worker: stop, never run twice.
+            logger.warning("stream %s: lease lost; stopping this runner", self.stream_id)
+            self._lease_lost = True
+            self._stop.set()
+        elif outcome is Refresh.RETAKEN:
+            logger.warning(
+                "stream %s: lease had vanished (expired while Redis was unreachable, or Redis "
+                "restarted); taken again",
+                self.stream_id,
+            )
 
     def _set(self, state: str, message: str) -> None:
         self.state, self.message = state, message
@@ -333,17 +358,22 @@ class StreamRunner:
     def _publish_stats(self, host: PipelineHost | None, *, final: bool = False) -> None:
         source = self.source
         now = time.time()
+        totals = self.totals
         stats = {
-            "fps": round(source.fps()) if source and self.state == StreamState.RUNNING else 0,
+            "fps": source.fps_figure() if source and self.state == StreamState.RUNNING else 0,
             "frame_width": source.width if source else 0,
             "frame_height": source.height if source else 0,
             "state": self.state,
             "last_error_msg": self.message,
-            "frames_dropped": self.totals.frames_dropped + (source.frames_dropped if source else 0),
-            "reconnects": self.totals.reconnects + (source.reconnects if source else 0),
+            "frames_dropped": totals.frames_dropped + (source.frames_dropped if source else 0),
+            "reconnects": totals.reconnects + (source.reconnects if source else 0),
             "uptime_sec": int(now - source.running_since) if source and source.running_since else 0,
             "node_num": self.node_num,
             "updated_at": round(now, 3),
+            # Beyond the API's stream_stats: for /metrics and for operators reading Redis.
+            "reconnect_attempts": totals.reconnect_attempts + (source.reconnect_attempts if source else 0),
+            "frames_decoded": totals.frames_decoded + (source.frames_decoded if source else 0),
+            "last_frame_at": round(source.last_frame_at, 3) if source else 0,
         }
         # Live figures expire soon after their runner stops refreshing them (a
         # killed worker), so the API never shows a dead stream as RUNNING; a final
@@ -358,4 +388,6 @@ class StreamRunner:
                 pipe.expire(pipeline_stats_key(self.stream_id, analytic_id), ttl)
             pipe.execute()
         except redis.RedisError as exc:
-            logger.warning("stream %s: stats not written (%s)", self.stream_id, exc)
+            self.redis_backoff.failed(exc)
+        else:
+            self.redis_backoff.succeeded()

@@ -22,6 +22,8 @@ from django.conf import settings
 from platform_config.nodes import node_runtime_key
 from visionaire_site.redis import get_redis
 
+from .runtime_redis import RedisBackoff
+
 logger = logging.getLogger(__name__)
 
 FACE_ANALYTIC_ID = "NFV4-FR"
@@ -123,6 +125,7 @@ class RuntimeReporter:
         self.node_num = node_num
         self.client = client or get_redis()
         self.reports = 0
+        self._outage = RedisBackoff(f"node {node_num} runtime report")  # logs an outage once
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -145,8 +148,9 @@ class RuntimeReporter:
             try:
                 runtime_report_write(client=self.client, node_num=self.node_num)
                 self.reports += 1
+                self._outage.succeeded()
             except redis.RedisError as exc:
-                logger.warning("node %s runtime report not written: %s", self.node_num, exc)
+                self._outage.failed(exc)
             except Exception:
                 logger.exception("node %s runtime report failed", self.node_num)
             self._stop.wait(settings.NODE_HEARTBEAT_SECONDS)

@@ -15,7 +15,6 @@ frame's sequence number, capture time, size, and the overlays by analytic.
 from __future__ import annotations
 
 import json
-import logging
 import time
 from dataclasses import asdict
 from typing import Any
@@ -24,9 +23,9 @@ import cv2
 import redis
 
 from analytics.plugins import OverlayItem
-from visionaire_site.redis import get_redis_binary, key
+from visionaire_site.redis import key
 
-logger = logging.getLogger(__name__)
+from .runtime_redis import RedisBackoff, runtime_redis_binary
 
 # Quality of the frames the runner publishes; API processes re-encode each
 # variant at the quality its viewers asked for.
@@ -84,14 +83,19 @@ class RateGate:
 class FramePublisher:
     """Runner-side: publishes frames and overlays of one stream while watched."""
 
-    def __init__(self, stream_id: str, client: redis.Redis | None = None) -> None:
+    def __init__(
+        self, stream_id: str, client: redis.Redis | None = None, *, backoff: RedisBackoff | None = None
+    ) -> None:
         self.stream_id = stream_id
-        self.client = client or get_redis_binary()
+        self.client = client or runtime_redis_binary()
         self._fps = 0.0  # 0: nobody watches
         self._next_check = 0.0
         self._gate = RateGate()
         self._overlays: dict[str, dict[str, Any]] = {}
         self.published = 0
+        # Called from the frame loop: a Redis that is away must not cost it a timeout
+        # per frame. The runner shares its own, so one failure pauses all its Redis work.
+        self._backoff = backoff or RedisBackoff(f"live frames of {stream_id}")
 
     @property
     def watched(self) -> bool:
@@ -103,11 +107,14 @@ class FramePublisher:
         if now < self._next_check:
             return
         self._next_check = now + WATCH_CHECK_SECONDS
-        try:
-            raw = self.client.get(watch_key(self.stream_id))
-        except redis.RedisError as exc:
-            logger.debug("watch key of %s unreadable: %s", self.stream_id, exc)
-            raw = None
+        raw = None
+        if self._backoff.ready():
+            try:
+                raw = self.client.get(watch_key(self.stream_id))
+            except redis.RedisError as exc:
+                self._backoff.failed(exc)
+            else:
+                self._backoff.succeeded()
         if raw is None:
             self._fps = 0.0
             self._overlays.clear()
@@ -141,7 +148,8 @@ class FramePublisher:
         try:
             self.client.publish(live_channel(self.stream_id), encode_live_message(header, jpeg.tobytes()))
         except redis.RedisError as exc:
-            logger.debug("frame of %s not published: %s", self.stream_id, exc)
+            self._backoff.failed(exc)
+            self._fps = 0.0  # nobody is known to watch until the watch key is read again
             return False
         self.published += 1
         return True

@@ -55,11 +55,25 @@ def cluster(redis_client):
     # As a stream runner on node 0 and one on node 1 would write them.
     redis_client.hset(
         stream_stats_key(STREAM_IDS[0]),
-        mapping={"fps": 25.5, "frames_dropped": 12, "reconnects": 2, "uptime_sec": 600, "state": "RUNNING"},
+        mapping={
+            "fps": 25.5,
+            "frames_dropped": 12,
+            "reconnects": 2,
+            "reconnect_attempts": 9,
+            "uptime_sec": 600,
+            "state": "RUNNING",
+        },
     )
     redis_client.hset(
         stream_stats_key(STREAM_IDS[1]),
-        mapping={"fps": 0, "frames_dropped": 0, "reconnects": 7, "uptime_sec": 30, "state": "RECONNECTING"},
+        mapping={
+            "fps": 0,
+            "frames_dropped": 0,
+            "reconnects": 7,
+            "reconnect_attempts": 31,
+            "uptime_sec": 30,
+            "state": "RECONNECTING",
+        },
     )
     redis_client.hset(
         pipeline_stats_key(STREAM_IDS[0], "NFV4-FR"),
@@ -129,6 +143,10 @@ def test_metrics_platform_series_with_values(api, cluster):
     assert m["visionaire_stream_reconnects"] == {
         ("visionaire_stream_reconnects_total", s0): 2.0,
         ("visionaire_stream_reconnects_total", s1): 7.0,
+    }
+    assert m["visionaire_stream_reconnect_attempts"] == {
+        ("visionaire_stream_reconnect_attempts_total", s0): 9.0,
+        ("visionaire_stream_reconnect_attempts_total", s1): 31.0,
     }
     assert m["visionaire_stream_uptime_seconds"] == {
         ("visionaire_stream_uptime_seconds", s0): 600.0,

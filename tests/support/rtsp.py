@@ -4,6 +4,7 @@
         cap = cv2.VideoCapture(server.url, cv2.CAP_FFMPEG)
         server.stop()                          # fault: the camera goes away
         server.restart()                       # ... and comes back on the same port
+        with server.paused(): ...              # fault: the camera hangs, connections open
 
 OpenCV reads it over TCP when OPENCV_FFMPEG_CAPTURE_OPTIONS=rtsp_transport;tcp is
 set in the reading process's environment before the capture is opened (see
@@ -26,6 +27,7 @@ Measured on the 2-core test machine (OpenCV 4.14 headless, its bundled FFmpeg):
 
 from __future__ import annotations
 
+import contextlib
 import os
 import selectors
 import signal
@@ -192,6 +194,20 @@ class RtspServer:
             self._proc.wait(timeout=5)
             self._proc.stdout.close()
             self._proc = None
+
+    @contextlib.contextmanager
+    def paused(self):
+        """Freeze the server (SIGSTOP) for the `with` block, then let it go on
+        (SIGCONT): its connections stay open but nothing is sent, as from a camera
+        that hangs; new connections are accepted by the kernel but never answered."""
+        if not self.running:
+            raise RtspServerError("the RTSP server is not running")
+        self._proc.send_signal(signal.SIGSTOP)
+        try:
+            yield self
+        finally:
+            if self.running:
+                self._proc.send_signal(signal.SIGCONT)
 
     def restart(self) -> RtspServer:
         """Stop (if running) and start again on the same port: the camera came back."""

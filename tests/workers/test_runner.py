@@ -12,13 +12,17 @@ from __future__ import annotations
 
 import os
 import shutil
+import socket
 import threading
 import time
 from dataclasses import dataclass, field
 
 import pytest
+import redis
 from django.db import connections
 from prometheus_client.parser import text_string_to_metric_families
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from analytics.plugins import EventRecord, ProcessResult
 from events.models import Event
@@ -208,8 +212,12 @@ def test_a_stream_runs_with_live_stats_pipeline_and_events(api, runners, make_st
         "uptime_sec": live["uptime_sec"],
         "node_num": "0",
         "updated_at": live["updated_at"],
+        "reconnect_attempts": "0",
+        "frames_decoded": live["frames_decoded"],
+        "last_frame_at": live["last_frame_at"],
     }
     assert started <= float(live["updated_at"]) <= time.time()
+    assert int(live["frames_decoded"]) > 0 and started < float(live["last_frame_at"]) <= time.time()
     # While running, the figures expire unless refreshed (a killed worker shows no RUNNING stream).
     assert 0 < redis_client.ttl(stream_stats_key(stream_id)) <= 4
     assert redis_client.get(lease_key(stream_id)) == running.runner.lease.value
@@ -280,6 +288,7 @@ def test_a_stream_runs_with_live_stats_pipeline_and_events(api, runners, make_st
         "visionaire_stream_fps": float(live["fps"]),
         "visionaire_stream_frames_dropped_total": float(live["frames_dropped"]),
         "visionaire_stream_reconnects_total": 0.0,
+        "visionaire_stream_reconnect_attempts_total": 0.0,
         "visionaire_stream_uptime_seconds": float(live["uptime_sec"]),
     }
     assert metrics[("visionaire_stream_state", tuple(sorted((*labels, ("state", "RUNNING")))))] == 1.0
@@ -351,9 +360,10 @@ def test_a_refused_source_reports_reconnecting(api, runners, make_stream, refuse
     live = stats_when(
         redis_client,
         stream_id,
-        lambda s: s["state"] == "RECONNECTING" and int(s["reconnects"]) >= 2,
+        lambda s: s["state"] == "RECONNECTING" and int(s["reconnect_attempts"]) >= 2,
         what="RECONNECTING with retries",
     )
+    assert live["reconnects"] == "0"  # attempts, but never back
     assert live["last_error_msg"].endswith(f": {cause}")
     assert live["last_error_msg"].startswith("Reconnecting")
     assert (live["fps"], live["frame_width"], live["frame_height"], live["uptime_sec"]) == (
@@ -364,6 +374,7 @@ def test_a_refused_source_reports_reconnecting(api, runners, make_stream, refuse
     )
     shown = api.get(f"/streams/0/{stream_id}").json()["stream_stats"]
     assert shown["state"] == "RECONNECTING" and shown["last_error_msg"].endswith(cause)
+    assert shown["reconnects"] == 0 and "reconnect_attempts" not in shown  # the contract's shape
 
 
 # --- leases -------------------------------------------------------------------------
@@ -413,6 +424,108 @@ def test_a_runner_whose_lease_is_taken_stops(runners, make_stream, video, redis_
     assert running.result == {"ran": True}
     assert redis_client.get(lease_key(stream_id)) == "node0:other:token"  # not released: not ours
     assert RUNNERS.get(stream_id) is None
+
+
+def test_a_lease_that_vanished_is_taken_again_without_a_restart(runners, make_stream, video, redis_client):
+    stream_id = make_stream(video)
+    running = runners(stream_id)
+    flowing(redis_client, stream_id)
+    value = redis_client.get(lease_key(stream_id))
+    source = running.runner.source
+    decoded = int(stats(redis_client, stream_id)["frames_decoded"])
+
+    # As after Redis restarted empty (or the lease expired while Redis was away).
+    redis_client.flushdb()
+    wait_for(lambda: redis_client.get(lease_key(stream_id)) == value, timeout=5, what="the lease taken again")
+    assert 0 < redis_client.pttl(lease_key(stream_id)) <= 3000
+    live = stats_when(
+        redis_client, stream_id, lambda s: int(s.get("frames_decoded", 0)) > decoded, what="the figures again"
+    )
+    # The same runner and session: nothing restarted, no counter reset.
+    assert live["state"] == "RUNNING" and live["reconnects"] == "0"
+    assert running.runner.source is source and running.thread.is_alive()
+    assert RUNNERS.get(stream_id) is running.runner
+
+
+class SilentRedis:
+    """A TCP port that accepts connections (in the kernel) and never answers: a
+    Redis that hangs, where each call waits for its whole timeout."""
+
+    def __init__(self) -> None:
+        self.socket = socket.create_server(("127.0.0.1", 0), backlog=128)
+        self.port = self.socket.getsockname()[1]
+
+    def client(self, *, binary: bool = False) -> redis.Redis:
+        # As workers.runtime_redis makes them: one-second timeouts, no retries.
+        return redis.Redis(
+            port=self.port,
+            decode_responses=not binary,
+            socket_timeout=1,
+            socket_connect_timeout=1,
+            retry=Retry(NoBackoff(), 0),
+        )
+
+    def close(self) -> None:
+        self.socket.close()
+
+
+def test_a_redis_that_hangs_neither_stops_nor_starves_the_stream(
+    api, runners, make_stream, video, redis_client
+):
+    stream_id = make_stream(video)
+    add_pipeline(api, stream_id, threshold=0, sampling_time_ms=0)
+    running = runners(stream_id)
+    runner = running.runner
+    flowing(redis_client, stream_id)
+    value = redis_client.get(lease_key(stream_id))
+    before = wait_for(
+        lambda: (p := pipeline_stats(redis_client, stream_id)) and p["events_emitted"] == "1" and p,
+        what="the pipeline's first event",
+    )
+    decoded = int(stats(redis_client, stream_id)["frames_decoded"])
+    processed: list[float] = []
+    process = runner._process
+    runner._process = lambda *args: (processed.append(time.monotonic()), process(*args))
+    source = runner.source
+
+    silent = SilentRedis()
+    real, real_binary = runner.client, runner.publisher.client
+    try:
+        runner.client = runner.lease.client = silent.client()
+        runner.publisher.client = silent.client(binary=True)
+        outage = time.monotonic()
+        # Longer than the lease (3 s): it expires in the real Redis meanwhile.
+        expired = lambda: redis_client.get(lease_key(stream_id)) is None  # noqa: E731
+        wait_for(expired, timeout=10, what="the lease to expire")
+        wait_for(lambda: time.monotonic() - outage >= 5, timeout=10, what="a 5 s outage")
+        assert runner.redis_backoff.down
+    finally:
+        runner.client = runner.lease.client = real
+        runner.publisher.client = real_binary
+        silent.close()
+    lasted = time.monotonic() - outage
+    # Redis calls waited out their timeouts, but only one now and then: the frame
+    # loop went on handing frames to the pipeline (at 25 fps, a call on every
+    # stats tick would have left it a frame or two per second at most).
+    during = [at for at in processed if outage <= at <= outage + lasted]
+    assert len(during) >= 5 * lasted, (len(during), lasted)
+
+    retaken = lambda: redis_client.get(lease_key(stream_id)) == value  # noqa: E731
+    wait_for(retaken, timeout=10, what="the lease taken again")
+    live = stats_when(
+        redis_client,
+        stream_id,
+        lambda s: int(s["frames_decoded"]) >= decoded + len(during),
+        what="the figures written again, counting on",
+    )
+    assert live["state"] == "RUNNING" and runner.source is source and running.thread.is_alive()
+    assert not runner.redis_backoff.down
+    # The same pipeline: its figures go on, and it emitted no second first event.
+    after = wait_for(lambda: pipeline_stats(redis_client, stream_id), what="the pipeline figures again")
+    assert after["events_emitted"] == before["events_emitted"] == "1"
+    assert event_sink().flush(timeout=10)
+    assert Event.objects.filter(stream_id=stream_id).count() == 1
+    print(f"outage {lasted:.1f}s: {len(during)} frames processed meanwhile")
 
 
 # --- the desired state, changed through the API -------------------------------------
