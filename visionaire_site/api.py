@@ -21,9 +21,12 @@ class ApiView(APIView):
 
 
 def body_object(request) -> dict[str, Any]:
-    """The request body as a JSON object; `{}` for an empty body."""
+    """The request body as a JSON object; `{}` for an empty body (a JSON `null` is
+    not an empty body: 400)."""
     data = request.data
-    if data is None or (isinstance(data, dict) and not data):  # no body (DRF gives an empty QueryDict)
+    if data is None:
+        raise BadRequest("request body must be a JSON object, not null")
+    if isinstance(data, dict) and not data:  # no body (DRF gives an empty dict or QueryDict)
         return {}
     if not isinstance(data, dict):
         raise BadRequest("request body must be a JSON object")

@@ -17,6 +17,7 @@ import socket
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
@@ -48,6 +49,9 @@ class CaptureOptions:
     backoff_initial_s: float = 0.5
     backoff_max_s: float = 30.0
     rtsp_transport: str = "tcp"
+    # Asked before each connection to a network source: why (host, port) may not
+    # be reached, or None (streams.address_policy.address_refusal in the runtime).
+    address_check: Callable[[str, int], str | None] | None = None
 
 
 @dataclass(frozen=True)
@@ -248,6 +252,13 @@ class FrameSource:
             logger.info("source %s: %s (%s)", self.name, state, message)
         self.state, self.message = state, message
 
+    def _address_refusal(self) -> str | None:
+        check = self.options.address_check
+        if check is None or self.source.kind != "network":
+            return None
+        refusal = check(self.source.host, self.source.port)
+        return f"address refused: {refusal}" if refusal else None
+
     def _open(self) -> cv2.VideoCapture | None:
         timeout_ms = int(self.options.open_timeout_s * 1000)
         read_ms = int(self.options.stall_timeout_s * 1000)
@@ -274,9 +285,10 @@ class FrameSource:
             if not first:
                 self.reconnects += 1
             first = False
-            capture = self._open()
+            refusal = self._address_refusal()
+            capture = None if refusal else self._open()
             if capture is None:
-                cause = probe_failure(self.source)
+                cause = refusal or probe_failure(self.source)
             else:
                 cause, delivered = self._read_until_fault(capture)
                 capture.release()
