@@ -119,8 +119,11 @@ class UnstorableTextMiddleware:
         if "\x00" in request.path:
             return error_response(400, "the path must not contain NUL characters")
         for name, values in request.GET.lists():
-            for text in (name, *values):
-                problem = unstorable_text_problem(text)
+            problem = unstorable_text_problem(name)
+            if problem:
+                return error_response(400, f"query parameter names {problem}")
+            for value in values:
+                problem = unstorable_text_problem(value)
                 if problem:
-                    return error_response(400, f"query parameter {name[:40]!r}: {problem}")
+                    return error_response(400, f"{name[:40]}: {problem}")
         return self.get_response(request)

@@ -7,8 +7,8 @@ import os
 import pytest
 
 from streams.services import stream_address_validate
-from visionaire_site.errors import BadRequest
 from visionaire_site.env import env_networks
+from visionaire_site.errors import BadRequest
 
 
 @pytest.fixture(autouse=True)
