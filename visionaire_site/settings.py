@@ -158,6 +158,8 @@ SPECTACULAR_SETTINGS = {
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
         "visionaire_site.openapi.add_auth_responses",
+        "visionaire_site.openapi.describe_path_parameters",
+        "visionaire_site.openapi.close_request_objects",
     ],
     "COMPONENT_SPLIT_REQUEST": True,
     "SCHEMA_PATH_PREFIX": "",
