@@ -276,8 +276,9 @@ def stream_update(*, stream: Stream, check_capability: bool = False, **changes: 
     unknown = set(changes) - set(STREAM_UPDATE_FIELDS)
     if unknown:
         raise TypeError(f"stream_update got unknown fields {sorted(unknown)}")
-    if "address" in changes:
-        stream_address_validate(changes["address"])
+    if "address" in changes or check_capability:
+        # The stored address too before the probe connects to it: the policy may have changed since.
+        stream_address_validate(changes.get("address", stream.address))
     if check_capability:
         stream_capability_check(address=changes.get("address", stream.address))
     with transaction.atomic():

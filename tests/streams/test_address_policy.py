@@ -10,6 +10,7 @@ import time
 import pytest
 
 from streams.address_policy import address_refusal, own_services
+from streams.models import Stream
 from streams.services import stream_address_validate
 from visionaire_site.env import env_networks
 from visionaire_site.errors import BadRequest
@@ -167,3 +168,16 @@ def test_the_runtime_checks_the_policy_before_connecting(settings):
     finally:
         source.stop()
         listener.close()
+
+
+def test_a_capability_check_never_probes_a_stored_address_the_policy_refuses(api, node0):
+    """A stream stored before the policy (or through the ORM) is checked again
+    before the API process opens it."""
+    stream = Stream.objects.create(
+        stream_id="00000000000000c1", node=node0, address="http://169.254.169.254/"
+    )
+    response = api.put(f"/streams/0/{stream.stream_id}", {"check_capability": True})
+    assert response.status_code == 400
+    assert response.json()["message"].startswith(
+        "Invalid stream_address: 169.254.169.254 is in a refused network (169.254.0.0/16"
+    )
