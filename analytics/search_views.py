@@ -4,13 +4,9 @@ here, the searches in events/search.py, the push in analytics/extract.py.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import re
-import struct
 from typing import Any
 
-import cv2
 import numpy as np
 from django.conf import settings
 from drf_spectacular.types import OpenApiTypes
@@ -24,15 +20,14 @@ from events.search import SearchFilters
 from platform_config.selectors import node_get
 from streams.models import Pipeline, Stream
 from visionaire_site.api import ApiView, body_object
-from visionaire_site.errors import BadRequest, NotFound, PayloadTooLarge
+from visionaire_site.errors import BadRequest, NotFound
+from visionaire_site.images import image_decode
 from visionaire_site.openapi import ErrorSerializer
 
 STREAM_ID_RE = re.compile(r"^[0-9a-f]{16}$")
 # A small file can declare a huge picture; decoding it would take gigabytes.
 MAX_IMAGE_PIXELS = 40_000_000
 MAX_TIMESTAMP_MS = 253_402_300_799_999  # 9999-12-31T23:59:59.999Z
-_DATA_URL_RE = re.compile(r"^data:image/[a-z0-9.+-]+;base64,", re.IGNORECASE)
-_WHITESPACE_RE = re.compile(r"\s+")
 SEARCH_KEYS = {"type", "query", "limit", "min_similarity", "stream_ids", "analytic_ids", "from_ms", "to_ms"}
 EXTRACT_KEYS = {"image", "metadata"}
 
@@ -41,59 +36,10 @@ def _image_limit() -> int:
     return min(settings.SEARCH_MAX_IMAGE_BYTES, settings.API_MAX_BODY_BYTES)
 
 
-def _declared_size(data: bytes) -> tuple[int, int] | None:
-    """Width and height a PNG or JPEG header declares, None for other data."""
-    if data.startswith(b"\x89PNG\r\n\x1a\n") and len(data) >= 24:
-        return struct.unpack(">II", data[16:24])
-    if data.startswith(b"\xff\xd8"):
-        position = 2
-        while position + 9 <= len(data):
-            if data[position] != 0xFF:
-                return None
-            marker = data[position + 1]
-            if marker == 0xFF:  # fill byte
-                position += 1
-                continue
-            length = struct.unpack(">H", data[position + 2 : position + 4])[0]
-            # SOF0..SOF15 carry the frame size; C4, C8 and CC are other segments.
-            if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):
-                height, width = struct.unpack(">HH", data[position + 5 : position + 9])
-                return width, height
-            position += 2 + length
-    return None
-
-
 def image_field_decode(value: Any, *, field: str) -> np.ndarray:
-    """A base64 image from a JSON body, decoded to BGR pixels.
-
-    400 when it is not a base64 string or not a decodable image, 413 when the
-    bytes or the declared picture are over the limits.
-    """
-    if not isinstance(value, str):
-        raise BadRequest(f"{field} must be a base64 string")
-    text = _WHITESPACE_RE.sub("", _DATA_URL_RE.sub("", value, count=1))
-    if not text:
-        raise BadRequest(f"{field} must not be empty")
-    limit = _image_limit()
-    # Checked before decoding, so an oversized image costs no memory: base64 is 4 chars per 3 bytes.
-    if len(text) // 4 * 3 - text[-2:].count("=") > limit:
-        raise PayloadTooLarge(f"{field} is too large (limit {limit} bytes)")
-    try:
-        data = base64.b64decode(text, validate=True)
-    except (binascii.Error, ValueError):
-        raise BadRequest(f"{field} is not valid base64") from None
-    size = _declared_size(data)
-    if size is not None and size[0] * size[1] > MAX_IMAGE_PIXELS:
-        raise PayloadTooLarge(
-            f"{field} is too large ({size[0]}x{size[1]} pixels, limit {MAX_IMAGE_PIXELS} pixels)"
-        )
-    try:
-        image = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_COLOR) if data else None
-    except cv2.error:
-        image = None
-    if image is None:
-        raise BadRequest(f"{field} is not a decodable image")
-    return image
+    """A base64 JPEG/PNG from a JSON body, decoded to BGR pixels, under the one
+    image policy of every route (visionaire_site.images) with the search limits."""
+    return image_decode(value, field=field, max_bytes=_image_limit(), max_pixels=MAX_IMAGE_PIXELS).pixels
 
 
 def _refuse_unknown(body: dict, allowed: set[str]) -> None:

@@ -148,8 +148,8 @@ def make_video(seconds_scale: float) -> tuple[Path, Path]:
 
 def enroll(photos_dir: Path) -> None:
     from faces import services
-    from faces.images import image_from_bytes
     from faces.models import Keyspace
+    from visionaire_site.images import image_from_bytes
 
     Keyspace.objects.filter(name=KEYSPACE).delete()
     services.keyspace_create(name=KEYSPACE)

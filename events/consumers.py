@@ -24,7 +24,7 @@ from django.conf import settings
 from platform_config.selectors import node_get
 from streams.models import Stream
 from visionaire_site.errors import ApiError, NotFound
-from visionaire_site.middleware import token_is_valid
+from visionaire_site.middleware import bearer_token, token_is_valid
 
 from .publisher import ALL_EVENTS_GROUP, EventEnvelope, stream_group
 
@@ -56,9 +56,9 @@ def _stream_group_get(raw_node: str, stream_id: str) -> str:
 def _token_from_scope(scope, query: dict[str, list[str]]) -> str:
     for name, value in scope.get("headers", []):
         if name.lower() == b"authorization":
-            text = value.decode("latin-1")
-            if text.startswith("Bearer "):
-                return text[len("Bearer ") :].strip()
+            token = bearer_token(value.decode("latin-1"))
+            if token:
+                return token
     return query.get("token", [""])[-1]
 
 

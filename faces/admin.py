@@ -13,9 +13,9 @@ from django.db.models import Count
 from django.utils.html import format_html
 
 from visionaire_site.errors import ApiError
+from visionaire_site.images import image_from_bytes
 
 from . import services
-from .images import image_from_bytes
 from .models import FaceVariation, Keyspace, Person
 
 

@@ -11,11 +11,11 @@ from rest_framework.response import Response
 
 from visionaire_site.api import ApiView, body_object
 from visionaire_site.errors import ApiError, BadRequest
+from visionaire_site.images import image_decode
 from visionaire_site.openapi import ErrorSerializer
 
 from . import serializers as s
 from . import services
-from .images import image_decode
 from .selectors import keyspace_get
 
 TAGS = ["face enrollment"]

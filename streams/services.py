@@ -24,6 +24,7 @@ from platform_config.selectors import platform_config_get
 from visionaire_site.errors import BadRequest, Conflict, NotFound
 from visionaire_site.redis import get_redis, key
 
+from .address_policy import url_refusal
 from .models import Pipeline, Stream
 
 logger = logging.getLogger(__name__)
@@ -126,6 +127,9 @@ def stream_address_validate(address: str) -> str:
             raise _invalid_address(f"a {scheme} URL needs a host")
         if port == 0:
             raise _invalid_address("port must be between 1 and 65535")
+        refusal = url_refusal(address)
+        if refusal is not None:
+            raise _invalid_address(refusal)
         return address
     if scheme == "file":
         if parts.netloc not in ("", "localhost") or parts.query or parts.fragment:
@@ -272,8 +276,9 @@ def stream_update(*, stream: Stream, check_capability: bool = False, **changes: 
     unknown = set(changes) - set(STREAM_UPDATE_FIELDS)
     if unknown:
         raise TypeError(f"stream_update got unknown fields {sorted(unknown)}")
-    if "address" in changes:
-        stream_address_validate(changes["address"])
+    if "address" in changes or check_capability:
+        # The stored address too before the probe connects to it: the policy may have changed since.
+        stream_address_validate(changes.get("address", stream.address))
     if check_capability:
         stream_capability_check(address=changes.get("address", stream.address))
     with transaction.atomic():

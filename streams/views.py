@@ -96,7 +96,7 @@ class NodeStreamsView(ApiView):
                 "RTSP camera",
                 request_only=True,
                 value={
-                    "stream_address": "rtsp://10.7.2.50:554/VOD/command.mp4",
+                    "stream_address": "rtsp://127.0.0.1:8554/VOD/command.mp4",
                     "stream_name": "Command Center",
                     "stream_latitude": -6.261376,
                     "stream_longitude": 106.823648,

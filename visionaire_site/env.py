@@ -6,6 +6,7 @@ start-up with a line that says what to fix instead of misbehaving later.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -103,3 +104,28 @@ def env_choice(
     if value.lower() not in choices:
         raise ImproperlyConfigured(f"{name} must be one of {', '.join(choices)} (got {value!r})")
     return value.lower()
+
+
+IpNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+def env_networks(
+    name: str, default: list[str], *, environ: Mapping[str, str] | None = None
+) -> list[IpNetwork]:
+    """Comma-separated CIDR networks (`10.0.0.0/8, fd00::/8`; a bare address is
+    one host); `none` for an empty list. Host bits set (`10.0.0.1/8`) are refused:
+    they are usually a typo for another network."""
+    value = _raw(name, environ)
+    items = default if value is None else [item.strip() for item in value.split(",") if item.strip()]
+    if value is not None and [item.lower() for item in items] == ["none"]:
+        return []
+    networks = []
+    for item in items:
+        try:
+            networks.append(ipaddress.ip_network(item))
+        except ValueError as exc:
+            raise ImproperlyConfigured(
+                f"{name} must be a comma-separated list of networks such as 10.0.0.0/8 or fd00::/8, "
+                f"or none (got {item!r}: {exc})"
+            ) from None
+    return networks

@@ -233,7 +233,8 @@ def cmd_up(args) -> int:
     started = time.monotonic()
     data_dir = data_dir_from_env(ROOT / "data")
     with servers(data_dir, reuse_running=False) as endpoints:
-        env = child_env(endpoints, data_dir)
+        # Every process knows the API's port (the stream address policy refuses it).
+        env = child_env(endpoints, data_dir, VISIONAIRE_API_PORT=str(args.port))
         if manage(env, "migrate", "--noinput", "-v", "0") != 0:
             _say("database migration failed; see the output above")
             return 1
@@ -261,7 +262,7 @@ def cmd_worker(args) -> int:
 def cmd_api(args) -> int:
     data_dir = data_dir_from_env(ROOT / "data")
     with servers(data_dir) as endpoints:
-        env = child_env(endpoints, data_dir)
+        env = child_env(endpoints, data_dir, VISIONAIRE_API_PORT=str(args.port))
         return Supervisor([Child("api", api_command(args.host, args.port), env)]).run()
 
 

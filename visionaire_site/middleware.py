@@ -10,6 +10,7 @@ import uuid
 from django.conf import settings
 
 from .errors import error_response
+from .parsers import unstorable_text_problem
 
 _request_id: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
 
@@ -47,11 +48,18 @@ def token_is_valid(candidate: str) -> bool:
     return any(secrets.compare_digest(candidate.encode(), token.encode()) for token in settings.API_TOKENS)
 
 
+def bearer_token(header: str) -> str:
+    """The token of an `Authorization: Bearer <token>` header; "" for another
+    scheme. The scheme name is case-insensitive (RFC 7235)."""
+    scheme, _, token = header.strip().partition(" ")
+    return token.strip() if scheme.lower() == "bearer" else ""
+
+
 def request_token(path: str, headers, query) -> str:
     """The token a request carries: the bearer header, or `?token=` on media routes."""
-    header = headers.get("Authorization", "")
-    if header.startswith("Bearer "):
-        return header[len("Bearer ") :].strip()
+    token = bearer_token(headers.get("Authorization", ""))
+    if token:
+        return token
     is_crop = path.startswith("/events/") and path.endswith("/image.jpg")
     if path.startswith(_QUERY_TOKEN_PREFIXES) or is_crop:
         return query.get("token", "")
@@ -97,4 +105,25 @@ class BodySizeMiddleware:
             return error_response(
                 413, f"request body is too large ({length} bytes, limit {settings.API_MAX_BODY_BYTES})"
             )
+        return self.get_response(request)
+
+
+class UnstorableTextMiddleware:
+    """The path and query parameters follow the JSON bodies' rule (visionaire_site.parsers):
+    no NUL character, which PostgreSQL cannot store or compare, anywhere."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        if "\x00" in request.path:
+            return error_response(400, "the path must not contain NUL characters")
+        for name, values in request.GET.lists():
+            problem = unstorable_text_problem(name)
+            if problem:
+                return error_response(400, f"query parameter names {problem}")
+            for value in values:
+                problem = unstorable_text_problem(value)
+                if problem:
+                    return error_response(400, f"{name[:40]}: {problem}")
         return self.get_response(request)

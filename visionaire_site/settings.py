@@ -11,7 +11,7 @@ from pathlib import Path
 from django.core.exceptions import ImproperlyConfigured
 
 from .endpoints import database_settings, read_services_file
-from .env import env_bool, env_choice, env_float, env_int, env_list, env_path, env_str
+from .env import env_bool, env_choice, env_float, env_int, env_list, env_networks, env_path, env_str
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 DATA_DIR = env_path("VISIONAIRE_DATA_DIR", BASE_DIR / "data")
@@ -76,6 +76,7 @@ MIDDLEWARE = [
     "corsheaders.middleware.CorsMiddleware",
     "visionaire_site.middleware.TokenAuthMiddleware",
     "visionaire_site.middleware.BodySizeMiddleware",
+    "visionaire_site.middleware.UnstorableTextMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -128,6 +129,8 @@ STORAGES = {
 API_MAX_BODY_BYTES = env_int("VISIONAIRE_MAX_BODY_BYTES", 16 * 1024 * 1024, minimum=1024)
 DATA_UPLOAD_MAX_MEMORY_SIZE = API_MAX_BODY_BYTES
 API_TOKENS = env_list("VISIONAIRE_API_TOKENS", [])
+# JSON bodies nested deeper than this answer 400 (arrays and objects; the body itself is level 1).
+API_MAX_JSON_DEPTH = env_int("VISIONAIRE_MAX_JSON_DEPTH", 64, minimum=2, maximum=256)
 # Largest decoded image a search or extract request may carry (also bounded by the body limit).
 SEARCH_MAX_IMAGE_BYTES = env_int("VISIONAIRE_SEARCH_MAX_IMAGE_BYTES", 10 * 1024 * 1024, minimum=1024)
 # Routes left open when tokens are set (the contract allows `/` and `/metrics`).
@@ -136,7 +139,7 @@ API_OPEN_METRICS = env_bool("VISIONAIRE_OPEN_METRICS", True)
 
 REST_FRAMEWORK = {
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["visionaire_site.parsers.JsonParser"],
     "DEFAULT_AUTHENTICATION_CLASSES": [],
     "DEFAULT_PERMISSION_CLASSES": [],
     "UNAUTHENTICATED_USER": None,
@@ -155,6 +158,8 @@ SPECTACULAR_SETTINGS = {
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
         "visionaire_site.openapi.add_auth_responses",
+        "visionaire_site.openapi.describe_path_parameters",
+        "visionaire_site.openapi.close_request_objects",
     ],
     "COMPONENT_SPLIT_REQUEST": True,
     "SCHEMA_PATH_PREFIX": "",
@@ -230,6 +235,14 @@ STREAM_MEDIA_ROOT = env_path("VISIONAIRE_STREAM_MEDIA_ROOT", DATA_DIR / "videos"
 STREAM_ALLOWED_SCHEMES = env_list(
     "VISIONAIRE_STREAM_SCHEMES", ["rtsp", "rtsps", "http", "https", "file", "v4l2"]
 )
+# Where network stream addresses may point (streams/address_policy.py): an address must
+# be in an allowed network (empty: any) and in no refused one, and never on this
+# platform's own API, PostgreSQL or Redis port. The default refuses link-local
+# ranges, where cloud metadata services answer.
+STREAM_ALLOW_NETWORKS = env_networks("VISIONAIRE_STREAM_ALLOW_NETWORKS", [])
+STREAM_DENY_NETWORKS = env_networks("VISIONAIRE_STREAM_DENY_NETWORKS", ["169.254.0.0/16", "fe80::/10"])
+# The port the API listens on (the launcher passes its --port down to every process).
+API_PORT = env_int("VISIONAIRE_API_PORT", 4004, minimum=1, maximum=65535)
 DEFAULT_MAX_STREAMS_PER_NODE = env_int("VISIONAIRE_MAX_STREAMS_PER_NODE", 16, minimum=1, maximum=1024)
 DEFAULT_EVENT_RETENTION_DAYS = env_int("VISIONAIRE_EVENT_RETENTION_DAYS", 30, minimum=1, maximum=36500)
 DEFAULT_MAX_EVENTS_PER_STREAM = env_int("VISIONAIRE_MAX_EVENTS_PER_STREAM", 100_000, minimum=1)

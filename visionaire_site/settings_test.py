@@ -3,6 +3,9 @@
 import os
 
 os.environ.setdefault("VISIONAIRE_ANALYTIC_MODULES", "tests.support.analytics")
+# Tests (fuzzing included) must never make the platform connect outside this machine:
+# stream addresses may only point at loopback (also in the workers the tests spawn).
+os.environ.setdefault("VISIONAIRE_STREAM_ALLOW_NETWORKS", "127.0.0.0/8,::1")
 
 from .settings import *  # noqa: E402,F403
 

@@ -19,6 +19,7 @@ import socket
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
@@ -58,6 +59,9 @@ class CaptureOptions:
     backoff_initial_s: float = 0.5
     backoff_max_s: float = 30.0
     rtsp_transport: str = "tcp"
+    # Asked before each connection to a network source: why (host, port) may not
+    # be reached, or None (streams.address_policy.address_refusal in the runtime).
+    address_check: Callable[[str, int], str | None] | None = None
 
 
 @dataclass(frozen=True)
@@ -330,7 +334,10 @@ class FrameSource:
                 self.reconnect_attempts += 1
             first = False
             stuck = self._stuck_readers()
-            if len(stuck) >= MAX_STUCK_READERS:
+            refusal = self._address_refusal()
+            if refusal:
+                cause = refusal
+            elif len(stuck) >= MAX_STUCK_READERS:
                 # Each would hold a thread and a decoder: wait for one to return.
                 cause = f"{len(stuck)} earlier reads of the source have not returned yet"
             else:
@@ -351,6 +358,13 @@ class FrameSource:
             self._set(CaptureState.RECONNECTING, f"Reconnecting: {cause}")
         if self.state is not CaptureState.ENDED:
             self._set(CaptureState.STOPPED, "Stream is stopped")
+
+    def _address_refusal(self) -> str | None:
+        check = self.options.address_check
+        if check is None or self.source.kind != "network":
+            return None
+        refusal = check(self.source.host, self.source.port)
+        return f"address refused: {refusal}" if refusal else None
 
     def _connect(self) -> _Connection:
         number = self._connection.number + 1 if self._connection else 1

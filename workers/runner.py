@@ -24,6 +24,7 @@ from django.conf import settings
 from django.db import DatabaseError
 
 from analytics.plugins import Frame
+from streams.address_policy import address_refusal
 from streams.selectors import pipeline_stats_key, stream_stats_key
 
 from .capture import CaptureOptions, CaptureState, FrameSource
@@ -59,6 +60,7 @@ def capture_options() -> CaptureOptions:
         backoff_initial_s=settings.STREAM_BACKOFF_INITIAL_SECONDS,
         backoff_max_s=settings.STREAM_BACKOFF_MAX_SECONDS,
         rtsp_transport=settings.RTSP_TRANSPORT,
+        address_check=address_refusal,
     )
 
 

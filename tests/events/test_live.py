@@ -182,7 +182,8 @@ def test_token_auth(streams, jpeg, settings):
             "invalid API token",
         )
         by_query = await connect(f"/event_channel/0/{LOBBY}?token=s3cret")
-        by_header = await connect("/event_channel", headers=[(b"authorization", b"Bearer s3cret")])
+        # The scheme name is case-insensitive (RFC 7235), as on HTTP routes.
+        by_header = await connect("/event_channel", headers=[(b"authorization", b"bearer s3cret")])
         event = await lobby_event(streams, jpeg)
         assert await by_query.receive_json_from(timeout=TIMEOUT) == lobby_message(event, jpeg)
         assert await by_header.receive_json_from(timeout=TIMEOUT) == lobby_message(event, jpeg)

@@ -8,9 +8,9 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 
 from faces import services
-from faces.images import image_from_bytes
 from faces.models import FaceVariation, Keyspace, Person
 from tests.face.images import blank, png_bytes
+from visionaire_site.images import image_from_bytes
 
 pytestmark = pytest.mark.django_db
 

@@ -34,7 +34,7 @@ DEFAULTS = {
 @pytest.fixture
 def stream(db):
     analytics_sync_registry()
-    return stream_services.stream_create(node=Node.objects.get(num=0), address="rtsp://10.7.2.50:554/lobby")
+    return stream_services.stream_create(node=Node.objects.get(num=0), address="rtsp://127.0.0.1:8554/lobby")
 
 
 def url(stream) -> str:

@@ -8,10 +8,10 @@ import pytest
 
 from analytics.face.engine import face_engine
 from faces import services
-from faces.images import image_from_bytes
 from faces.models import FaceVariation, Keyspace, Person
 from faces.selectors import KeyspaceNotFound
 from visionaire_site.errors import NotFound
+from visionaire_site.images import image_from_bytes
 
 pytestmark = pytest.mark.django_db
 

@@ -5,7 +5,16 @@ from pathlib import Path
 import pytest
 from django.core.exceptions import ImproperlyConfigured
 
-from visionaire_site.env import env_bool, env_choice, env_float, env_int, env_list, env_path, env_str
+from visionaire_site.env import (
+    env_bool,
+    env_choice,
+    env_float,
+    env_int,
+    env_list,
+    env_networks,
+    env_path,
+    env_str,
+)
 
 
 def test_str_default_when_missing_or_blank():
@@ -69,3 +78,17 @@ def test_choice_is_case_insensitive_and_strict():
     assert env_choice("C", "info", ["debug", "info"], environ={"C": "DEBUG"}) == "debug"
     with pytest.raises(ImproperlyConfigured, match="C must be one of debug, info"):
         env_choice("C", "info", ["debug", "info"], environ={"C": "loud"})
+
+
+def test_networks_parse_cidr_lists():
+    assert [str(n) for n in env_networks("N", ["169.254.0.0/16"], environ={})] == ["169.254.0.0/16"]
+    parsed = env_networks("N", [], environ={"N": " 10.0.0.0/8, fd00::/8 ,,192.0.2.7"})
+    assert [str(n) for n in parsed] == ["10.0.0.0/8", "fd00::/8", "192.0.2.7/32"]
+    assert env_networks("N", ["10.0.0.0/8"], environ={"N": "none"}) == []
+    assert env_networks("N", ["10.0.0.0/8"], environ={"N": "  "}) != []  # blank: the default
+
+
+@pytest.mark.parametrize("raw", ["10.0.0.1/8", "camera.local", "10.0.0.0/33", "none,10.0.0.0/8"])
+def test_networks_refuse_bad_entries_naming_the_variable(raw):
+    with pytest.raises(ImproperlyConfigured, match="N must be a comma-separated list of networks"):
+        env_networks("N", [], environ={"N": raw})

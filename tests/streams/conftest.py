@@ -48,7 +48,7 @@ def seats(db) -> int:
 @pytest.fixture
 def make_stream(node0):
     def make(node=None, **fields):
-        fields.setdefault("address", "rtsp://10.7.2.50:554/VOD/stream.mp4")
+        fields.setdefault("address", "rtsp://127.0.0.1:8554/VOD/stream.mp4")
         return services.stream_create(node=node or node0, **fields)
 
     return make

@@ -194,7 +194,7 @@ def test_second_create_conflicts(api, stream):
         ([1, 2], "request body must be a JSON object"),
         (
             {"areas": [{"name": "a\u0000", "points": [{"x": 0, "y": 0}, {"x": 1, "y": 1}]}]},
-            "invalid pipeline config: it must not contain NUL characters",
+            "areas[0].name: must not contain NUL characters",
         ),
     ],
 )

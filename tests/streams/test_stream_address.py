@@ -7,7 +7,17 @@ import os
 import pytest
 
 from streams.services import stream_address_validate
+from visionaire_site.env import env_networks
 from visionaire_site.errors import BadRequest
+
+
+@pytest.fixture(autouse=True)
+def default_network_policy(settings):
+    """The production default (any network but link-local); the test settings allow
+    loopback only. Validating an address connects nowhere."""
+    settings.STREAM_ALLOW_NETWORKS = []
+    settings.STREAM_DENY_NETWORKS = env_networks("X", ["169.254.0.0/16", "fe80::/10"], environ={})
+
 
 VALID = [
     "rtsp://10.7.2.50:554/VOD/stream.mp4",
@@ -16,7 +26,7 @@ VALID = [
     "rtsps://cam.example.com:322/live",
     "http://10.0.0.9:8080/video.mjpg",
     "https://cdn.example.com/live/index.m3u8?token=abc",
-    "rtsp://[fe80::1]:554/ipv6",
+    "rtsp://[fd00::7]:554/ipv6",
     "/dev/video0",
     "/dev/video12",
     "v4l2:///dev/video2",

@@ -1,6 +1,7 @@
 """Settings for worker and beat subprocesses spawned by the tests: the test
-settings, with the runtime's INFO lines logged and each line stamped with its
-unix time, so a test can read from the log when each runner started and ended."""
+settings (stream addresses may only point at loopback), with the runtime's
+INFO lines logged and each line stamped with its unix time, so a test can read
+from the log when each runner started and ended."""
 
 from visionaire_site.settings_test import *  # noqa: F403
 

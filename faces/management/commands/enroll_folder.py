@@ -18,10 +18,10 @@ from pathlib import Path
 from django.core.management.base import BaseCommand, CommandError
 
 from faces import services
-from faces.images import image_from_bytes
 from faces.models import Keyspace, Person
 from faces.selectors import KeyspaceNotFound, keyspace_get
 from visionaire_site.errors import ApiError
+from visionaire_site.images import image_from_bytes
 
 PHOTO_SUFFIXES = {".jpg", ".jpeg", ".png"}
 

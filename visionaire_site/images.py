@@ -1,4 +1,7 @@
-"""Face images from JSON bodies: base64 JPEG or PNG, checked before decoding.
+"""Images from JSON bodies (face routes, smart search, extract): base64 JPEG or
+PNG, checked before decoding. One policy for every route: the contract speaks
+of JPEG and PNG, so any other format (GIF, WebP, BMP...) answers 400
+`<field> is not a JPEG or PNG image`, even where OpenCV could decode it.
 
 A small file can declare a huge picture (a decompression bomb): OpenCV would
 allocate width x height x 3 bytes before noticing anything. So the size the
@@ -89,19 +92,22 @@ def _jpeg_size(data: bytes) -> tuple[int, int]:
     raise UnreadableImage("the JPEG is truncated or has no image data")
 
 
-def image_decode(value: Any, *, field: str) -> DecodedImage:
+def image_decode(
+    value: Any, *, field: str, max_bytes: int | None = None, max_pixels: int | None = None
+) -> DecodedImage:
     """A base64 JPEG/PNG from a JSON body (a `data:image/...;base64,` prefix is
     accepted), decoded to BGR pixels.
 
     400 when it is not a base64 string, not a JPEG or PNG, or not decodable; 413
-    when its bytes or the picture its header declares are over the limits.
+    when its bytes or the picture its header declares are over the limits (the
+    face routes' settings unless the caller gives its own).
     """
     if not isinstance(value, str):
         raise BadRequest(f"{field} must be a base64 string")
     text = _WHITESPACE_RE.sub("", _DATA_URL_RE.sub("", value, count=1))
     if not text:
         raise BadRequest(f"{field} must not be empty")
-    limit = settings.FACE_MAX_IMAGE_BYTES
+    limit = settings.FACE_MAX_IMAGE_BYTES if max_bytes is None else max_bytes
     # Checked before decoding, so an oversized image costs no memory: base64 is 4 chars per 3 bytes.
     if len(text) // 4 * 3 - text[-2:].count("=") > limit:
         raise PayloadTooLarge(f"{field} is too large (limit {limit} bytes)")
@@ -109,13 +115,16 @@ def image_decode(value: Any, *, field: str) -> DecodedImage:
         data = base64.b64decode(text + "=" * (-len(text) % 4), validate=True)
     except (binascii.Error, ValueError):
         raise BadRequest(f"{field} is not valid base64") from None
-    return image_from_bytes(data, field=field)
+    return image_from_bytes(data, field=field, max_bytes=limit, max_pixels=max_pixels)
 
 
-def image_from_bytes(data: bytes, *, field: str) -> DecodedImage:
+def image_from_bytes(
+    data: bytes, *, field: str, max_bytes: int | None = None, max_pixels: int | None = None
+) -> DecodedImage:
     """A JPEG or PNG file's bytes, checked as `image_decode` does, decoded to BGR."""
-    if len(data) > settings.FACE_MAX_IMAGE_BYTES:
-        raise PayloadTooLarge(f"{field} is too large (limit {settings.FACE_MAX_IMAGE_BYTES} bytes)")
+    limit = settings.FACE_MAX_IMAGE_BYTES if max_bytes is None else max_bytes
+    if len(data) > limit:
+        raise PayloadTooLarge(f"{field} is too large (limit {limit} bytes)")
     if not data:
         raise UnreadableImage(f"{field} is empty")
     if data.startswith(PNG_SIGNATURE):
@@ -130,7 +139,7 @@ def image_from_bytes(data: bytes, *, field: str) -> DecodedImage:
         raise UnreadableImage(f"{field}: {exc.message}") from None
     if width == 0 or height == 0:
         raise UnreadableImage(f"{field}: the image declares a size of {width}x{height} pixels")
-    max_pixels = settings.FACE_MAX_IMAGE_PIXELS
+    max_pixels = settings.FACE_MAX_IMAGE_PIXELS if max_pixels is None else max_pixels
     if width * height > max_pixels:
         raise PayloadTooLarge(f"{field} is too large ({width}x{height} pixels, limit {max_pixels} pixels)")
     try:
