@@ -7,6 +7,7 @@ connection is accepted and then closed with a code a browser can read:
 - 4400: bad query parameter, node number or stream id (the close reason says which)
 - 4401: API tokens are configured and `?token=` / `Authorization: Bearer` is missing or wrong
 - 4404: unknown node or stream
+- 4503: PostgreSQL or Redis is unavailable (the reason says which); retry later
 
 Nothing is buffered per client: a client too slow to drain its channel loses
 messages at the channel layer's capacity, it never grows this process.
@@ -25,6 +26,7 @@ from platform_config.selectors import node_get
 from streams.models import Stream
 from visionaire_site.errors import ApiError, NotFound
 from visionaire_site.middleware import token_is_valid
+from visionaire_site.outage import outage_message
 
 from .publisher import ALL_EVENTS_GROUP, EventEnvelope, stream_group
 
@@ -69,11 +71,19 @@ class EventChannelConsumer(AsyncJsonWebsocketConsumer):
     async def connect(self):
         try:
             group = await self._admit()
+            await self.channel_layer.group_add(group, self.channel_name)
         except Refused as refusal:
             await self.accept()
             await self.close(code=refusal.code, reason=refusal.reason[:120])
             return
-        await self.channel_layer.group_add(group, self.channel_name)
+        except Exception as exc:
+            message = outage_message(exc)
+            if message is None:
+                raise
+            # PostgreSQL or Redis is down: the client is told so and may reconnect later.
+            await self.accept()
+            await self.close(code=4503, reason=message)
+            return
         # The base class leaves the groups listed here on disconnect.
         self.groups = [group]
         await self.accept()
