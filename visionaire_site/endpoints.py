@@ -32,11 +32,18 @@ def read_services_file(data_dir: Path) -> dict[str, str]:
     return {key: str(info[key]) for key in ("database_url", "redis_url") if key in info}
 
 
+# Connections one process's pool opens at most (VISIONAIRE_DB_POOL_MAX).
+DB_POOL_MAX_DEFAULT = 20
+# Connections kept free for what runs beside the platform's processes: a migration,
+# `manage.py` commands, psql, the launcher's checks.
+DB_CONNECTIONS_RESERVE = 10
+
+
 def database_settings(
     url: str,
     *,
     pool_min: int = 2,
-    pool_max: int = 20,
+    pool_max: int = DB_POOL_MAX_DEFAULT,
     pool_wait_seconds: float = 10.0,
     application_name: str = "visionaire",
 ) -> dict:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from django.core.exceptions import ImproperlyConfigured
 
-from .endpoints import database_settings, read_services_file
+from .endpoints import DB_POOL_MAX_DEFAULT, database_settings, read_services_file
 from .env import env_bool, env_choice, env_float, env_int, env_list, env_path, env_str
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -47,7 +47,7 @@ if not REDIS_URL:
     )
 # One connection pool per process (API, each worker, beat, management commands);
 # see README "Database connections" for the budget against max_connections.
-DB_POOL_MAX = env_int("VISIONAIRE_DB_POOL_MAX", 20, minimum=1, maximum=1000)
+DB_POOL_MAX = env_int("VISIONAIRE_DB_POOL_MAX", DB_POOL_MAX_DEFAULT, minimum=1, maximum=1000)
 DB_POOL_MIN = env_int("VISIONAIRE_DB_POOL_MIN", 2, minimum=0, maximum=1000)
 # Longest wait for a free connection before the request answers 503 "database busy".
 DB_POOL_TIMEOUT_SECONDS = env_float("VISIONAIRE_DB_POOL_TIMEOUT_SECONDS", 10.0, minimum=0.1)
