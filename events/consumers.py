@@ -67,6 +67,31 @@ def _token_from_scope(scope, query: dict[str, list[str]]) -> str:
 class EventChannelConsumer(AsyncJsonWebsocketConsumer):
     analytic_filter: str | None = None
     include_image: bool = True
+    _accepted = False
+    _closed = False
+
+    async def __call__(self, scope, receive, send):
+        # The channel layer's own read (Redis) runs beside the socket from the
+        # start: with Redis gone it fails, and the client is told why (4503)
+        # instead of the server dropping the connection with an error.
+        try:
+            await super().__call__(scope, receive, send)
+        except Exception as exc:
+            message = outage_message(exc)
+            if message is None:
+                raise
+            if not self._closed:
+                if not self._accepted:
+                    await self.base_send({"type": "websocket.accept"})
+                await self.base_send({"type": "websocket.close", "code": 4503, "reason": message})
+
+    async def accept(self, subprotocol=None, headers=None):
+        self._accepted = True
+        await super().accept(subprotocol, headers)
+
+    async def close(self, code=None, reason=None):
+        self._closed = True
+        await super().close(code, reason)
 
     async def connect(self):
         try:

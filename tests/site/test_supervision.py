@@ -13,7 +13,7 @@ import psycopg
 import pytest
 import redis as redis_lib
 
-from visionaire_site.services import EmbeddedServers, ServiceUnavailable, check_database, check_redis
+from visionaire_site.services import EmbeddedServers, ServiceUnavailable, check_database
 
 
 def wait_for(predicate, *, timeout: float, what: str):
@@ -59,7 +59,9 @@ def test_killed_servers_come_back_at_the_same_address_and_stop_leaves_nothing(tm
             conn.execute("INSERT INTO kept VALUES ('committed before the crash')")
 
         os.kill(postmaster_pid(data_dir), signal.SIGKILL)
-        wait_for(lambda: not answers(check_database, endpoints.database_url), timeout=30, what="PostgreSQL down")
+        wait_for(
+            lambda: not answers(check_database, endpoints.database_url), timeout=30, what="PostgreSQL down"
+        )
         wait_for(
             lambda: answers(check_database, endpoints.database_url), timeout=180, what="PostgreSQL restarted"
         )
