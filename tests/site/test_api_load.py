@@ -16,7 +16,8 @@ from collections import Counter
 import psycopg
 import pytest
 
-from tests.support.workers import ManagedProcess, subprocess_env, test_database_url
+from tests.support import workers as support
+from tests.support.workers import ManagedProcess, subprocess_env
 from visionaire_site.launcher import api_command
 
 transactional = pytest.mark.django_db(transaction=True, serialized_rollback=True)
@@ -122,7 +123,7 @@ def test_fifty_clients_mixing_reads_and_writes_get_no_5xx_and_bounded_connection
         assert setup.call("POST", "/streams/0", {"stream_address": f"rtsp://10.7.2.{n}/cam"})[0] == 200
     setup.close()
 
-    sampler = Sampler(test_database_url())
+    sampler = Sampler(support.test_database_url())
     sampler.start()
     statuses: Counter = Counter()
     failures: list[str] = []
