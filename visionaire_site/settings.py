@@ -334,5 +334,7 @@ LOGGING = {
         "console": {"class": "logging.StreamHandler", "formatter": "plain", "filters": ["request_id"]}
     },
     "root": {"handlers": ["console"], "level": LOG_LEVEL.upper()},
-    "loggers": {"django.request": {"level": "ERROR"}},
+    # psycopg's pool logs each failed reconnection attempt; visionaire_site.db says
+    # once when the database goes away and when it is back.
+    "loggers": {"django.request": {"level": "ERROR"}, "psycopg.pool": {"level": "ERROR"}},
 }

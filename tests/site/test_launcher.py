@@ -93,8 +93,8 @@ def test_unreachable_redis_is_named(monkeypatch, settings):
         configured_endpoints()
 
 
-def test_embedded_servers_keep_data_across_runs_and_stop_cleanly(tmp_path):
-    data_dir = tmp_path / "data"
+def test_embedded_servers_keep_data_across_runs_and_stop_cleanly(server_dir):
+    data_dir = server_dir / "data"
     with EmbeddedServers(data_dir) as first:
         assert read_services_file(data_dir)["database_url"] == first.database_url
         with psycopg.connect(first.database_url, autocommit=True) as conn:

@@ -130,8 +130,8 @@ def platform_processes(data_dir: Path) -> list[str]:
 
 
 @pytest.fixture
-def platform(tmp_path, media):
-    data_dir = tmp_path / "data"
+def platform(tmp_path, server_dir, media):
+    data_dir = server_dir / "data"
     (data_dir / "videos").mkdir(parents=True)
     shutil.copy(media.small_h264(), data_dir / "videos" / "clip.mp4")
     port = free_port()
@@ -206,9 +206,12 @@ def test_postgresql_killed_and_restarted_by_the_launcher_loses_no_event(platform
         platform.launcher.process.send_signal(signal.SIGCONT)
 
     platform.wait(lambda: api.status("/streams") == 200, timeout=300, what="the API to recover")
-    log = platform.launcher.log_text()
-    assert "the embedded PostgreSQL died; restarting it" in log
-    assert "the embedded PostgreSQL was restarted" in log
+    assert "the embedded PostgreSQL died; restarting it" in platform.launcher.log_text()
+    platform.wait(
+        lambda: "the embedded PostgreSQL was restarted" in platform.launcher.log_text(),
+        timeout=120,
+        what="the launcher to report the restart",
+    )
     platform.wait(
         lambda: platform.writer().get("database_up") and platform.writer().get("spooled") == 0,
         timeout=180,

@@ -49,8 +49,8 @@ def processes_of(data_dir) -> list[psutil.Process]:
     return found
 
 
-def test_killed_servers_come_back_at_the_same_address_and_stop_leaves_nothing(tmp_path):
-    data_dir = tmp_path / "data"
+def test_killed_servers_come_back_at_the_same_address_and_stop_leaves_nothing(server_dir):
+    data_dir = server_dir / "data"
     said: list[str] = []
     servers = EmbeddedServers(data_dir, say=said.append, restart_initial_seconds=0.2)
     with servers as endpoints:
