@@ -416,6 +416,7 @@ def scenario_outage(data_dir: Path, embedded, outage_seconds: float, rate: float
     import cv2
     import numpy as np
     from django.conf import settings
+    from django.db import connection
 
     from analytics.plugins import EventRecord
     from events.models import Event
@@ -483,6 +484,7 @@ def scenario_outage(data_dir: Path, embedded, outage_seconds: float, rate: float
     drained_at = time.monotonic()
     sink.stop(timeout=30)
     after = sink.stats()
+    connection.close()  # this thread's connection died with the server: take a fresh one
     stored = Event.objects.filter(node_num=BENCH_NODE).count()
     say(
         f"   stored everything {drained_at - back_at:.1f} s after the server's return: "

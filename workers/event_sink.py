@@ -59,9 +59,10 @@ from visionaire_site.db import database_outage
 
 logger = logging.getLogger(__name__)
 
-# Retries of a batch while the database is unavailable: doubling delays, capped.
+# Retries of a batch while the database is unavailable: doubling delays, capped
+# (a retry costs little: the process knows the server is gone and fails at once).
 EVENT_RETRY_INITIAL_SECONDS = 0.5
-EVENT_RETRY_MAX_SECONDS = 5.0
+EVENT_RETRY_MAX_SECONDS = 2.0
 
 
 @dataclass(frozen=True)
@@ -475,13 +476,25 @@ class EventSink:
         """Store `batch`, retrying while the database is unavailable; False when a
         stop arrived before the database came back (the batch is still unstored)."""
         delay = self.retry_initial_s
+        since: float | None = None
         while True:
             outage = self._write(batch)
             if outage is None:
+                if since is not None:
+                    logger.warning("event writer: the database is back after %.0fs", time.monotonic() - since)
                 return True
             with self._cond:
                 self.retries += 1
                 self.database_up = False
+                held = len(batch) + len(self._memory) + (self.spool.pending if self.spool else 0)
+            if since is None:  # once per outage, not once per retry
+                since = time.monotonic()
+                logger.warning(
+                    "event writer: %s; keeping %d events, retrying every %gs at most",
+                    outage,
+                    held,
+                    self.retry_max_s,
+                )
             if self._stop_requested.wait(delay):
                 return False
             delay = min(delay * 2, self.retry_max_s)
@@ -498,7 +511,6 @@ class EventSink:
         except Exception as exc:
             outage = database_outage(exc)
             if outage is not None:
-                logger.warning("event writer: %s; keeping %d events and retrying", outage, len(batch))
                 connection.close()
                 return outage
             # One bad event must not cost the others: store them one by one.

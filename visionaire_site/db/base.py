@@ -5,6 +5,7 @@ connection given back to the pool if the thread ends still holding it."""
 from __future__ import annotations
 
 import logging
+import sys
 
 from django.conf import settings
 from django.db.backends.postgresql import base
@@ -35,7 +36,7 @@ class DatabaseWrapper(base.DatabaseWrapper):
         # with the thread's locals, hands the connection back instead.
         conn = self.__dict__.get("connection")
         pool = getattr(conn, "_pool", None)
-        if pool is not None:
+        if pool is not None and not sys.is_finalizing():  # at exit the pool is going away too
             try:
                 pool.putconn(conn)
                 logger.warning("a thread ended holding a database connection; it was returned to the pool")
