@@ -42,7 +42,8 @@ def _say(message: str) -> None:
 
 
 # Restarts of a dead embedded server: the first after this delay, then doubling up
-# to RESTART_MAX_SECONDS; a server that stayed up a minute starts over at the first.
+# to RESTART_MAX_SECONDS (or the first delay, if longer); a server that stayed up a
+# minute starts over at the first.
 RESTART_INITIAL_SECONDS = 1.0
 RESTART_MAX_SECONDS = 30.0
 WATCH_INTERVAL_SECONDS = 0.5
@@ -61,7 +62,7 @@ class _Restarts:
     def down(self, now: float) -> float:
         if now - self.up_since > 60:
             self.failures = 0
-        delay = min(RESTART_MAX_SECONDS, self.initial * 2**self.failures)
+        delay = min(max(RESTART_MAX_SECONDS, self.initial), self.initial * 2**self.failures)
         self.failures += 1
         self.next_attempt = now + delay
         return delay
