@@ -191,9 +191,15 @@ class Spool:
         data = b"".join(lines)
         if self.size + len(data) > self.max_bytes:
             raise SpoolFull
-        self._file.seek(0, os.SEEK_END)
-        self._file.write(data)
-        self._file.flush()  # in the OS's hands: a crash of this process loses nothing
+        try:
+            self._file.seek(self.size)
+            self._file.write(data)
+            self._file.flush()  # in the OS's hands: a crash of this process loses nothing
+        except OSError:
+            # A full disk can leave part of a line: cut it, or the next line would be unreadable.
+            with contextlib.suppress(OSError):
+                self._file.truncate(self.size)
+            raise
         self.size += len(data)
         self.pending += len(lines)
 
@@ -281,7 +287,14 @@ class EventSink:
         self.retry_max_s = max(retry_initial_s, retry_max_s)
         self._memory: collections.deque[PendingEvent] = collections.deque()
         self._cond = threading.Condition()  # guards the queue, the spool's appends and the counters
-        self.spool = Spool(spool_dir, spool_stem, spool_max_bytes) if spool_dir and spool_max_bytes else None
+        self.spool: Spool | None = None
+        if spool_dir and spool_max_bytes:
+            try:
+                self.spool = Spool(spool_dir, spool_stem, spool_max_bytes)
+            except OSError as exc:  # the writer still works, bounded by memory alone
+                logger.error(
+                    "no event spool (%s): past %d events in memory, events are dropped", exc, capacity
+                )
         # While the spool holds events, new ones go behind them (keeps the order).
         self._spilling = bool(self.spool and self.spool.pending)
         self._in_hand = 0  # events taken by the writer and not yet settled

@@ -273,3 +273,16 @@ def test_the_live_channel_is_closed_with_4503_when_redis_is_down(settings):
         }
     finally:
         channel_layers.backends.clear()
+
+
+@pytest.mark.django_db
+def test_a_statement_that_lost_to_the_database_is_busy_not_unavailable(settings):
+    from psycopg import errors
+
+    with connection.cursor() as cursor:
+        cursor.execute("SET LOCAL statement_timeout = '50ms'")
+        with pytest.raises(OperationalError) as caught:
+            cursor.execute("SELECT pg_sleep(2)")
+    assert isinstance(caught.value.__cause__, errors.QueryCanceled)
+    assert database_outage(caught.value) == ("database busy: canceling statement due to statement timeout")
+    assert database_outage(ValueError("not a database error")) is None

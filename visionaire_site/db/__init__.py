@@ -139,9 +139,14 @@ def database_outage(exc: BaseException) -> str | None:
     connection_errors = (OperationalError, InterfaceError, psycopg.OperationalError, psycopg.InterfaceError)
     if not isinstance(exc, connection_errors):
         return None
-    cause = exc if isinstance(exc, (DatabaseBusy, DatabaseUnavailable)) else exc.__cause__
+    cause = exc if isinstance(exc, psycopg.Error) else exc.__cause__
     if isinstance(cause, DatabaseBusy):
         return f"database busy: {cause}"
+    sqlstate = getattr(cause, "sqlstate", None) or ""
+    # The server is there but this statement lost: a deadlock or serialization
+    # conflict (40xxx), a lock it could not get (55P03), a statement timeout (57014).
+    if sqlstate.startswith("40") or sqlstate in ("55P03", "57014"):
+        return f"database busy: {_one_line(cause)}"
     return "database unavailable"
 
 
