@@ -278,14 +278,16 @@ def cmd_up(args) -> int:
 def cmd_worker(args) -> int:
     data_dir = data_dir_from_env(ROOT / "data")
     with servers(data_dir) as endpoints:
-        env = child_env(endpoints, data_dir, VISIONAIRE_NODE_NUM=str(args.node))
+        env = child_env(
+            endpoints, data_dir, VISIONAIRE_NODE_NUM=str(args.node), **db_name(f"worker-node{args.node}")
+        )
         return Supervisor([Child(f"worker node {args.node}", worker_command(args.node), env)]).run()
 
 
 def cmd_api(args) -> int:
     data_dir = data_dir_from_env(ROOT / "data")
     with servers(data_dir) as endpoints:
-        env = child_env(endpoints, data_dir)
+        env = child_env(endpoints, data_dir, **db_name("api"))
         return Supervisor([Child("api", api_command(args.host, args.port), env)]).run()
 
 
