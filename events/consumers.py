@@ -7,6 +7,7 @@ connection is accepted and then closed with a code a browser can read:
 - 4400: bad query parameter, node number or stream id (the close reason says which)
 - 4401: API tokens are configured and `?token=` / `Authorization: Bearer` is missing or wrong
 - 4404: unknown node or stream
+- 4503: PostgreSQL or Redis is unavailable (the reason says which); retry later
 
 Nothing is buffered per client: a client too slow to drain its channel loses
 messages at the channel layer's capacity, it never grows this process.
@@ -25,6 +26,7 @@ from platform_config.selectors import node_get
 from streams.models import Stream
 from visionaire_site.errors import ApiError, NotFound
 from visionaire_site.middleware import bearer_token, token_is_valid
+from visionaire_site.outage import outage_message
 
 from .publisher import ALL_EVENTS_GROUP, EventEnvelope, stream_group
 
@@ -65,15 +67,48 @@ def _token_from_scope(scope, query: dict[str, list[str]]) -> str:
 class EventChannelConsumer(AsyncJsonWebsocketConsumer):
     analytic_filter: str | None = None
     include_image: bool = True
+    _accepted = False
+    _closed = False
+
+    async def __call__(self, scope, receive, send):
+        # The channel layer's own read (Redis) runs beside the socket from the
+        # start: with Redis gone it fails, and the client is told why (4503)
+        # instead of the server dropping the connection with an error.
+        try:
+            await super().__call__(scope, receive, send)
+        except Exception as exc:
+            message = outage_message(exc)
+            if message is None:
+                raise
+            if not self._closed:
+                if not self._accepted:
+                    await self.base_send({"type": "websocket.accept"})
+                await self.base_send({"type": "websocket.close", "code": 4503, "reason": message})
+
+    async def accept(self, subprotocol=None, headers=None):
+        self._accepted = True
+        await super().accept(subprotocol, headers)
+
+    async def close(self, code=None, reason=None):
+        self._closed = True
+        await super().close(code, reason)
 
     async def connect(self):
         try:
             group = await self._admit()
+            await self.channel_layer.group_add(group, self.channel_name)
         except Refused as refusal:
             await self.accept()
             await self.close(code=refusal.code, reason=refusal.reason[:120])
             return
-        await self.channel_layer.group_add(group, self.channel_name)
+        except Exception as exc:
+            message = outage_message(exc)
+            if message is None:
+                raise
+            # PostgreSQL or Redis is down: the client is told so and may reconnect later.
+            await self.accept()
+            await self.close(code=4503, reason=message)
+            return
         # The base class leaves the groups listed here on disconnect.
         self.groups = [group]
         await self.accept()

@@ -402,7 +402,7 @@ def face_service_check() -> None:
             cursor.execute("SELECT 1")
     except Exception:
         logger.exception("healthcheck: the database did not answer")
-        raise ApiError("database not reachable", status=503) from None
+        raise ApiError("database unavailable", status=503) from None
 
 
 def limit_usage() -> dict[str, int]:

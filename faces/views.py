@@ -296,4 +296,4 @@ class LimitUsageView(ApiView):
         try:
             return Response(services.limit_usage())
         except DatabaseError:
-            raise ApiError("database not reachable", status=503) from None
+            raise ApiError("database unavailable", status=503) from None

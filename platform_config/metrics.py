@@ -15,12 +15,14 @@ import threading
 from collections.abc import Iterator
 
 import redis
+from django.db import DatabaseError
 from django.db.models import Count
 from prometheus_client.core import REGISTRY, CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from analytics.models import Analytic
 from streams.models import Pipeline, Stream
+from visionaire_site.db import database_outage
 from visionaire_site.errors import ApiError
 from visionaire_site.redis import get_redis, key
 
@@ -125,7 +127,23 @@ class _Families:
         )
         self.events_dropped = CounterMetricFamily(
             "visionaire_event_writer_dropped",
-            "Events dropped because the node's event writer queue was full",
+            "Events dropped by the node's event writer: past its memory queue and spool file bounds",
+            labels=node,
+        )
+        self.events_spilled = CounterMetricFamily(
+            "visionaire_event_writer_spilled",
+            "Events the node's event writer kept in its spool file (database unavailable or slow)",
+            labels=node,
+        )
+        self.events_replayed = CounterMetricFamily(
+            "visionaire_event_writer_replayed", "Events stored from the node's spool file", labels=node
+        )
+        self.events_spooled = GaugeMetricFamily(
+            "visionaire_event_writer_spool_depth", "Events waiting in the node's spool file", labels=node
+        )
+        self.events_retries = CounterMetricFamily(
+            "visionaire_event_writer_retries",
+            "Store attempts of the node's event writer that failed: database unavailable",
             labels=node,
         )
         self.events_failed = CounterMetricFamily(
@@ -138,6 +156,9 @@ class _Families:
             "visionaire_face_engine_info",
             "1 for the face engine of the node's worker: its state, ONNX Runtime provider and embedder",
             labels=[*node, "state", "provider", "embedder"],
+        )
+        self.database_up = GaugeMetricFamily(
+            "visionaire_database_up", "1 when PostgreSQL answered this scrape"
         )
         self.live_state_up = GaugeMetricFamily(
             "visionaire_live_state_up", "1 when the live state store (Redis) answered this scrape"
@@ -154,6 +175,25 @@ class VisionaireCollector(Collector):
 
     def collect(self) -> Iterator:
         f = _Families()
+        try:
+            self._collect_counts(f)
+        except DatabaseError as exc:
+            if database_outage(exc) is None:
+                raise
+            # A scrape during an outage still answers: the process's own series, and 0 here.
+            logger.warning("metrics: database unavailable: %s", exc)
+            f.database_up.add_metric([], 0)
+            return iter(f.all())
+        f.database_up.add_metric([], 1)
+        try:
+            self._collect_live(f)
+            f.live_state_up.add_metric([], 1)
+        except (redis.RedisError, ApiError) as exc:
+            logger.warning("metrics: live state unavailable: %s", exc)
+            f.live_state_up.add_metric([], 0)
+        return iter(f.all())
+
+    def _collect_counts(self, f: _Families) -> None:
         f.streams_total.add_metric([], Stream.objects.count())
         f.streams_active.add_metric([], Stream.objects.filter(active=True).count())
         f.nodes_total.add_metric([], Node.objects.count())
@@ -163,13 +203,6 @@ class VisionaireCollector(Collector):
             counts.setdefault(analytic_id, 0)
         for analytic_id, count in sorted(counts.items()):
             f.pipelines.add_metric([analytic_id], count)
-        try:
-            self._collect_live(f)
-            f.live_state_up.add_metric([], 1)
-        except (redis.RedisError, ApiError) as exc:
-            logger.warning("metrics: live state unavailable: %s", exc)
-            f.live_state_up.add_metric([], 0)
-        return iter(f.all())
 
     def _collect_live(self, f: _Families) -> None:
         online = 0
@@ -246,6 +279,10 @@ class VisionaireCollector(Collector):
             self._add(f.events_dropped, node, writer.get("dropped"))
             self._add(f.events_failed, node, writer.get("failed"))
             self._add(f.events_queued, node, writer.get("queued"))
+            self._add(f.events_spilled, node, writer.get("spilled"))
+            self._add(f.events_replayed, node, writer.get("replayed"))
+            self._add(f.events_spooled, node, writer.get("spooled"))
+            self._add(f.events_retries, node, writer.get("retries"))
             face = report.get("face_engine") or {}
             if face.get("state"):
                 labels = [str(face["state"]), str(face.get("provider", "")), str(face.get("embedder", ""))]

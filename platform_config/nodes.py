@@ -132,9 +132,7 @@ def system_restart_request() -> int:
         client.publish(RESTART_CHANNEL, str(generation))
     except redis.RedisError as exc:
         logger.warning("restart request failed: %s", exc)
-        raise LiveStateUnavailable(
-            "system restart could not be requested: live state store unavailable"
-        ) from None
+        raise LiveStateUnavailable() from None
     return generation
 
 
@@ -176,7 +174,7 @@ def heartbeats_read(node_nums: list[int]) -> tuple[float, dict[int, dict], dict[
         results = pipe.execute()
     except redis.RedisError as exc:
         logger.warning("reading node heartbeats failed: %s", exc)
-        raise LiveStateUnavailable("node state unavailable: live state store (Redis) unreachable") from None
+        raise LiveStateUnavailable() from None
     seconds, micros = results[0]
     now = seconds + micros / 1_000_000
     values = results[1] if node_nums else []

@@ -7,6 +7,7 @@ Services raise `ApiError` (or a subclass); DRF's own exceptions and Django's
 from __future__ import annotations
 
 import logging
+import sys
 
 from django.core.exceptions import RequestDataTooBig
 from django.http import Http404, JsonResponse
@@ -85,6 +86,11 @@ def exception_handler(exc, context):
         return Response(error_body(400, _first_validation_message(exc.detail)), status=400)
     if isinstance(exc, drf_exceptions.APIException):
         return Response(error_body(exc.status_code, str(exc.detail)), status=exc.status_code)
+    from .outage import outage_message
+
+    message = outage_message(exc)
+    if message is not None:  # PostgreSQL or Redis down: 503, and the client may retry
+        return Response(error_body(503, message), status=503)
     return None  # Django's 500 handler logs it and answers in the contract's shape.
 
 
@@ -93,6 +99,12 @@ def handler404(request, exception=None):
 
 
 def handler500(request):
+    # An outage raised outside a view (in a middleware) still answers 503.
+    from .outage import outage_message
+
+    message = outage_message(sys.exc_info()[1]) if sys.exc_info()[1] is not None else None
+    if message is not None:
+        return error_response(503, message)
     request_id = getattr(request, "request_id", "-")
     return error_response(500, f"internal server error (request id {request_id})")
 

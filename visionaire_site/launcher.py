@@ -7,8 +7,9 @@
     test    the test suite against real servers (embedded unless URLs are set)
     manage  a Django management command
 
-Children are restarted with backoff if they die; Ctrl-C or SIGTERM stops them
-in order, then the embedded servers.
+Children are restarted with backoff if they die, and so are the embedded
+PostgreSQL and Redis (visionaire_site.services.EmbeddedServers); Ctrl-C or
+SIGTERM stops the children in order, then the embedded servers.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .endpoints import read_services_file
+from .endpoints import DB_POOL_MAX_DEFAULT, read_services_file
 from .services import (
     EmbeddedServers,
     Endpoints,
@@ -32,6 +33,7 @@ from .services import (
     check_database,
     check_redis,
     configured_endpoints,
+    connection_budget_check,
 )
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -78,6 +80,20 @@ def child_env(endpoints: Endpoints, data_dir: Path, **extra: str) -> dict[str, s
     env.setdefault("DJANGO_SETTINGS_MODULE", "visionaire_site.settings")
     env.update(extra)
     return env
+
+
+def pool_max_from_env() -> int:
+    try:
+        return int(os.environ.get("VISIONAIRE_DB_POOL_MAX", "") or DB_POOL_MAX_DEFAULT)
+    except ValueError:
+        return DB_POOL_MAX_DEFAULT  # the processes themselves refuse it, naming the variable
+
+
+def db_name(role: str) -> dict[str, str]:
+    """Each process shows in pg_stat_activity as what it is (visionaire-api, ...)."""
+    if os.environ.get("VISIONAIRE_DB_APPLICATION_NAME"):
+        return {}
+    return {"VISIONAIRE_DB_APPLICATION_NAME": f"visionaire-{role}"}
 
 
 def manage(env: dict[str, str], *args: str) -> int:
@@ -239,12 +255,20 @@ def cmd_up(args) -> int:
             _say("database migration failed; see the output above")
             return 1
         node = args.node
+        # Beat only sends messages: it never opens a database connection.
+        budget = connection_budget_check(endpoints.database_url, processes=2, pool_max=pool_max_from_env())
+        if budget is not None:
+            _say(f"warning: {budget}")
         children = [
-            Child("api", api_command(args.host, args.port), env),
-            Child(f"worker node {node}", worker_command(node), {**env, "VISIONAIRE_NODE_NUM": str(node)}),
+            Child("api", api_command(args.host, args.port), {**env, **db_name("api")}),
+            Child(
+                f"worker node {node}",
+                worker_command(node),
+                {**env, "VISIONAIRE_NODE_NUM": str(node), **db_name(f"worker-node{node}")},
+            ),
         ]
         if not args.no_beat:
-            children.append(Child("beat", beat_command(data_dir), env))
+            children.append(Child("beat", beat_command(data_dir), {**env, **db_name("beat")}))
         _say(
             f"starting API on {args.host}:{args.port}, worker for node {node}"
             + ("" if args.no_beat else ", beat")
@@ -255,14 +279,16 @@ def cmd_up(args) -> int:
 def cmd_worker(args) -> int:
     data_dir = data_dir_from_env(ROOT / "data")
     with servers(data_dir) as endpoints:
-        env = child_env(endpoints, data_dir, VISIONAIRE_NODE_NUM=str(args.node))
+        env = child_env(
+            endpoints, data_dir, VISIONAIRE_NODE_NUM=str(args.node), **db_name(f"worker-node{args.node}")
+        )
         return Supervisor([Child(f"worker node {args.node}", worker_command(args.node), env)]).run()
 
 
 def cmd_api(args) -> int:
     data_dir = data_dir_from_env(ROOT / "data")
     with servers(data_dir) as endpoints:
-        env = child_env(endpoints, data_dir, VISIONAIRE_API_PORT=str(args.port))
+        env = child_env(endpoints, data_dir, VISIONAIRE_API_PORT=str(args.port), **db_name("api"))
         return Supervisor([Child("api", api_command(args.host, args.port), env)]).run()
 
 
@@ -322,6 +348,10 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _exit_on_sigterm(*_args) -> None:
+    raise SystemExit(128 + signal.SIGTERM)
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv and argv[0] in ("test", "manage", "bench"):
@@ -330,6 +360,9 @@ def main(argv: list[str] | None = None) -> int:
         args = argparse.Namespace(command=argv[0], rest=argv[1:])
     else:
         args = build_parser().parse_args(argv)
+    # SIGTERM unwinds like Ctrl-C, so the embedded servers are stopped on the way out
+    # (the supervisor of `up`, `api`, `worker` and `beat` replaces this while it runs).
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
     handler = {
         "up": cmd_up,
         "worker": cmd_worker,

@@ -33,21 +33,28 @@ def get_redis() -> redis.Redis:
     )
 
 
+# The 503 message of every route that needs Redis while it is unreachable.
+REDIS_UNAVAILABLE = "redis unavailable"
+
+
 class LiveStateUnavailable(ApiError):
     """Redis is unreachable: live figures cannot be read. 503 rather than a
     guess, so a client never mistakes "unknown" for "stopped" or "offline"."""
 
     status = 503
 
+    def __init__(self, message: str = REDIS_UNAVAILABLE):
+        super().__init__(message)
+
 
 @contextlib.contextmanager
 def live_state(what: str):
-    """Turn a Redis failure while reading `what` into a 503 naming it."""
+    """Turn a Redis failure while reading `what` into a 503 (the log names `what`)."""
     try:
         yield
     except redis.RedisError as exc:
         logger.warning("reading %s failed: %s", what, exc)
-        raise LiveStateUnavailable(f"{what} unavailable: live state store (Redis) unreachable") from None
+        raise LiveStateUnavailable() from None
 
 
 @functools.lru_cache(maxsize=1)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from django.core.exceptions import ImproperlyConfigured
 
-from .endpoints import database_settings, read_services_file
+from .endpoints import DB_POOL_MAX_DEFAULT, database_settings, read_services_file
 from .env import env_bool, env_choice, env_float, env_int, env_list, env_networks, env_path, env_str
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -45,7 +45,21 @@ if not REDIS_URL:
         "REDIS_URL is not set and no embedded Redis is running: "
         "start the platform with `python3 visionaire.py up` or set REDIS_URL"
     )
-DATABASES = {"default": database_settings(DATABASE_URL)}
+# One connection pool per process (API, each worker, beat, management commands);
+# see README "Database connections" for the budget against max_connections.
+DB_POOL_MAX = env_int("VISIONAIRE_DB_POOL_MAX", DB_POOL_MAX_DEFAULT, minimum=1, maximum=1000)
+DB_POOL_MIN = env_int("VISIONAIRE_DB_POOL_MIN", 2, minimum=0, maximum=1000)
+# Longest wait for a free connection before the request answers 503 "database busy".
+DB_POOL_TIMEOUT_SECONDS = env_float("VISIONAIRE_DB_POOL_TIMEOUT_SECONDS", 10.0, minimum=0.1)
+DATABASES = {
+    "default": database_settings(
+        DATABASE_URL,
+        pool_min=DB_POOL_MIN,
+        pool_max=DB_POOL_MAX,
+        pool_wait_seconds=DB_POOL_TIMEOUT_SECONDS,
+        application_name=env_str("VISIONAIRE_DB_APPLICATION_NAME", "visionaire"),
+    )
+}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 INSTALLED_APPS = [
@@ -84,6 +98,8 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
+    # Innermost: turns a PostgreSQL or Redis outage raised by a view into a 503.
+    "visionaire_site.outage.OutageMiddleware",
     "django_prometheus.middleware.PrometheusAfterMiddleware",
 ]
 
@@ -265,7 +281,12 @@ STREAM_START_GRACE_SECONDS = env_float("VISIONAIRE_STREAM_START_GRACE_SECONDS", 
 STREAM_STATS_SECONDS = 1.0
 STREAM_DESIRED_CHECK_SECONDS = env_float("VISIONAIRE_STREAM_DESIRED_CHECK_SECONDS", 2.0, minimum=0.2)
 STREAM_STOP_TIMEOUT_SECONDS = 10.0
+# Events held in memory by a worker's event writer (while it stores, or while the
+# database is unavailable); past that they go to a spool file of at most
+# EVENT_SPOOL_MAX_BYTES (0: no spool, drop instead), then they are dropped and counted.
 EVENT_QUEUE_CAPACITY = env_int("VISIONAIRE_EVENT_QUEUE_CAPACITY", 1000, minimum=10)
+EVENT_SPOOL_DIR = env_path("VISIONAIRE_EVENT_SPOOL_DIR", DATA_DIR / "spool")
+EVENT_SPOOL_MAX_BYTES = env_int("VISIONAIRE_EVENT_SPOOL_MAX_BYTES", 1024**3, minimum=0)
 # Retention job (events.retention): rows per DELETE, and how long one run may work.
 RETENTION_BATCH_SIZE = env_int("VISIONAIRE_RETENTION_BATCH_SIZE", 1000, minimum=10, maximum=100_000)
 RETENTION_TIME_BUDGET_SECONDS = env_float("VISIONAIRE_RETENTION_TIME_BUDGET_SECONDS", 50.0, minimum=1.0)
@@ -332,5 +353,7 @@ LOGGING = {
         "console": {"class": "logging.StreamHandler", "formatter": "plain", "filters": ["request_id"]}
     },
     "root": {"handlers": ["console"], "level": LOG_LEVEL.upper()},
-    "loggers": {"django.request": {"level": "ERROR"}},
+    # psycopg's pool logs each failed reconnection attempt; visionaire_site.db says
+    # once when the database goes away and when it is back.
+    "loggers": {"django.request": {"level": "ERROR"}, "psycopg.pool": {"level": "ERROR"}},
 }

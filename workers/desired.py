@@ -8,6 +8,7 @@ from django.db import close_old_connections
 
 from analytics.models import Seat
 from streams.models import Stream
+from visionaire_site.db import connection_release
 
 from .pipelines import PipelineSpec
 
@@ -28,19 +29,27 @@ def desired_stream_get(stream_id: str) -> DesiredStream | None:
     """The stream's desired state, or None when it no longer exists.
 
     Called from long-lived worker threads: stale connections (a restarted
-    Postgres, an idle timeout) are dropped first so a fault costs one retry.
+    Postgres, an idle timeout) are dropped first so a fault costs one retry,
+    and the connection is given back to the pool after the read.
     """
     close_old_connections()
-    stream = Stream.objects.filter(stream_id=stream_id).first()
-    if stream is None:
-        return None
-    active_seats = set(
-        Seat.objects.filter(pipeline__stream_id=stream_id, active=True).values_list("pipeline_id", flat=True)
-    )
-    pipelines = tuple(
-        PipelineSpec(analytic_id=p.analytic_id, config=p.config, seat_active=p.id in active_seats)
-        for p in stream.pipelines.order_by("analytic_id")
-    )
+    try:
+        stream = Stream.objects.filter(stream_id=stream_id).first()
+        if stream is None:
+            return None
+        active_seats = set(
+            Seat.objects.filter(pipeline__stream_id=stream_id, active=True).values_list(
+                "pipeline_id", flat=True
+            )
+        )
+        pipelines = tuple(
+            PipelineSpec(analytic_id=p.analytic_id, config=p.config, seat_active=p.id in active_seats)
+            for p in stream.pipelines.order_by("analytic_id")
+        )
+    finally:
+        # A runner thread reads this every few seconds for hours: between reads
+        # its connection goes back to the process's pool.
+        connection_release()
     return DesiredStream(
         stream_id=stream.stream_id,
         node_num=stream.node_id,

@@ -11,6 +11,7 @@ from django.db import close_old_connections
 
 from platform_config.nodes import nodes_live
 from streams.models import Stream
+from visionaire_site.db import connection_release
 from visionaire_site.redis import get_redis
 
 from .control import stream_dispatch
@@ -28,13 +29,16 @@ def streams_reconcile_run(*, node_num: int | None = None, client: redis.Redis | 
     """
     client = client or get_redis()
     close_old_connections()
-    streams = Stream.objects.filter(active=True)
-    if node_num is not None:
-        streams = streams.filter(node_id=node_num)
-    wanted = list(streams.values_list("stream_id", "node_id"))
-    if not wanted:
-        return 0
-    online = {live.node.num for live in nodes_live() if live.online}
+    try:
+        streams = Stream.objects.filter(active=True)
+        if node_num is not None:
+            streams = streams.filter(node_id=node_num)
+        wanted = list(streams.values_list("stream_id", "node_id"))
+        if not wanted:
+            return 0
+        online = {live.node.num for live in nodes_live() if live.online}
+    finally:
+        connection_release()  # also run from a worker's start-up thread, which then ends
     running = leases_alive(client, [stream_id for stream_id, _ in wanted])
     dispatched = 0
     for stream_id, node in wanted:

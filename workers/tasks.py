@@ -8,6 +8,8 @@ import logging
 from celery import shared_task
 from django.conf import settings
 
+from visionaire_site.outage import outage_message
+
 from .control import stream_dispatch
 from .reconcile import streams_reconcile_run
 from .runner import StreamRunner
@@ -31,5 +33,13 @@ def stream_run(stream_id: str) -> None:
 
 @shared_task(name="workers.streams_reconcile", ignore_result=True)
 def streams_reconcile() -> int:
-    """Start every active stream that runs nowhere (beat runs this every few seconds)."""
-    return streams_reconcile_run()
+    """Start every active stream that runs nowhere (beat runs this every few seconds).
+    While PostgreSQL or Redis is down it says so in one line; the next run catches up."""
+    try:
+        return streams_reconcile_run()
+    except Exception as exc:
+        message = outage_message(exc)
+        if message is None:
+            raise
+        logger.warning("reconcile skipped: %s", message)
+        return 0

@@ -252,6 +252,7 @@ def enrolled_match(embedding: np.ndarray, keyspace: str) -> FaceMatch | None:
     nobody in it: its faces are UNKNOWN, and the log says why once."""
     from faces.selectors import KeyspaceNotFound
     from faces.services import faces_match
+    from visionaire_site.db import connection_release
 
     try:
         candidates = faces_match(keyspace=keyspace, embedding=embedding, limit=1)
@@ -264,6 +265,8 @@ def enrolled_match(embedding: np.ndarray, keyspace: str) -> FaceMatch | None:
                 keyspace,
             )
         return None
+    finally:
+        connection_release()  # the stream's thread holds no connection between tracks
     _missing_keyspaces.discard(keyspace)
     if not candidates:
         return None

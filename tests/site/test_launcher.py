@@ -28,13 +28,27 @@ def test_database_settings_accepts_socket_directories_and_tcp():
         "postgres",
         "/tmp/pg",
     )
-    tcp = database_settings("postgresql://u:secret@db.example:6543/app?sslmode=require")
-    assert (tcp["HOST"], tcp["PORT"], tcp["PASSWORD"], tcp["OPTIONS"]) == (
+    tcp = database_settings("postgresql://u:secret@db.example:6543/app?sslmode=require&application_name=x")
+    options = dict(tcp["OPTIONS"])
+    options.pop("pool")
+    assert (tcp["HOST"], tcp["PORT"], tcp["PASSWORD"], options) == (
         "db.example",
         "6543",
         "secret",
-        {"sslmode": "require"},
+        {"sslmode": "require", "application_name": "x"},
     )
+
+
+def test_database_settings_pool_bounds_each_process():
+    entry = database_settings(
+        "postgresql://u@db/app", pool_min=5, pool_max=3, pool_wait_seconds=0.5, application_name="api"
+    )
+    # Django refuses persistent connections with a pool: requests give theirs back.
+    assert entry["CONN_MAX_AGE"] == 0
+    assert entry["OPTIONS"]["application_name"] == "api"
+    pool = entry["OPTIONS"]["pool"]
+    assert (pool["min_size"], pool["max_size"]) == (3, 3)
+    assert pool["timeout"] == 0.5  # one slice, never longer than the whole wait
 
 
 def test_no_urls_means_embedded(monkeypatch):
@@ -79,8 +93,8 @@ def test_unreachable_redis_is_named(monkeypatch, settings):
         configured_endpoints()
 
 
-def test_embedded_servers_keep_data_across_runs_and_stop_cleanly(tmp_path):
-    data_dir = tmp_path / "data"
+def test_embedded_servers_keep_data_across_runs_and_stop_cleanly(server_dir):
+    data_dir = server_dir / "data"
     with EmbeddedServers(data_dir) as first:
         assert read_services_file(data_dir)["database_url"] == first.database_url
         with psycopg.connect(first.database_url, autocommit=True) as conn:

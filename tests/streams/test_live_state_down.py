@@ -15,7 +15,7 @@ def test_stream_detail_says_live_state_is_unavailable(api, make_stream, monkeypa
     assert response.status_code == 503
     assert response.json() == {
         "code": 503,
-        "message": "stream stats unavailable: live state store (Redis) unreachable",
+        "message": "redis unavailable",
     }
 
 

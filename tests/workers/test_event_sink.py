@@ -94,12 +94,19 @@ def test_events_are_stored_in_batches_with_crops_embedding_and_search_text(sinks
     assert stats == {
         "queued": 0,
         "capacity": 100,
+        "submitted": 5,
         "written": 5,
         "dropped": 0,
         "failed": 0,
         "batches": 2,
         "last_batch_size": 2,
         "last_batch_ms": stats["last_batch_ms"],
+        "spilled": 0,
+        "replayed": 0,
+        "spooled": 0,
+        "spool_bytes": 0,
+        "retries": 0,
+        "database_up": True,
     }
     events = list(Event.objects.order_by("timestamp"))
     assert [(e.primary_text, e.search_text, e.timestamp.timestamp()) for e in events] == [

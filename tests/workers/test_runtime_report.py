@@ -112,12 +112,19 @@ def test_the_report_carries_the_event_writer_counters(redis_client, no_process_s
         assert stored["event_writer"] == {
             "queued": 0,
             "capacity": 50,
+            "submitted": 0,
             "written": 0,
             "dropped": 0,
             "failed": 0,
             "batches": 0,
             "last_batch_size": 0,
             "last_batch_ms": 0.0,
+            "spilled": 0,
+            "replayed": 0,
+            "spooled": 0,
+            "spool_bytes": 0,
+            "retries": 0,
+            "database_up": True,
         }
         assert 0 < redis_client.pttl(node_runtime_key(3)) <= settings.NODE_OFFLINE_AFTER_SECONDS * 1000
     finally:
