@@ -120,7 +120,7 @@ def test_fifty_clients_mixing_reads_and_writes_get_no_5xx_and_bounded_connection
     status, body = setup.call("POST", "/config/platform", {"max_streams_per_node": 1024})
     assert status == 200, body
     for n in range(20):
-        assert setup.call("POST", "/streams/0", {"stream_address": f"rtsp://10.7.2.{n}/cam"})[0] == 200
+        assert setup.call("POST", "/streams/0", {"stream_address": f"rtsp://127.0.0.1:8554/cam{n}"})[0] == 200
     setup.close()
 
     sampler = Sampler(support.test_database_url())

@@ -180,7 +180,7 @@ def database_down(gate, monkeypatch):
 
 @pytest.fixture
 def stream(db, media_root):
-    return stream_services.stream_create(node=Node.objects.get(num=0), address="rtsp://10.7.2.50:554/lobby")
+    return stream_services.stream_create(node=Node.objects.get(num=0), address="rtsp://127.0.0.1:8554/lobby")
 
 
 @pytest.fixture
@@ -206,7 +206,7 @@ def test_routes_answer_503_while_the_database_is_down_and_recover(api, stream, d
         ("get", f"/mjpeg/0/{sid}"),
     ]
     for method, path in calls:
-        body = {"stream_address": "rtsp://10.7.2.50:554/gate"} if method in ("post", "put") else None
+        body = {"stream_address": "rtsp://127.0.0.1:8554/gate"} if method in ("post", "put") else None
         response = getattr(api, method)(path, body) if body else getattr(api, method)(path)
         assert (response.status_code, response.json()) == (503, UNAVAILABLE), (method, path)
 

@@ -193,7 +193,7 @@ def test_postgresql_killed_and_restarted_by_the_launcher_loses_no_event(platform
             ("GET", "/streams", None),
             ("GET", "/", None),
             ("GET", f"/streams/0/{stream_id}", None),
-            ("POST", "/streams/0", {"stream_address": "rtsp://10.7.2.50:554/gate"}),
+            ("POST", "/streams/0", {"stream_address": "rtsp://127.0.0.1:8554/gate"}),
         ):
             assert api.call(method, path, body) == (503, UNAVAILABLE), (method, path)
         # Events keep coming: the writer holds 20 in memory, then spools them.
