@@ -146,7 +146,7 @@ def test_fifty_clients_mixing_reads_and_writes_get_no_5xx_and_bounded_connection
                     status, _ = client.call("GET", "/metrics")
                 elif roll < 0.8 or not mine:
                     status, body = client.call(
-                        "POST", "/streams/0", {"stream_address": "rtsp://10.7.3.1/cam"}
+                        "POST", "/streams/0", {"stream_address": "rtsp://127.0.0.1:8554/load"}
                     )
                     if status == 200:
                         mine.append(json.loads(body)["stream_id"])
