@@ -515,9 +515,9 @@ class LiveHub:
     @property
     def redis(self) -> aioredis.Redis:
         if self._redis is None:
-            self._redis = aioredis.Redis.from_url(
-                settings.REDIS_URL, socket_connect_timeout=3, health_check_interval=30
-            )
+            # Explicit timeouts (settings.REDIS_CLIENT_OPTIONS); the pub/sub read waits
+            # 1 s at a time (_read), less than the socket timeout.
+            self._redis = aioredis.Redis.from_url(settings.REDIS_URL, **settings.REDIS_CLIENT_OPTIONS)
             self._watch_script = self._redis.register_script(WATCH_SCRIPT)
         return self._redis
 

@@ -38,6 +38,8 @@ from .services import (
 
 ROOT = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
+WS_PING_INTERVAL_SECONDS = 20.0
+WS_PING_TIMEOUT_SECONDS = 20.0
 
 
 def _say(message: str) -> None:
@@ -115,6 +117,13 @@ def api_command(host: str, port: int) -> list[str]:
         "--no-access-log",
         "--timeout-graceful-shutdown",
         "5",
+        # WebSocket keep-alive (uvicorn's defaults, set here so a new uvicorn cannot
+        # change them): a ping every 20 s keeps idle /event_channel clients' connections
+        # alive through proxies and NATs; a client that answers none within 20 s is closed.
+        "--ws-ping-interval",
+        str(WS_PING_INTERVAL_SECONDS),
+        "--ws-ping-timeout",
+        str(WS_PING_TIMEOUT_SECONDS),
     ]
 
 

@@ -23,14 +23,9 @@ def key(*parts: object) -> str:
 @functools.lru_cache(maxsize=1)
 def get_redis() -> redis.Redis:
     # redis-py's client is thread-safe and pools connections; short timeouts keep
-    # a lost Redis from hanging a request or a stream loop.
-    return redis.Redis.from_url(
-        settings.REDIS_URL,
-        decode_responses=True,
-        socket_timeout=5,
-        socket_connect_timeout=3,
-        health_check_interval=30,
-    )
+    # a lost Redis from hanging a request or a stream loop. Blocking reads through
+    # it (the control queue's BRPOP) wait less than its socket timeout.
+    return redis.Redis.from_url(settings.REDIS_URL, decode_responses=True, **settings.REDIS_CLIENT_OPTIONS)
 
 
 # The 503 message of every route that needs Redis while it is unreachable.
@@ -60,6 +55,4 @@ def live_state(what: str):
 @functools.lru_cache(maxsize=1)
 def get_redis_binary() -> redis.Redis:
     """A client that returns bytes, for frames and other binary payloads."""
-    return redis.Redis.from_url(
-        settings.REDIS_URL, socket_timeout=5, socket_connect_timeout=3, health_check_interval=30
-    )
+    return redis.Redis.from_url(settings.REDIS_URL, **settings.REDIS_CLIENT_OPTIONS)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from channels_redis.core import RedisChannelLayer
 from django.core.exceptions import ImproperlyConfigured
 
 from .endpoints import DB_POOL_MAX_DEFAULT, database_settings, read_services_file
@@ -221,10 +222,30 @@ CELERY_BEAT_SCHEDULE = {
     },
 }
 
+# Every Redis client of the platform sets these itself (visionaire_site/redis.py,
+# streams/live.py, the channel layer below) rather than take a client library's
+# defaults, which change between versions (redis-py 8 made 5 s the default).
+REDIS_CLIENT_OPTIONS = {
+    "socket_timeout": 5.0,  # a command's reply (or a blocking read's own timeout) comes by then
+    "socket_connect_timeout": 3.0,
+    "socket_keepalive": True,
+    "health_check_interval": 30,  # PING a connection idle this long before using it
+}
+# Channels' Redis layer waits for each WebSocket's messages with a blocking read of
+# `brpop_timeout` seconds (5), over and over while the socket is idle: the socket
+# timeout must be well above it, or an idle subscriber's read times out just as
+# Redis answers "nothing yet" and the WebSocket is dropped.
+CHANNEL_LAYER_SOCKET_TIMEOUT = RedisChannelLayer.brpop_timeout + 10.0
 CHANNEL_LAYERS = {
     "default": {
         "BACKEND": "channels_redis.core.RedisChannelLayer",
-        "CONFIG": {"hosts": [REDIS_URL], "capacity": 500, "expiry": 30},
+        "CONFIG": {
+            "hosts": [
+                {"address": REDIS_URL, **REDIS_CLIENT_OPTIONS, "socket_timeout": CHANNEL_LAYER_SOCKET_TIMEOUT}
+            ],
+            "capacity": 500,
+            "expiry": 30,
+        },
     }
 }
 

@@ -29,6 +29,7 @@ The mapping is linear in the cosine distance, so ordering by pgvector's
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 import threading
 import time
@@ -203,11 +204,18 @@ class DlibEmbedder:
 
     def __init__(self) -> None:
         import dlib
-        import face_recognition_models as models
 
+        # The model files of the face-recognition-models package, found without
+        # importing it: its __init__ needs pkg_resources, which setuptools 82 dropped.
+        spec = importlib.util.find_spec("face_recognition_models")
+        if spec is None or not spec.submodule_search_locations:
+            raise ImportError("face-recognition-models is not installed")
+        models = Path(next(iter(spec.submodule_search_locations))) / "models"
         self._dlib = dlib
-        self._predictor = dlib.shape_predictor(models.pose_predictor_five_point_model_location())
-        self._model = dlib.face_recognition_model_v1(models.face_recognition_model_location())
+        self._predictor = dlib.shape_predictor(str(models / "shape_predictor_5_face_landmarks.dat"))
+        self._model = dlib.face_recognition_model_v1(
+            str(models / "dlib_face_recognition_resnet_model_v1.dat")
+        )
         self._lock = threading.Lock()
         self.provider = "dlib-cuda" if getattr(dlib, "DLIB_USE_CUDA", False) else "dlib-cpu"
 
