@@ -67,7 +67,7 @@ OPSET = 17
 # The oldest IR version that carries opset 17, so older ONNX Runtime builds load the file.
 IR_VERSION = 8
 
-_REFERENCE_CHIP = Path(__file__).with_name("data") / "astronaut_chip.png"
+_REFERENCE_CHIP = Path(__file__).with_name("reference") / "astronaut_chip.png"
 
 
 class DlibFormatError(ValueError):
