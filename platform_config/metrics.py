@@ -131,8 +131,9 @@ class _Families:
         )
         self.face_engine = GaugeMetricFamily(
             "visionaire_face_engine_info",
-            "1 for the face engine of the node's worker: its state, ONNX Runtime provider and embedder",
-            labels=[*node, "state", "provider", "embedder"],
+            "1 for the face engine of the node's worker: its state, the detector's ONNX Runtime provider, "
+            "the embedder, what runs it (onnxruntime or dlib) and on which provider",
+            labels=[*node, "state", "provider", "embedder", "embedder_runtime", "embedder_provider"],
         )
         self.live_state_up = GaugeMetricFamily(
             "visionaire_live_state_up", "1 when the live state store (Redis) answered this scrape"
@@ -242,7 +243,10 @@ class VisionaireCollector(Collector):
             self._add(f.events_queued, node, writer.get("queued"))
             face = report.get("face_engine") or {}
             if face.get("state"):
-                labels = [str(face["state"]), str(face.get("provider", "")), str(face.get("embedder", ""))]
+                labels = [
+                    str(face.get(key, ""))
+                    for key in ("state", "provider", "embedder", "embedder_runtime", "embedder_provider")
+                ]
                 f.face_engine.add_metric([*node, *labels], 1)
 
     @staticmethod

@@ -30,10 +30,11 @@ input 150x150 RGB, (pixel - channel mean) / 256; conv 7x7/2 (32) + affine +
 relu; max pool 3x3/2; residual blocks of two 3x3 convs each followed by an
 affine (batch norm folded at training's end), at 32, 64, 128, 256, 256
 filters, the first block of each level striding by 2 with a 2x2/2 average pool
-on its shortcut; global average pool; 128x256 matrix (no bias). dlib adds two
-tensors of different shapes by padding the smaller with zeros (more channels on
-the residual branch; a 3x3 branch against a 4x4 shortcut at the 256 level), so
-the graph pads the same way.
+on its shortcut; global average pool; 256x128 matrix (no bias). dlib adds two
+tensors of different shapes by padding the smaller with zeros after the last
+channel, row and column (the branch has more channels than its shortcut; at the
+256 levels the strided branch comes out 3x3 against a 4x4 shortcut, then 1x1
+against 2x2), so the graph pads the same way.
 """
 
 from __future__ import annotations
@@ -357,7 +358,7 @@ class _Graph:
         return output
 
 
-def _pool_output(size: int, window: int, stride: int, padding: int) -> int:
+def _output_size(size: int, window: int, stride: int, padding: int) -> int:
     return (size + 2 * padding - window) // stride + 1
 
 
@@ -406,8 +407,8 @@ def build_onnx(network: DlibNetwork):
             )
             shape = (
                 step.args["filters"],
-                _pool_output(shape[1], window, stride, pad_y),
-                _pool_output(shape[2], window, stride, pad_x),
+                _output_size(shape[1], window, stride, pad_y),
+                _output_size(shape[2], window, stride, pad_x),
             )
         elif step.kind == "affine":
             gamma = step.params["gamma"].astype(np.float32).reshape(1, -1, 1, 1)
@@ -436,8 +437,8 @@ def build_onnx(network: DlibNetwork):
                 )
                 shape = (
                     shape[0],
-                    _pool_output(shape[1], window, stride, pad_y),
-                    _pool_output(shape[2], window, stride, pad_x),
+                    _output_size(shape[1], window, stride, pad_y),
+                    _output_size(shape[2], window, stride, pad_x),
                 )
         elif step.kind == "tag":
             tags[step.args["id"]] = (current, shape)
@@ -733,6 +734,7 @@ def _convert_and_check(
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
     _atomic_write(manifest_path, json.dumps(manifest, indent=1).encode())
+    _remove_other_conversions(model_path)
     logger.info(
         "converted %s to %s in %.1f s; agreement with dlib on %d reference chips: min cosine %.9f",
         source.name,
@@ -742,3 +744,13 @@ def _convert_and_check(
         min_cosine,
     )
     return ConvertedModel(model_path, source_sha256, expected, min_cosine, converted_now=True)
+
+
+def _remove_other_conversions(kept: Path) -> None:
+    """Conversions of other source files (an older model package): one cached
+    model at a time, so the folder does not grow with every upgrade."""
+    for path in kept.parent.glob("dlib_resnet_*"):
+        if path.suffix in (".onnx", ".json") and path.stem != kept.stem:
+            with contextlib.suppress(OSError):
+                path.unlink()
+                logger.info("removed %s, converted from another model file", path.name)

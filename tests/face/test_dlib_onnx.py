@@ -135,7 +135,12 @@ def test_reference_chips_are_real_faces_and_the_same_every_time(engine):
 
 
 def test_the_cache_is_keyed_by_the_source_hash_and_reused(tmp_path, dat_path):
+    # A conversion of another model file (an older package) is replaced, not kept beside.
+    stale = [tmp_path / "dlib_resnet_0123456789abcdef.onnx", tmp_path / "dlib_resnet_0123456789abcdef.json"]
+    for path in stale:
+        path.write_bytes(b"old")
     first = dlib_onnx.converted_model(cache_dir=tmp_path)
+    assert not any(path.exists() for path in stale)
     digest = dlib_onnx.file_sha256(dat_path)
     assert first.converted_now and first.source_sha256 == digest
     assert first.path == tmp_path / f"dlib_resnet_{digest[:16]}.onnx"
