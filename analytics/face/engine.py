@@ -234,8 +234,12 @@ class DlibAligner:
         with self._lock:
             return np.stack([self._chip(rgb, face) for face in faces])
 
+    def landmarks(self, rgb: np.ndarray, face: DetectedFace):
+        """dlib's 5 points of the face (a dlib.full_object_detection) in an RGB image."""
+        return self._predictor(rgb, self._rectangle(face))
+
     def _chip(self, rgb: np.ndarray, face: DetectedFace) -> np.ndarray:
-        shape = self._predictor(rgb, self._rectangle(face))
+        shape = self.landmarks(rgb, face)
         return self._dlib.get_face_chip(rgb, shape, size=self.chip_size, padding=self.chip_padding)
 
 

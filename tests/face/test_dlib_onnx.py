@@ -97,6 +97,21 @@ def test_onnx_embeddings_agree_with_dlib_on_real_faces(real_chips, cpu_session, 
     assert np.abs(got - expected).max() < 1e-3
 
 
+def test_the_chips_are_those_dlib_cuts_itself(engine, photos, astronaut, aligner, cpu_session, dat_path):
+    """dlib's own path (image + 5 points -> its chip, padding 0.25 -> descriptor)
+    against ours (dlib's get_face_chip -> the ONNX model): the same vectors."""
+    import cv2
+    import dlib
+
+    model = dlib.face_recognition_model_v1(str(dat_path))
+    for image in (astronaut, photos.bgr("obama.jpg"), photos.bgr("biden.jpg")):
+        rgb = np.ascontiguousarray(cv2.cvtColor(image, cv2.COLOR_BGR2RGB))
+        face = engine.detector.detect(image)[0]
+        theirs = np.array(model.compute_face_descriptor(rgb, aligner.landmarks(rgb, face)))
+        ours = dlib_onnx.run_session(cpu_session, aligner.chips(image, [face]))[0]
+        assert dlib_onnx.cosines(ours[None], theirs[None])[0] >= dlib_onnx.MIN_COSINE
+
+
 def test_a_batch_gives_what_single_chips_give(real_chips, cpu_session):
     batch = dlib_onnx.run_session(cpu_session, real_chips)
     singles = np.concatenate([dlib_onnx.run_session(cpu_session, chip[None]) for chip in real_chips])
