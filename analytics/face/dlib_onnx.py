@@ -29,8 +29,9 @@ The network (dlib's `anet_type`, from the Python binding's face_recognition.cpp)
 input 150x150 RGB, (pixel - channel mean) / 256; conv 7x7/2 (32) + affine +
 relu; max pool 3x3/2; residual blocks of two 3x3 convs each followed by an
 affine (batch norm folded at training's end), at 32, 64, 128, 256, 256
-filters, the first block of each level striding by 2 with a 2x2/2 average pool
-on its shortcut; global average pool; 256x128 matrix (no bias). dlib adds two
+filters, the first block of each level after the first striding by 2 with a
+2x2/2 average pool on its shortcut (dlib pads stride-1 layers by half the
+window, strided ones not at all); global average pool; 256x128 matrix (no bias). dlib adds two
 tensors of different shapes by padding the smaller with zeros after the last
 channel, row and column (the branch has more channels than its shortcut; at the
 256 levels the strided branch comes out 3x3 against a 4x4 shortcut, then 1x1
