@@ -154,8 +154,9 @@ class _Families:
         )
         self.face_engine = GaugeMetricFamily(
             "visionaire_face_engine_info",
-            "1 for the face engine of the node's worker: its state, ONNX Runtime provider and embedder",
-            labels=[*node, "state", "provider", "embedder"],
+            "1 for the face engine of the node's worker: its state, the detector's ONNX Runtime provider, "
+            "the embedder, what runs it (onnxruntime or dlib) and on which provider",
+            labels=[*node, "state", "provider", "embedder", "embedder_runtime", "embedder_provider"],
         )
         self.database_up = GaugeMetricFamily(
             "visionaire_database_up", "1 when PostgreSQL answered this scrape"
@@ -285,7 +286,10 @@ class VisionaireCollector(Collector):
             self._add(f.events_retries, node, writer.get("retries"))
             face = report.get("face_engine") or {}
             if face.get("state"):
-                labels = [str(face["state"]), str(face.get("provider", "")), str(face.get("embedder", ""))]
+                labels = [
+                    str(face.get(key, ""))
+                    for key in ("state", "provider", "embedder", "embedder_runtime", "embedder_provider")
+                ]
                 f.face_engine.add_metric([*node, *labels], 1)
 
     @staticmethod

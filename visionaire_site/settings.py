@@ -337,7 +337,10 @@ ANALYTIC_MODULES = env_list("VISIONAIRE_ANALYTIC_MODULES", [])
 
 # Face recognition (analytics/face, faces app). The face tables store 128-d
 # vectors: an ONNX embedder must output 128 values (see analytics/face/engine.py).
-FACE_EMBEDDER = env_choice("VISIONAIRE_FACE_EMBEDDER", "dlib", ["dlib", "onnx"])
+# dlib-onnx: dlib's model converted to ONNX (cached under DATA_DIR/models, checked
+# against dlib; dlib itself when that fails); dlib: dlib itself; onnx: a model of
+# your own (VISIONAIRE_FACE_ONNX_*).
+FACE_EMBEDDER = env_choice("VISIONAIRE_FACE_EMBEDDER", "dlib-onnx", ["dlib-onnx", "dlib", "onnx"])
 FACE_ONNX_MODEL = env_str("VISIONAIRE_FACE_ONNX_MODEL", "")
 FACE_ONNX_INPUT_SIZE = env_int("VISIONAIRE_FACE_ONNX_INPUT_SIZE", 112, minimum=16, maximum=1024)
 FACE_ONNX_MEAN = env_float("VISIONAIRE_FACE_ONNX_MEAN", 127.5)

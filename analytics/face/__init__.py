@@ -6,7 +6,10 @@
 
 from .engine import (
     DetectedFace,
+    DlibAligner,
     DlibEmbedder,
+    DlibOnnxEmbedder,
+    DlibResnetEmbedder,
     FaceDetector,
     FaceEmbedder,
     FaceEngine,
@@ -21,7 +24,10 @@ from .engine import (
 
 __all__ = [
     "DetectedFace",
+    "DlibAligner",
     "DlibEmbedder",
+    "DlibOnnxEmbedder",
+    "DlibResnetEmbedder",
     "FaceDetector",
     "FaceEmbedder",
     "FaceEngine",

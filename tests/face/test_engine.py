@@ -14,6 +14,7 @@ from analytics.face import engine as face
 from analytics.face.engine import (
     DetectedFace,
     DlibEmbedder,
+    DlibOnnxEmbedder,
     FaceDetector,
     FaceEngine,
     OnnxEmbedder,
@@ -162,15 +163,17 @@ def test_engine_is_one_per_process_warms_up_and_reports_its_provider():
         thread.join()
     assert len({id(e) for e in engines}) == 1 and engines[0] is face_engine()
     engine = engines[0]
-    assert isinstance(engine.detector, FaceDetector) and isinstance(engine.embedder, DlibEmbedder)
+    assert isinstance(engine.detector, FaceDetector) and isinstance(engine.embedder, DlibOnnxEmbedder)
     assert engine.provider == model_runtime.providers()[0]
     assert engine.provider in ("CPUExecutionProvider", "CUDAExecutionProvider")
     assert engine.warm_up() > 0 and engine.warm_up_seconds > 0
+    # dlib's model on ONNX Runtime, on the provider its session really runs on.
     assert engine.describe() == {
         "detector": "retinaface-mobilenet0.25",
         "embedder": "dlib-resnet-v1",
         "provider": engine.provider,
-        "embedder_provider": "dlib-cpu",
+        "embedder_runtime": "onnxruntime",
+        "embedder_provider": engine.embedder.session.get_providers()[0],
         "dim": 128,
     }
 
@@ -243,3 +246,55 @@ def test_onnx_embedder_settings_errors(settings, tmp_path, fresh_engine):
     settings.FACE_ONNX_MODEL = str(tmp_path / "missing.onnx")
     with pytest.raises(ImproperlyConfigured, match="no model file at"):
         face_engine()
+
+
+def test_dlib_itself_by_settings(settings, astronaut, fresh_engine):
+    settings.FACE_EMBEDDER = "dlib"
+    engine = face_engine()
+    assert type(engine.embedder) is DlibEmbedder
+    assert engine.describe()["embedder_runtime"] == "dlib"
+    assert engine.describe()["embedder_provider"] in ("dlib-cpu", "dlib-cuda")
+    assert engine.embedder.name == "dlib-resnet-v1"  # the same vectors as the default
+    vector = engine.embedder.embed(astronaut, only_face(engine, astronaut))
+    assert vector.shape == (128,) and np.linalg.norm(vector) == pytest.approx(1.0, abs=1e-5)
+
+
+def test_dlib_runs_the_model_when_the_conversion_is_refused(
+    settings, tmp_path, astronaut, fresh_engine, monkeypatch, caplog
+):
+    from analytics.face import dlib_onnx
+
+    settings.DATA_DIR = tmp_path  # no cached conversion: this one is made now
+    build = dlib_onnx.build_onnx
+
+    def faulty(network):  # a converter bug: the last layer's weights come out scaled
+        network.steps[-1].params["weights"] = network.steps[-1].params["weights"] * -1.0
+        return build(network)
+
+    monkeypatch.setattr(dlib_onnx, "build_onnx", faulty)
+    with caplog.at_level("ERROR", logger="analytics.face.engine"):
+        engine = face_engine()
+    assert type(engine.embedder) is DlibEmbedder
+    assert engine.describe()["embedder_runtime"] == "dlib"
+    assert any(
+        "dlib runs it instead" in r.getMessage() and "disagrees with dlib" in r.getMessage()
+        for r in caplog.records
+    )
+    assert not list((tmp_path / "models").glob("*.onnx"))
+    vector = engine.embedder.embed(astronaut, only_face(engine, astronaut))
+    assert vector.shape == (128,)
+
+
+def test_dlib_runs_the_model_when_its_file_cannot_be_converted(
+    settings, tmp_path, fresh_engine, monkeypatch, caplog
+):
+    from analytics.face import dlib_onnx
+
+    settings.DATA_DIR = tmp_path
+    damaged = tmp_path / "damaged.dat"
+    damaged.write_bytes(dlib_onnx.default_model_path().read_bytes()[:100_000])
+    monkeypatch.setattr(dlib_onnx, "default_model_path", lambda: damaged)
+    with caplog.at_level("ERROR", logger="analytics.face.engine"):
+        engine = face_engine()
+    assert type(engine.embedder) is DlibEmbedder
+    assert any("DlibFormatError" in r.getMessage() for r in caplog.records)

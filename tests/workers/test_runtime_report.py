@@ -64,7 +64,8 @@ def test_warm_up_reports_the_engine_and_its_provider():
         "detector": "retinaface-mobilenet0.25",
         "embedder": "dlib-resnet-v1",
         "provider": "CPUExecutionProvider",
-        "embedder_provider": "dlib-cpu",
+        "embedder_runtime": "onnxruntime",
+        "embedder_provider": "CPUExecutionProvider",
         "dim": 128,
     }
     assert status["warm_up_seconds"] > 0
@@ -162,6 +163,8 @@ def test_metrics_show_the_face_engine_and_event_writer_of_online_nodes(api, redi
             "visionaire_face_engine_info",
             (
                 ("embedder", "dlib-resnet-v1"),
+                ("embedder_provider", "CPUExecutionProvider"),
+                ("embedder_runtime", "onnxruntime"),
                 ("node_num", "0"),
                 ("provider", "CPUExecutionProvider"),
                 ("state", "ready"),
