@@ -250,6 +250,8 @@ class ObjectDetector:
         """The frame letterboxed into the input: a [3, H, W] tensor and how it was fitted."""
         image = _as_bgr(frame)
         height, width = image.shape[:2]
+        if height < 1 or width < 1:
+            raise ValueError(f"expected a BGR frame, got an empty array of shape {frame.shape}")
         in_w, in_h = self.input_size
         scale = min(in_w / width, in_h / height)
         new_w, new_h = max(1, round(width * scale)), max(1, round(height * scale))
