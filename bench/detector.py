@@ -1,6 +1,6 @@
 """Object detector benchmark: the bundled YOLOv3-tiny, and the batching runtime.
 
-    python3 visionaire.py bench detector            # about 3-4 minutes on 2 cores
+    python3 visionaire.py bench detector            # about 6 minutes on 2 cores
     python3 visionaire.py bench detector --quick    # smoke run, about a minute
 
 Frames: vtest.avi from Debian's opencv-doc (768x576 street scene with
@@ -18,9 +18,10 @@ over the whole video.
             come back: through the batching runtime (`BatchingDetector`, batch
             size and wait from --batch-size / --wait-ms) against the same
             threads each calling the model one frame at a time
-            (`ObjectDetector.detect`, concurrent `session.run` calls), alternating
-            which goes first; the ratio batched/single: the median of the rounds'
-            ratios (each round pairs two adjacent windows).
+            (`ObjectDetector.detect`, concurrent `session.run` calls), and the
+            runtime with --workers inference threads; each mode goes first in
+            turn. Ratio batched/single: the median of the rounds' ratios (each
+            round pairs windows close in time).
 
 No database or Redis is needed. Readable lines, and one JSON line per figure
 starting with {"bench": ...}.
@@ -237,35 +238,42 @@ def run_streams(detect, frames: list[np.ndarray], streams: int, seconds: float) 
     }
 
 
-def scenario_streams(detector, frames, counts, seconds, rounds, batch_size, wait_ms) -> list[dict]:
+def scenario_streams(detector, frames, counts, seconds, rounds, batch_size, wait_ms, workers) -> list[dict]:
     from analytics.objects.batching import BatchingDetector
 
+    # Mode name -> inference threads of the batching runtime (0: no runtime, each
+    # stream's thread calls the model itself).
+    modes = {"batched": 1, **({f"batched_{workers}w": workers} if workers > 1 else {}), "single": 0}
     results = []
     for streams in counts:
-        per_mode: dict[str, list[dict]] = {"batched": [], "single": []}
-        batch_stats = None
+        per_mode: dict[str, list[dict]] = {mode: [] for mode in modes}
+        batches: dict[str, list[float]] = {mode: [] for mode in modes}
+        busy = 0
         for round_number in range(rounds):
-            order = ("batched", "single") if round_number % 2 == 0 else ("single", "batched")
-            for mode in order:
-                if mode == "batched":
-                    runtime = BatchingDetector(
-                        detector, batch_size=batch_size, max_wait_ms=wait_ms, capacity=max(32, 4 * streams)
-                    )
-                    try:
-                        per_mode[mode].append(run_streams(runtime.detect, frames, streams, seconds))
-                        batch_stats = runtime.stats()
-                    finally:
-                        runtime.stop()
-                else:
+            names = list(modes)
+            shift = round_number % len(names)  # each mode goes first in turn
+            for mode in names[shift:] + names[:shift]:
+                if not modes[mode]:
                     per_mode[mode].append(run_streams(detector.detect, frames, streams, seconds))
+                    continue
+                runtime = BatchingDetector(
+                    detector,
+                    batch_size=batch_size,
+                    max_wait_ms=wait_ms,
+                    capacity=max(32, 4 * streams),
+                    workers=modes[mode],
+                )
+                try:
+                    per_mode[mode].append(run_streams(runtime.detect, frames, streams, seconds))
+                    stats = runtime.stats()
+                    batches[mode].append(stats["mean_batch_size"])
+                    busy += stats["busy"]
+                finally:
+                    runtime.stop()
 
         def mean(mode: str, key: str, per_mode=per_mode) -> float:
             return statistics.fmean(r[key] for r in per_mode[mode])
 
-        ratios = [
-            b["frames_per_s"] / s["frames_per_s"]
-            for b, s in zip(per_mode["batched"], per_mode["single"], strict=True)
-        ]
         result = {
             "bench": "detector_streams",
             "streams": streams,
@@ -273,37 +281,43 @@ def scenario_streams(detector, frames, counts, seconds, rounds, batch_size, wait
             "rounds": rounds,
             "batch_size": batch_size,
             "wait_ms": wait_ms,
-            "batched_frames_per_s": round(mean("batched", "frames_per_s"), 2),
-            "single_frames_per_s": round(mean("single", "frames_per_s"), 2),
-            # The median of the rounds' ratios: each round pairs two adjacent windows,
-            # which load from other processes hits more alike than windows far apart.
-            "ratio": round(statistics.median(ratios), 3),
-            "ratio_of_means": round(mean("batched", "frames_per_s") / mean("single", "frames_per_s"), 3),
-            "ratio_rounds": [round(r, 3) for r in ratios],
-            "batched_objects_per_s": round(mean("batched", "objects_per_s"), 1),
-            "single_objects_per_s": round(mean("single", "objects_per_s"), 1),
-            "batched_cpu_ms_per_frame": round(mean("batched", "cpu_ms_per_frame"), 1),
-            "single_cpu_ms_per_frame": round(mean("single", "cpu_ms_per_frame"), 1),
-            "batched_latency_ms": round(mean("batched", "latency_ms"), 1),
-            "single_latency_ms": round(mean("single", "latency_ms"), 1),
-            "batched_p95_latency_ms": round(mean("batched", "p95_latency_ms"), 1),
-            "single_p95_latency_ms": round(mean("single", "p95_latency_ms"), 1),
-            "mean_batch_size": batch_stats["mean_batch_size"] if batch_stats else None,
-            "busy": batch_stats["busy"] if batch_stats else None,
+            "busy": busy,
             "other_processes_cpu_pct": round(
-                statistics.fmean(r["other_cpu_pct"] for mode in per_mode.values() for r in mode)
+                statistics.fmean(r["other_cpu_pct"] for runs in per_mode.values() for r in runs)
             ),
             "provider": detector.provider,
         }
-        say(
-            f"{streams} stream(s): batched {result['batched_frames_per_s']} frames/s "
-            f"({result['batched_objects_per_s']} objects/s, mean batch {result['mean_batch_size']}, "
-            f"latency {result['batched_latency_ms']} ms, CPU {result['batched_cpu_ms_per_frame']} ms/frame) "
-            f"vs one frame per call {result['single_frames_per_s']} frames/s "
-            f"(latency {result['single_latency_ms']} ms, CPU {result['single_cpu_ms_per_frame']} ms/frame): "
-            f"ratio {result['ratio']} (median of rounds {result['ratio_rounds']}); "
-            f"other processes {result['other_processes_cpu_pct']}%"
-        )
+        for mode in modes:
+            result[f"{mode}_frames_per_s"] = round(mean(mode, "frames_per_s"), 2)
+            result[f"{mode}_objects_per_s"] = round(mean(mode, "objects_per_s"), 1)
+            result[f"{mode}_cpu_ms_per_frame"] = round(mean(mode, "cpu_ms_per_frame"), 1)
+            result[f"{mode}_latency_ms"] = round(mean(mode, "latency_ms"), 1)
+            result[f"{mode}_p95_latency_ms"] = round(mean(mode, "p95_latency_ms"), 1)
+            if modes[mode]:
+                result[f"{mode}_mean_batch_size"] = round(statistics.fmean(batches[mode]), 2)
+                # The median of the rounds' ratios: each round pairs windows close in
+                # time, which load from other processes hits more alike than far ones.
+                ratios = [
+                    b["frames_per_s"] / one["frames_per_s"]
+                    for b, one in zip(per_mode[mode], per_mode["single"], strict=True)
+                ]
+                result[f"{mode}_ratio"] = round(statistics.median(ratios), 3)
+                result[f"{mode}_ratio_rounds"] = [round(r, 3) for r in ratios]
+        result["ratio"] = result["batched_ratio"]
+        lines = [
+            f"{mode} {result[f'{mode}_frames_per_s']} frames/s ({result[f'{mode}_objects_per_s']} objects/s, "
+            + (f"mean batch {result[f'{mode}_mean_batch_size']}, " if modes[mode] else "")
+            + f"latency {result[f'{mode}_latency_ms']} ms, CPU {result[f'{mode}_cpu_ms_per_frame']} ms/frame)"
+            + (
+                f": ratio to single {result[f'{mode}_ratio']} (median of {result[f'{mode}_ratio_rounds']})"
+                if modes[mode]
+                else ""
+            )
+            for mode in modes
+        ]
+        say(f"{streams} stream(s), other processes {result['other_processes_cpu_pct']}%:")
+        for line in lines:
+            say(f"  {line}")
         emit(result)
         results.append(result)
     return results
@@ -320,6 +334,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--rounds", type=int, default=4)
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--wait-ms", type=float, default=5.0)
+    parser.add_argument("--workers", type=int, default=2, help="also run the runtime with this many threads")
     parser.add_argument(
         "--media-dir",
         type=Path,
@@ -355,7 +370,9 @@ def main(argv: list[str] | None = None) -> int:
     if "streams" in scenarios:
         counts = [int(n) for n in args.streams.split(",") if n.strip()]
         say(f"\nstreams: {args.seconds:g} s per mode and round, {args.rounds} round(s)")
-        scenario_streams(detector, frames, counts, args.seconds, args.rounds, args.batch_size, args.wait_ms)
+        scenario_streams(
+            detector, frames, counts, args.seconds, args.rounds, args.batch_size, args.wait_ms, args.workers
+        )
     say(f"\ntotal bench time {time.monotonic() - started:.0f} s")
     if OTHER_LOAD and statistics.fmean(OTHER_LOAD) > 25:
         say(

@@ -2,17 +2,22 @@
 
 Every stream of a worker runs its analytics in its own thread; they all call
 `detect(frame)` on the same runtime. Each caller letterboxes its frame in its
-own thread, then queues the tensor; one inference thread takes up to
+own thread, then queues the tensor; an inference thread takes up to
 `batch_size` queued frames, waiting at most `max_wait_ms` after the oldest for
 others to join, runs them in one `session.run`, and hands each caller its own
-frame's rows, which the caller turns into detections. On a GPU this is what
-makes many streams cheap; on a CPU it mostly saves the per-call overhead (see
+frame's rows, which the caller turns into detections.
+
+Batches are what make many streams cheap on a GPU. On a CPU a batch of 8 cost
+about a quarter less CPU per frame than 8 single calls, but several
+`session.run` calls at once kept a 2-core machine busier than one call at a
+time: `workers` inference threads (default 1) take batches side by side (see
 bench/README.md for the figures).
 
 The queue is bounded. When it is full, `detect` raises `DetectorBusy` at once
 (counted) instead of waiting: the model is behind, and the caller drops the
-frame as the stream runner drops frames it cannot analyse. A slow model thus
-never holds a stream's thread for longer than one inference of a full batch.
+frame as the stream runner drops frames it cannot analyse. A queued frame
+waits at most for the batches ahead of it (capacity / batch_size inference
+calls), never without bound.
 """
 
 from __future__ import annotations
@@ -48,6 +53,7 @@ class BatchStats(TypedDict):
     capacity: int
     batch_size: int
     max_wait_ms: float
+    workers: int  # inference threads
     requests: int  # detect() calls
     completed: int  # answered with detections
     busy: int  # refused at once because the queue was full
@@ -76,6 +82,7 @@ class BatchingDetector:
         batch_size: int = 8,
         max_wait_ms: float = 5.0,
         capacity: int = 32,
+        workers: int = 1,
         name: str = "object-detector",
     ) -> None:
         self.detector = detector
@@ -91,8 +98,12 @@ class BatchingDetector:
         self._inference_s = 0.0
         self._latency_s = 0.0
         self._latencies: deque[float] = deque(maxlen=LATENCY_WINDOW)
-        self._thread = threading.Thread(target=self._run, name=f"{name}-batcher", daemon=True)
-        self._thread.start()
+        self._threads = [
+            threading.Thread(target=self._run, name=f"{name}-batcher-{i}", daemon=True)
+            for i in range(max(1, workers))
+        ]
+        for thread in self._threads:
+            thread.start()
 
     # --- callers (one thread per stream) -------------------------------------------------
 
@@ -138,21 +149,23 @@ class BatchingDetector:
 
     def _next_batch(self) -> list[_Request] | None:
         with self._cond:
-            while not self._queue and not self._stopping:
-                self._cond.wait()
-            if self._stopping:
-                return None
-            # Frames that waited while the last batch ran go at once; a lone frame
-            # waits at most max_wait for company.
-            deadline = self._queue[0].enqueued + self.max_wait_s
-            while len(self._queue) < self.batch_size and not self._stopping:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    break
-                self._cond.wait(remaining)
-            if self._stopping:
-                return None
-            return [self._queue.popleft() for _ in range(min(self.batch_size, len(self._queue)))]
+            while True:
+                while not self._queue and not self._stopping:
+                    self._cond.wait()
+                if self._stopping:
+                    return None
+                # Frames that waited while the last batch ran go at once; a lone frame
+                # waits at most max_wait for company.
+                deadline = self._queue[0].enqueued + self.max_wait_s
+                while 0 < len(self._queue) < self.batch_size and not self._stopping:
+                    remaining = deadline - time.monotonic()
+                    if remaining <= 0:
+                        break
+                    self._cond.wait(remaining)
+                if self._stopping:
+                    return None
+                if self._queue:  # another inference thread may have taken them meanwhile
+                    return [self._queue.popleft() for _ in range(min(self.batch_size, len(self._queue)))]
 
     def _run(self) -> None:
         while (batch := self._next_batch()) is not None:
@@ -183,7 +196,7 @@ class BatchingDetector:
 
     @property
     def running(self) -> bool:
-        return self._thread.is_alive()
+        return any(thread.is_alive() for thread in self._threads)
 
     def stop(self, timeout: float = 10.0) -> bool:
         """Refuse new frames, let the batch in flight finish, fail the queued ones
@@ -191,8 +204,10 @@ class BatchingDetector:
         with self._cond:
             self._stopping = True
             self._cond.notify_all()
-        self._thread.join(timeout)
-        return not self._thread.is_alive()
+        deadline = time.monotonic() + timeout
+        for thread in self._threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
+        return not self.running
 
     def stats(self) -> BatchStats:
         with self._stats_lock:
@@ -203,6 +218,7 @@ class BatchingDetector:
                 capacity=self.capacity,
                 batch_size=self.batch_size,
                 max_wait_ms=self.max_wait_s * 1000,
+                workers=len(self._threads),
                 requests=self.requests,
                 completed=self.completed,
                 busy=self.busy,
@@ -239,6 +255,7 @@ def object_runtime() -> BatchingDetector:
                 batch_size=settings.DETECT_BATCH_SIZE,
                 max_wait_ms=settings.DETECT_BATCH_WAIT_MS,
                 capacity=settings.DETECT_QUEUE_CAPACITY,
+                workers=settings.DETECT_WORKERS,
             )
         return _runtime
 

@@ -59,10 +59,11 @@ class Caller(threading.Thread):
             self.error = exc
 
 
-def test_each_stream_gets_its_own_frames_detections(detector, street_frames, photos):
+@pytest.mark.parametrize("workers", [1, 2])
+def test_each_stream_gets_its_own_frames_detections(detector, street_frames, photos, workers):
     frames = [*street_frames[:5], photos["messi"], photos["astronaut"], photos["coffee"]]
     expected = [detector.detect(frame) for frame in frames]
-    runtime = BatchingDetector(detector, batch_size=8, max_wait_ms=200, capacity=64)
+    runtime = BatchingDetector(detector, batch_size=8, max_wait_ms=200, capacity=64, workers=workers)
     rounds = 3
     start = threading.Barrier(len(frames))
     results: dict[int, list] = {}
@@ -93,6 +94,7 @@ def test_each_stream_gets_its_own_frames_detections(detector, street_frames, pho
         assert stats["batches"] < len(frames) * rounds and stats["mean_batch_size"] > 1, stats
         assert stats["mean_latency_ms"] > 0 and stats["p95_latency_ms"] >= stats["mean_latency_ms"] * 0.5
         assert stats["mean_inference_ms"] > 0 and stats["provider"] == detector.provider
+        assert stats["workers"] == workers
     finally:
         assert runtime.stop(WAIT)
 
@@ -168,10 +170,12 @@ def test_the_process_runtime_follows_settings(settings, detector, street_frames)
     settings.DETECT_BATCH_SIZE = 4
     settings.DETECT_BATCH_WAIT_MS = 2.5
     settings.DETECT_QUEUE_CAPACITY = 12
+    settings.DETECT_WORKERS = 2
     batching.object_runtime_stop()
     try:
         runtime = batching.object_runtime()
         assert (runtime.batch_size, runtime.max_wait_s, runtime.capacity) == (4, 0.0025, 12)
+        assert runtime.stats()["workers"] == 2
         assert runtime.detector is object_detector()
         assert batching.object_runtime() is runtime
         same_detections(
