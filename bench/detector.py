@@ -19,9 +19,10 @@ over the whole video.
             size and wait from --batch-size / --wait-ms) against the same
             threads each calling the model one frame at a time
             (`ObjectDetector.detect`, concurrent `session.run` calls), and the
-            runtime with --workers inference threads; each mode goes first in
-            turn. Ratio batched/single: the median of the rounds' ratios (each
-            round pairs windows close in time).
+            runtime at batch size 1 (its mode without an inference thread: each
+            caller runs its frame); each mode goes first in turn. Ratio to
+            single: the median of the rounds' ratios (each round pairs windows
+            close in time).
 
 No database or Redis is needed. Readable lines, and one JSON line per figure
 starting with {"bench": ...}.
@@ -238,12 +239,12 @@ def run_streams(detect, frames: list[np.ndarray], streams: int, seconds: float) 
     }
 
 
-def scenario_streams(detector, frames, counts, seconds, rounds, batch_size, wait_ms, workers) -> list[dict]:
+def scenario_streams(detector, frames, counts, seconds, rounds, batch_size, wait_ms) -> list[dict]:
     from analytics.objects.batching import BatchingDetector
 
-    # Mode name -> inference threads of the batching runtime (0: no runtime, each
-    # stream's thread calls the model itself).
-    modes = {"batched": 1, **({f"batched_{workers}w": workers} if workers > 1 else {}), "single": 0}
+    # Mode name -> the runtime's batch size (0: no runtime, each stream's thread
+    # calls the model itself; 1: the runtime's mode without an inference thread).
+    modes = {"batched": batch_size, "runtime_batch1": 1, "single": 0}
     results = []
     for streams in counts:
         per_mode: dict[str, list[dict]] = {mode: [] for mode in modes}
@@ -261,7 +262,6 @@ def scenario_streams(detector, frames, counts, seconds, rounds, batch_size, wait
                     batch_size=batch_size,
                     max_wait_ms=wait_ms,
                     capacity=max(32, 4 * streams),
-                    workers=modes[mode],
                 )
                 try:
                     per_mode[mode].append(run_streams(runtime.detect, frames, streams, seconds))
@@ -334,7 +334,6 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--rounds", type=int, default=4)
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--wait-ms", type=float, default=5.0)
-    parser.add_argument("--workers", type=int, default=2, help="also run the runtime with this many threads")
     parser.add_argument(
         "--media-dir",
         type=Path,
@@ -370,9 +369,7 @@ def main(argv: list[str] | None = None) -> int:
     if "streams" in scenarios:
         counts = [int(n) for n in args.streams.split(",") if n.strip()]
         say(f"\nstreams: {args.seconds:g} s per mode and round, {args.rounds} round(s)")
-        scenario_streams(
-            detector, frames, counts, args.seconds, args.rounds, args.batch_size, args.wait_ms, args.workers
-        )
+        scenario_streams(detector, frames, counts, args.seconds, args.rounds, args.batch_size, args.wait_ms)
     say(f"\ntotal bench time {time.monotonic() - started:.0f} s")
     if OTHER_LOAD and statistics.fmean(OTHER_LOAD) > 25:
         say(

@@ -316,11 +316,10 @@ OBJECT_DETECTOR_MIN_SCORE = env_float("VISIONAIRE_OBJECT_DETECTOR_MIN_SCORE", 0.
 OBJECT_DETECTOR_NMS_IOU = env_float("VISIONAIRE_OBJECT_DETECTOR_NMS_IOU", 0.45, minimum=0.01)
 # Each worker's batching runtime: frames of all its streams run together, up to
 # this many per inference or after this wait; beyond the queue, frames are refused.
+# Batch size 1: each stream's thread runs its own frame (faster on a small CPU, see bench/README.md).
 DETECT_BATCH_SIZE = env_int("VISIONAIRE_DETECT_BATCH_SIZE", 8, minimum=1, maximum=256)
 DETECT_BATCH_WAIT_MS = env_float("VISIONAIRE_DETECT_BATCH_WAIT_MS", 5.0, minimum=0.0)
 DETECT_QUEUE_CAPACITY = env_int("VISIONAIRE_DETECT_QUEUE_CAPACITY", 32, minimum=1, maximum=10_000)
-# Inference threads taking batches side by side (more than 1 can help a CPU; see bench/README.md).
-DETECT_WORKERS = env_int("VISIONAIRE_DETECT_WORKERS", 1, minimum=1, maximum=16)
 
 LOGGING = {
     "version": 1,

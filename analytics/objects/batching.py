@@ -2,22 +2,23 @@
 
 Every stream of a worker runs its analytics in its own thread; they all call
 `detect(frame)` on the same runtime. Each caller letterboxes its frame in its
-own thread, then queues the tensor; an inference thread takes up to
+own thread, then queues the tensor; one inference thread takes up to
 `batch_size` queued frames, waiting at most `max_wait_ms` after the oldest for
 others to join, runs them in one `session.run`, and hands each caller its own
 frame's rows, which the caller turns into detections.
 
-Batches are what make many streams cheap on a GPU. On a CPU a batch of 8 cost
-about a quarter less CPU per frame than 8 single calls, but several
-`session.run` calls at once kept a 2-core machine busier than one call at a
-time: `workers` inference threads (default 1) take batches side by side (see
-bench/README.md for the figures).
+Batches are what make many streams cheap on a GPU. On a 2-core CPU they did
+not pay: a batch of 8 cost ~15% less CPU per frame than single calls, but
+streams calling the model side by side kept both cores busier, and delivered
+~1.25 times the frames per second of the batched runtime (bench/README.md).
+So `batch_size` 1 is a mode of its own: no inference thread, each caller runs
+its own frame in its own thread, at most `capacity` at once.
 
-The queue is bounded. When it is full, `detect` raises `DetectorBusy` at once
-(counted) instead of waiting: the model is behind, and the caller drops the
-frame as the stream runner drops frames it cannot analyse. A queued frame
-waits at most for the batches ahead of it (capacity / batch_size inference
-calls), never without bound.
+Either way the runtime is bounded. When `capacity` frames are queued (or, at
+batch size 1, running), `detect` raises `DetectorBusy` at once (counted)
+instead of waiting: the model is behind, and the caller drops the frame as the
+stream runner drops frames it cannot analyse. A queued frame waits at most for
+the batches ahead of it (capacity / batch_size inference calls).
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ from typing import TypedDict
 
 import numpy as np
 
-from .detector import Detection, ObjectDetector
+from .detector import Detection, Letterbox, ObjectDetector
 
 logger = logging.getLogger(__name__)
 
@@ -49,11 +50,11 @@ class DetectorStopped(RuntimeError):
 
 
 class BatchStats(TypedDict):
-    queued: int  # waiting now
+    queued: int  # waiting for the inference thread now
+    in_flight: int  # being inferred now
     capacity: int
     batch_size: int
     max_wait_ms: float
-    workers: int  # inference threads
     requests: int  # detect() calls
     completed: int  # answered with detections
     busy: int  # refused at once because the queue was full
@@ -61,7 +62,7 @@ class BatchStats(TypedDict):
     batches: int  # inference calls
     mean_batch_size: float
     last_batch_size: int
-    mean_inference_ms: float  # per batch
+    mean_inference_ms: float  # per inference call
     mean_latency_ms: float  # per request: detect() called -> detections returned
     p95_latency_ms: float  # over the last LATENCY_WINDOW requests
     provider: str
@@ -82,7 +83,6 @@ class BatchingDetector:
         batch_size: int = 8,
         max_wait_ms: float = 5.0,
         capacity: int = 32,
-        workers: int = 1,
         name: str = "object-detector",
     ) -> None:
         self.detector = detector
@@ -93,30 +93,31 @@ class BatchingDetector:
         self._cond = threading.Condition()
         self._stats_lock = threading.Lock()
         self._stopping = False
+        self._in_flight = 0
         self.requests = self.completed = self.busy = self.failed = 0
         self.batches = self.frames_inferred = self.last_batch_size = 0
         self._inference_s = 0.0
         self._latency_s = 0.0
         self._latencies: deque[float] = deque(maxlen=LATENCY_WINDOW)
-        self._threads = [
-            threading.Thread(target=self._run, name=f"{name}-batcher-{i}", daemon=True)
-            for i in range(max(1, workers))
-        ]
-        for thread in self._threads:
-            thread.start()
+        self._thread: threading.Thread | None = None
+        if self.batch_size > 1:
+            self._thread = threading.Thread(target=self._run, name=f"{name}-batcher", daemon=True)
+            self._thread.start()
 
     # --- callers (one thread per stream) -------------------------------------------------
 
     def detect(self, frame: np.ndarray, *, timeout: float | None = 30.0) -> list[Detection]:
         """This frame's detections. Raises DetectorBusy at once when the queue is
-        full, DetectorStopped after stop(), TimeoutError after `timeout` seconds,
-        or what the model raised."""
+        full, DetectorStopped after stop(), TimeoutError after `timeout` seconds
+        (batched mode), or what the model raised."""
         started = time.monotonic()
         with self._stats_lock:
             self.requests += 1
         # Checked before the letterbox too, so a refused frame costs nothing.
         self._refuse_if_full()
         tensor, letterbox = self.detector.prepare(frame)
+        if self._thread is None:
+            return self._detect_here(tensor, letterbox, started)
         request = _Request(tensor, Future(), time.monotonic())
         with self._cond:
             self._refuse_if_full()
@@ -126,6 +127,22 @@ class BatchingDetector:
             rows = request.future.result(timeout)
         except FutureTimeout:
             raise TimeoutError(f"no detections within {timeout} s") from None
+        return self._finished(rows, letterbox, started)
+
+    def _detect_here(self, tensor: np.ndarray, letterbox: Letterbox, started: float) -> list[Detection]:
+        """Batch size 1: the caller's thread runs its own frame."""
+        with self._cond:
+            self._refuse_if_full()
+            self._in_flight += 1
+        try:
+            rows = self._infer([tensor])[0]
+        finally:
+            with self._cond:
+                self._in_flight -= 1
+                self._cond.notify_all()
+        return self._finished(rows, letterbox, started)
+
+    def _finished(self, rows: np.ndarray, letterbox: Letterbox, started: float) -> list[Detection]:
         detections = self.detector.finish(rows, letterbox)
         elapsed = time.monotonic() - started
         with self._stats_lock:
@@ -137,7 +154,7 @@ class BatchingDetector:
     def _refuse_if_full(self) -> None:
         if self._stopping:
             raise DetectorStopped("the object detector runtime is stopped")
-        if len(self._queue) >= self.capacity:
+        if len(self._queue) + (self._in_flight if self._thread is None else 0) >= self.capacity:
             with self._stats_lock:
                 self.busy += 1
                 busy = self.busy
@@ -145,47 +162,56 @@ class BatchingDetector:
                 logger.warning("object detector is behind: %d frames refused so far", busy)
             raise DetectorBusy(f"the object detector's queue is full ({self.capacity} frames)")
 
-    # --- the inference thread -------------------------------------------------------------
+    # --- inference ----------------------------------------------------------------------------
+
+    def _infer(self, tensors: list[np.ndarray]) -> np.ndarray:
+        started = time.monotonic()
+        try:
+            rows = self.detector.infer(np.stack(tensors))
+        except Exception:
+            logger.exception("object detector failed on a batch of %d frames", len(tensors))
+            with self._stats_lock:
+                self.failed += len(tensors)
+            raise
+        with self._stats_lock:
+            self.batches += 1
+            self.frames_inferred += len(tensors)
+            self.last_batch_size = len(tensors)
+            self._inference_s += time.monotonic() - started
+        return rows
 
     def _next_batch(self) -> list[_Request] | None:
         with self._cond:
-            while True:
-                while not self._queue and not self._stopping:
-                    self._cond.wait()
-                if self._stopping:
-                    return None
-                # Frames that waited while the last batch ran go at once; a lone frame
-                # waits at most max_wait for company.
-                deadline = self._queue[0].enqueued + self.max_wait_s
-                while 0 < len(self._queue) < self.batch_size and not self._stopping:
-                    remaining = deadline - time.monotonic()
-                    if remaining <= 0:
-                        break
-                    self._cond.wait(remaining)
-                if self._stopping:
-                    return None
-                if self._queue:  # another inference thread may have taken them meanwhile
-                    return [self._queue.popleft() for _ in range(min(self.batch_size, len(self._queue)))]
+            while not self._queue and not self._stopping:
+                self._cond.wait()
+            if self._stopping:
+                return None
+            # Frames that waited while the last batch ran go at once; a lone frame
+            # waits at most max_wait for company.
+            deadline = self._queue[0].enqueued + self.max_wait_s
+            while len(self._queue) < self.batch_size and not self._stopping:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    break
+                self._cond.wait(remaining)
+            if self._stopping:
+                return None
+            batch = [self._queue.popleft() for _ in range(min(self.batch_size, len(self._queue)))]
+            self._in_flight = len(batch)
+            return batch
 
     def _run(self) -> None:
         while (batch := self._next_batch()) is not None:
-            started = time.monotonic()
             try:
-                rows = self.detector.infer(np.stack([request.tensor for request in batch]))
+                rows = self._infer([request.tensor for request in batch])
             except Exception as exc:
-                logger.exception("object detector failed on a batch of %d frames", len(batch))
-                with self._stats_lock:
-                    self.failed += len(batch)
                 for request in batch:
                     request.future.set_exception(exc)
-                continue
-            with self._stats_lock:
-                self.batches += 1
-                self.frames_inferred += len(batch)
-                self.last_batch_size = len(batch)
-                self._inference_s += time.monotonic() - started
-            for index, request in enumerate(batch):
-                request.future.set_result(rows[index])
+            else:
+                for index, request in enumerate(batch):
+                    request.future.set_result(rows[index])
+            with self._cond:
+                self._in_flight = 0
         # Stopped: whatever is still queued will not be analysed.
         with self._cond:
             left, self._queue = list(self._queue), deque()
@@ -196,18 +222,20 @@ class BatchingDetector:
 
     @property
     def running(self) -> bool:
-        return any(thread.is_alive() for thread in self._threads)
+        if self._thread is None:
+            return not self._stopping or self._in_flight > 0
+        return self._thread.is_alive()
 
     def stop(self, timeout: float = 10.0) -> bool:
-        """Refuse new frames, let the batch in flight finish, fail the queued ones
-        with DetectorStopped; True when the inference thread ended in time."""
+        """Refuse new frames, let the frames being inferred finish, fail the queued
+        ones with DetectorStopped; True when all inference ended within `timeout`."""
         with self._cond:
             self._stopping = True
             self._cond.notify_all()
-        deadline = time.monotonic() + timeout
-        for thread in self._threads:
-            thread.join(max(0.0, deadline - time.monotonic()))
-        return not self.running
+            if self._thread is None:
+                return self._cond.wait_for(lambda: self._in_flight == 0, timeout)
+        self._thread.join(timeout)
+        return not self._thread.is_alive()
 
     def stats(self) -> BatchStats:
         with self._stats_lock:
@@ -215,10 +243,10 @@ class BatchingDetector:
             p95 = latencies[min(len(latencies) - 1, int(0.95 * len(latencies)))] if latencies else 0.0
             return BatchStats(
                 queued=len(self._queue),
+                in_flight=self._in_flight,
                 capacity=self.capacity,
                 batch_size=self.batch_size,
                 max_wait_ms=self.max_wait_s * 1000,
-                workers=len(self._threads),
                 requests=self.requests,
                 completed=self.completed,
                 busy=self.busy,
@@ -255,7 +283,6 @@ def object_runtime() -> BatchingDetector:
                 batch_size=settings.DETECT_BATCH_SIZE,
                 max_wait_ms=settings.DETECT_BATCH_WAIT_MS,
                 capacity=settings.DETECT_QUEUE_CAPACITY,
-                workers=settings.DETECT_WORKERS,
             )
         return _runtime
 

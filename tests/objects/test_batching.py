@@ -59,11 +59,12 @@ class Caller(threading.Thread):
             self.error = exc
 
 
-@pytest.mark.parametrize("workers", [1, 2])
-def test_each_stream_gets_its_own_frames_detections(detector, street_frames, photos, workers):
+@pytest.mark.parametrize("batch_size", [8, 1])
+def test_each_stream_gets_its_own_frames_detections(detector, street_frames, photos, batch_size):
+    """Eight streams at once; at batch size 1 each runs its frame in its own thread."""
     frames = [*street_frames[:5], photos["messi"], photos["astronaut"], photos["coffee"]]
     expected = [detector.detect(frame) for frame in frames]
-    runtime = BatchingDetector(detector, batch_size=8, max_wait_ms=200, capacity=64, workers=workers)
+    runtime = BatchingDetector(detector, batch_size=batch_size, max_wait_ms=200, capacity=64)
     rounds = 3
     start = threading.Barrier(len(frames))
     results: dict[int, list] = {}
@@ -90,18 +91,20 @@ def test_each_stream_gets_its_own_frames_detections(detector, street_frames, pho
         stats = runtime.stats()
         assert stats["requests"] == stats["completed"] == len(frames) * rounds
         assert stats["busy"] == 0 and stats["failed"] == 0 and stats["queued"] == 0
-        # Eight streams at once: frames shared inference calls.
-        assert stats["batches"] < len(frames) * rounds and stats["mean_batch_size"] > 1, stats
+        if batch_size > 1:  # frames shared inference calls
+            assert stats["batches"] < len(frames) * rounds and stats["mean_batch_size"] > 1, stats
+        else:
+            assert stats["batches"] == len(frames) * rounds and stats["mean_batch_size"] == 1, stats
         assert stats["mean_latency_ms"] > 0 and stats["p95_latency_ms"] >= stats["mean_latency_ms"] * 0.5
         assert stats["mean_inference_ms"] > 0 and stats["provider"] == detector.provider
-        assert stats["workers"] == workers
+        assert stats["in_flight"] == 0
     finally:
         assert runtime.stop(WAIT)
 
 
 def test_a_full_queue_refuses_at_once_and_counts(detector, street_frames):
     gated = GatedDetector(detector)
-    runtime = BatchingDetector(gated, batch_size=1, max_wait_ms=0, capacity=2)
+    runtime = BatchingDetector(gated, batch_size=2, max_wait_ms=0, capacity=2)
     try:
         first = Caller(runtime, street_frames[0])
         first.start()
@@ -123,7 +126,8 @@ def test_a_full_queue_refuses_at_once_and_counts(detector, street_frames):
             assert caller.error is None, caller.error
             same_detections(caller.result, detector.detect(frame), box_tolerance=0.01, score_tolerance=1e-5)
         stats = runtime.stats()
-        assert stats["completed"] == 3 and stats["requests"] == 6 and stats["batches"] == 3
+        # The first frame alone (nothing else was queued), then the two that waited.
+        assert stats["completed"] == 3 and stats["requests"] == 6 and stats["batches"] == 2
     finally:
         gated.release.set()
         assert runtime.stop(WAIT)
@@ -131,7 +135,7 @@ def test_a_full_queue_refuses_at_once_and_counts(detector, street_frames):
 
 def test_stop_finishes_the_batch_in_flight_and_refuses_the_rest(detector, street_frames):
     gated = GatedDetector(detector)
-    runtime = BatchingDetector(gated, batch_size=1, max_wait_ms=0, capacity=4)
+    runtime = BatchingDetector(gated, batch_size=2, max_wait_ms=0, capacity=4)
     in_flight = Caller(runtime, street_frames[0])
     in_flight.start()
     assert gated.entered.wait(WAIT)
@@ -151,10 +155,32 @@ def test_stop_finishes_the_batch_in_flight_and_refuses_the_rest(detector, street
     assert isinstance(waiting.error, DetectorStopped)
 
 
-def test_a_model_error_reaches_its_callers_and_the_runtime_goes_on(detector, street_frames):
+def test_at_batch_size_one_capacity_bounds_the_frames_running(detector, street_frames):
+    gated = GatedDetector(detector)
+    runtime = BatchingDetector(gated, batch_size=1, capacity=1)
+    running = Caller(runtime, street_frames[0])
+    running.start()
+    assert gated.entered.wait(WAIT), "the first frame never reached the model"
+    assert runtime.stats()["in_flight"] == 1
+    with pytest.raises(DetectorBusy):
+        runtime.detect(street_frames[1])
+    assert runtime.stats()["busy"] == 1
+
+    assert runtime.stop(timeout=0) is False  # a frame is still running in its caller's thread
+    with pytest.raises(DetectorStopped):
+        runtime.detect(street_frames[1])
+    gated.release.set()
+    running.join(WAIT)
+    assert running.error is None, running.error
+    same_detections(running.result, detector.detect(street_frames[0]), box_tolerance=0.01)
+    assert runtime.stop(WAIT) is True and not runtime.running
+
+
+@pytest.mark.parametrize("batch_size", [4, 1])
+def test_a_model_error_reaches_its_callers_and_the_runtime_goes_on(detector, street_frames, batch_size):
     gated = GatedDetector(detector, fail=True)
     gated.release.set()
-    runtime = BatchingDetector(gated, batch_size=4, max_wait_ms=0, capacity=4)
+    runtime = BatchingDetector(gated, batch_size=batch_size, max_wait_ms=0, capacity=4)
     try:
         with pytest.raises(RuntimeError, match="the model broke"):
             runtime.detect(street_frames[0], timeout=WAIT)
@@ -170,12 +196,10 @@ def test_the_process_runtime_follows_settings(settings, detector, street_frames)
     settings.DETECT_BATCH_SIZE = 4
     settings.DETECT_BATCH_WAIT_MS = 2.5
     settings.DETECT_QUEUE_CAPACITY = 12
-    settings.DETECT_WORKERS = 2
     batching.object_runtime_stop()
     try:
         runtime = batching.object_runtime()
         assert (runtime.batch_size, runtime.max_wait_s, runtime.capacity) == (4, 0.0025, 12)
-        assert runtime.stats()["workers"] == 2
         assert runtime.detector is object_detector()
         assert batching.object_runtime() is runtime
         same_detections(
