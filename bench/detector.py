@@ -259,7 +259,7 @@ def scenario_streams(detector, frames, counts, seconds, rounds, batch_size, wait
                     continue
                 runtime = BatchingDetector(
                     detector,
-                    batch_size=batch_size,
+                    batch_size=modes[mode],
                     max_wait_ms=wait_ms,
                     capacity=max(32, 4 * streams),
                 )
