@@ -316,8 +316,9 @@ OBJECT_DETECTOR_MIN_SCORE = env_float("VISIONAIRE_OBJECT_DETECTOR_MIN_SCORE", 0.
 OBJECT_DETECTOR_NMS_IOU = env_float("VISIONAIRE_OBJECT_DETECTOR_NMS_IOU", 0.45, minimum=0.01)
 # Each worker's batching runtime: frames of all its streams run together, up to
 # this many per inference or after this wait; beyond the queue, frames are refused.
-# Batch size 1: each stream's thread runs its own frame (faster on a small CPU, see bench/README.md).
-DETECT_BATCH_SIZE = env_int("VISIONAIRE_DETECT_BATCH_SIZE", 8, minimum=1, maximum=256)
+# Batch size 1: each stream's thread runs its own frame, no inference thread; 0: 8 when the
+# detector runs on a GPU, 1 on a CPU, where batches did not pay (see bench/README.md).
+DETECT_BATCH_SIZE = env_int("VISIONAIRE_DETECT_BATCH_SIZE", 0, minimum=0, maximum=256)
 DETECT_BATCH_WAIT_MS = env_float("VISIONAIRE_DETECT_BATCH_WAIT_MS", 5.0, minimum=0.0)
 DETECT_QUEUE_CAPACITY = env_int("VISIONAIRE_DETECT_QUEUE_CAPACITY", 32, minimum=1, maximum=10_000)
 

@@ -7,12 +7,13 @@ own thread, then queues the tensor; one inference thread takes up to
 others to join, runs them in one `session.run`, and hands each caller its own
 frame's rows, which the caller turns into detections.
 
-Batches are what make many streams cheap on a GPU. On a 2-core CPU they did
-not pay: a batch of 8 cost ~15% less CPU per frame than single calls, but
-streams calling the model side by side kept both cores busier, and delivered
-~1.25 times the frames per second of the batched runtime (bench/README.md).
-So `batch_size` 1 is a mode of its own: no inference thread, each caller runs
-its own frame in its own thread, at most `capacity` at once.
+Batches are what make many streams cheap on a GPU (not measured yet: no GPU
+was at hand). On a 2-core CPU a batch of 8 cost 15-20% less CPU per frame than
+single calls, yet streams calling the model side by side kept both cores as
+busy: the batched runtime matched them on a quiet machine and trailed them
+(0.62-0.82) on a loaded one (bench/README.md). So `batch_size` 1 is a mode of
+its own for CPU-only hosts: no inference thread, each caller runs its own
+frame in its own thread, at most `capacity` at once.
 
 Either way the runtime is bounded. When `capacity` frames are queued (or, at
 batch size 1, running), `detect` raises `DetectorBusy` at once (counted)
@@ -39,6 +40,7 @@ from .detector import Detection, Letterbox, ObjectDetector
 logger = logging.getLogger(__name__)
 
 LATENCY_WINDOW = 1000  # recent requests kept for the latency percentile
+GPU_BATCH_SIZE = 8  # batch size when the setting is 0 and the detector runs on a GPU
 
 
 class DetectorBusy(RuntimeError):
@@ -267,7 +269,8 @@ _runtime_lock = threading.Lock()
 
 def object_runtime() -> BatchingDetector:
     """The process's batching runtime over `object_detector()`, from settings;
-    every stream of the worker shares it."""
+    every stream of the worker shares it. Batch size 0 in settings: 8 on a GPU,
+    1 (no inference thread) on a CPU."""
     global _runtime
     runtime = _runtime
     if runtime is not None and runtime.running:
@@ -278,9 +281,11 @@ def object_runtime() -> BatchingDetector:
 
     with _runtime_lock:
         if _runtime is None or not _runtime.running:
+            detector = object_detector()
             _runtime = BatchingDetector(
-                object_detector(),
-                batch_size=settings.DETECT_BATCH_SIZE,
+                detector,
+                batch_size=settings.DETECT_BATCH_SIZE
+                or (GPU_BATCH_SIZE if detector.run_mode == "GPU" else 1),
                 max_wait_ms=settings.DETECT_BATCH_WAIT_MS,
                 capacity=settings.DETECT_QUEUE_CAPACITY,
             )

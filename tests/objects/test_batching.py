@@ -208,3 +208,14 @@ def test_the_process_runtime_follows_settings(settings, detector, street_frames)
     finally:
         assert batching.object_runtime_stop(WAIT)
     assert not runtime.running
+
+
+def test_the_process_runtime_batches_on_a_gpu_only_by_default(settings, detector):
+    settings.DETECT_BATCH_SIZE = 0
+    batching.object_runtime_stop()
+    try:
+        runtime = batching.object_runtime()
+        assert runtime.batch_size == (batching.GPU_BATCH_SIZE if detector.run_mode == "GPU" else 1)
+        assert runtime.stats()["provider"] == detector.provider
+    finally:
+        assert batching.object_runtime_stop(WAIT)

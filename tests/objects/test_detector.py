@@ -200,7 +200,7 @@ def test_what_the_slot_refuses(detector, tmp_path):
     [
         ("VISIONAIRE_OBJECT_DETECTOR_LAYOUT", "ssd", "must be one of auto, boxes_scores, yolov5, yolov8"),
         ("VISIONAIRE_OBJECT_DETECTOR_INPUT_SIZE", "big", "must be an integer"),
-        ("VISIONAIRE_DETECT_BATCH_SIZE", "0", "must be at least 1"),
+        ("VISIONAIRE_DETECT_BATCH_SIZE", "-1", "must be at least 0"),
         ("VISIONAIRE_DETECT_BATCH_WAIT_MS", "soon", "must be a number"),
     ],
 )
