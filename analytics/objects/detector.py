@@ -124,6 +124,16 @@ def _names_from_metadata(session) -> list[str] | None:
     return None
 
 
+def _coco_names() -> list[str]:
+    try:
+        return darknet.class_names(darknet.bundled_files().names)
+    except darknet.DarknetError:
+        raise ImproperlyConfigured(
+            "the detector carries no class names and the COCO names (from the "
+            f"{darknet.PACKAGE} package) are not installed: set VISIONAIRE_OBJECT_DETECTOR_CLASSES"
+        ) from None
+
+
 def _infer_layout(shape: tuple[int, ...], classes: int) -> str | None:
     if len(shape) != 3:
         return None
@@ -172,7 +182,10 @@ class ObjectDetector:
             key = f"object-detector:{path.name}"
             default_names = darknet.class_names(files.names)
         self.model_path = path
-        self.session = SESSIONS.get(key, lambda: str(path))
+        try:
+            self.session = SESSIONS.get(key, lambda: str(path))
+        except Exception as exc:  # ONNX Runtime raises its own types for unreadable models
+            raise ImproperlyConfigured(f"ONNX Runtime cannot load the object detector {path}: {exc}") from exc
 
         model_input = self.session.get_inputs()[0]
         self.input_name = model_input.name
@@ -203,16 +216,15 @@ class ObjectDetector:
                 raise ImproperlyConfigured(f"VISIONAIRE_OBJECT_DETECTOR_CLASSES: no file at {names_path}")
             self.class_names = darknet.class_names(names_path)
         else:
-            self.class_names = (
-                default_names
-                or _names_from_metadata(self.session)
-                or darknet.class_names(darknet.bundled_files().names)
-            )
+            self.class_names = default_names or _names_from_metadata(self.session) or _coco_names()
 
         # One inference on a grey frame: proves the model runs here, warms it up,
         # and gives the real output shape (exports often leave it symbolic).
         probe = np.full((1, 3, self.input_size[1], self.input_size[0]), PAD_VALUE / 255, self.input_dtype)
-        shape = tuple(self.session.run(None, {self.input_name: probe})[0].shape)
+        try:
+            shape = tuple(self.session.run(None, {self.input_name: probe})[0].shape)
+        except Exception as exc:
+            raise ImproperlyConfigured(f"{self.name} failed on a test frame: {exc}") from exc
         classes = len(self.class_names)
         layout = config.layout if config.layout != "auto" else _infer_layout(shape, classes)
         expected = {"boxes_scores": (2, 4), "yolov5": (2, 5), "yolov8": (1, 4)}.get(layout or "")

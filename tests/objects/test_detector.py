@@ -187,6 +187,10 @@ def test_what_the_slot_refuses(detector, tmp_path):
         ObjectDetector(DetectorConfig(model=str(tmp_path / "missing.onnx"), cache_dir=tmp_path))
     with pytest.raises(ImproperlyConfigured, match="VISIONAIRE_OBJECT_DETECTOR_CLASSES: no file at"):
         ObjectDetector(DetectorConfig(model=str(path), classes=str(tmp_path / "none"), cache_dir=tmp_path))
+    not_a_model = tmp_path / "not_a_model.onnx"
+    not_a_model.write_text("this is not an ONNX model\n")
+    with pytest.raises(ImproperlyConfigured, match="ONNX Runtime cannot load the object detector"):
+        ObjectDetector(DetectorConfig(model=str(not_a_model), cache_dir=tmp_path))
     with pytest.raises(ImproperlyConfigured, match="must be a multiple of 32"):
         ObjectDetector(DetectorConfig(input_size=400, cache_dir=tmp_path))
     with pytest.raises(ValueError, match="expected a BGR frame"):
