@@ -366,6 +366,26 @@ FACE_SEARCH_EF_SEARCH = env_int("VISIONAIRE_FACE_SEARCH_EF_SEARCH", 100, minimum
 FACE_MAX_IMAGE_BYTES = env_int("VISIONAIRE_FACE_MAX_IMAGE_BYTES", 10 * 1024 * 1024, minimum=1024)
 FACE_MAX_IMAGE_PIXELS = env_int("VISIONAIRE_FACE_MAX_IMAGE_PIXELS", 40_000_000, minimum=10_000)
 
+# Object detector slot (analytics/objects/detector.py documents the model contract).
+# Empty model: the bundled YOLOv3-tiny, converted to ONNX once under <data>/models.
+OBJECT_DETECTOR_MODEL = env_str("VISIONAIRE_OBJECT_DETECTOR_MODEL", "")
+# Square input size; 0: the model's own (the bundled model's cfg says 416; multiples of 32).
+OBJECT_DETECTOR_INPUT_SIZE = env_int("VISIONAIRE_OBJECT_DETECTOR_INPUT_SIZE", 0, minimum=0, maximum=4096)
+# Class names file, one a line; empty: the model's metadata, else the 80 COCO names.
+OBJECT_DETECTOR_CLASSES = env_str("VISIONAIRE_OBJECT_DETECTOR_CLASSES", "")
+OBJECT_DETECTOR_LAYOUT = env_choice(
+    "VISIONAIRE_OBJECT_DETECTOR_LAYOUT", "auto", ["auto", "boxes_scores", "yolov5", "yolov8"]
+)
+OBJECT_DETECTOR_MIN_SCORE = env_float("VISIONAIRE_OBJECT_DETECTOR_MIN_SCORE", 0.25, minimum=0.0)
+OBJECT_DETECTOR_NMS_IOU = env_float("VISIONAIRE_OBJECT_DETECTOR_NMS_IOU", 0.45, minimum=0.01)
+# Each worker's batching runtime: frames of all its streams run together, up to
+# this many per inference or after this wait; beyond the queue, frames are refused.
+# Batch size 1: each stream's thread runs its own frame, no inference thread; 0: 8 when the
+# detector runs on a GPU, 1 on a CPU, where batches did not pay (see bench/README.md).
+DETECT_BATCH_SIZE = env_int("VISIONAIRE_DETECT_BATCH_SIZE", 0, minimum=0, maximum=256)
+DETECT_BATCH_WAIT_MS = env_float("VISIONAIRE_DETECT_BATCH_WAIT_MS", 5.0, minimum=0.0)
+DETECT_QUEUE_CAPACITY = env_int("VISIONAIRE_DETECT_QUEUE_CAPACITY", 32, minimum=1, maximum=10_000)
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
