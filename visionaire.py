@@ -28,7 +28,7 @@ ROOT = Path(__file__).resolve().parent
 VENV = Path(os.environ.get("VISIONAIRE_VENV", ROOT / ".venv"))
 STAMP = VENV / ".visionaire-install.json"
 # Commands that need the test tools installed as well.
-TEST_COMMANDS = {"test", "bench", "fuzz"}
+TEST_COMMANDS = {"test", "bench"}
 ACCELERATORS = {"cpu", "gpu"}
 # Installed first from the lock (see ensure_environment): the installer and the build backend.
 INSTALLER = ("pip", "setuptools")

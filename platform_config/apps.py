@@ -6,4 +6,10 @@ class PlatformConfigConfig(AppConfig):
     verbose_name = "Platform"
 
     def ready(self) -> None:
+        from django.db.models.signals import post_migrate
+
         from . import signals  # noqa: F401  (connects CORS and config-reload hooks)
+        from .nodes import node_zero_ensure
+
+        # Also after `manage.py flush`, which empties the tables and runs post_migrate.
+        post_migrate.connect(node_zero_ensure, sender=self, dispatch_uid="platform_node_zero")

@@ -96,6 +96,11 @@ def redis_now(client: redis.Redis) -> float:
 # --- writes (node agent side) ------------------------------------------------
 
 
+def node_zero_ensure(**_kwargs) -> None:
+    """A single-machine deployment has node 0 from the start (post_migrate)."""
+    Node.objects.get_or_create(num=0)
+
+
 def node_register(*, node_num: int, ip_address: str, started_at: datetime) -> Node:
     """Create or update the node's row when its worker starts."""
     with transaction.atomic():

@@ -13,6 +13,26 @@ from visionaire_site.redis import get_redis
 
 pytest_plugins = ["tests.support.fixtures"]
 
+# Tests that use these start real servers, threads that decode video, or processes (RTSP
+# servers, a browser, the embedded PostgreSQL and Redis); modules that spawn worker or API
+# processes say so with `pytestmark = pytest.mark.e2e`. `python3 visionaire.py test --quick` leaves them out.
+E2E_FIXTURES = {
+    "rtsp_server",
+    "rtsp_file_server",
+    "browser",
+    "live_server",
+    "server_dir",
+    "asgi_server",  # uvicorn serving the platform, in a thread
+    "runners",  # stream runners decoding real video, in threads
+    "sources",  # capture threads decoding real video
+}
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        if E2E_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.e2e)
+
 
 class JsonClient(Client):
     """Django's test client speaking JSON by default."""

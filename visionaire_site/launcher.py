@@ -307,12 +307,32 @@ def cmd_beat(args) -> int:
         return Supervisor([Child("beat", beat_command(data_dir), child_env(endpoints, data_dir))]).run()
 
 
+# Test processes the suite runs in (pytest-xdist) unless the arguments say otherwise: many
+# tests wait on real servers and processes rather than on the CPU, so two overlap well
+# on two cores. Each process has its own test database and Redis database.
+TEST_PROCESSES = 2
+
+
+def pytest_arguments(rest: list[str]) -> list[str]:
+    """pytest's arguments for `visionaire.py test [--quick] [pytest args]`: the suite in
+    TEST_PROCESSES processes (a module stays in one process, with its fixtures) unless
+    the arguments choose (`-n 0` runs it in this process); `--quick` leaves out the
+    tests marked e2e (real worker and API processes, RTSP servers, a browser)."""
+    arguments = [argument for argument in rest if argument != "--quick"]
+    if len(arguments) != len(rest):
+        arguments = ["-m", "not e2e", *arguments]
+    chooses = any(a == "-n" or a.startswith(("-n", "--numprocesses", "--dist")) for a in arguments)
+    if not chooses and "no:xdist" not in arguments:
+        arguments = ["-n", str(TEST_PROCESSES), "--dist", "loadfile", *arguments]
+    return arguments
+
+
 def cmd_test(args) -> int:
     # The suite keeps its own servers so it never touches a running platform's data.
     data_dir = data_dir_from_env(ROOT / "data") / "test"
     with servers(data_dir, reuse_running=False) as endpoints:
         env = child_env(endpoints, data_dir, DJANGO_SETTINGS_MODULE="visionaire_site.settings_test")
-        return subprocess.call([PYTHON, "-m", "pytest", *args.rest], cwd=ROOT, env=env)
+        return subprocess.call([PYTHON, "-m", "pytest", *pytest_arguments(args.rest)], cwd=ROOT, env=env)
 
 
 def cmd_bench(args) -> int:

@@ -7,6 +7,20 @@ os.environ.setdefault("VISIONAIRE_ANALYTIC_MODULES", "tests.support.analytics")
 # stream addresses may only point at loopback (also in the workers the tests spawn).
 os.environ.setdefault("VISIONAIRE_STREAM_ALLOW_NETWORKS", "127.0.0.0/8,::1")
 
+
+def _own_redis_database(url: str, worker: str) -> str:
+    """The Redis URL of this test process's own database: the suite runs in several
+    processes (pytest-xdist workers gw0, gw1, ...), and each flushes its database
+    between tests. Worker and API processes that a test spawns inherit the URL."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(path=f"/{1 + int(worker.removeprefix('gw'))}"))
+
+
+if os.environ.get("PYTEST_XDIST_WORKER", "").startswith("gw") and os.environ.get("REDIS_URL"):
+    os.environ["REDIS_URL"] = _own_redis_database(os.environ["REDIS_URL"], os.environ["PYTEST_XDIST_WORKER"])
+
 from .settings import *  # noqa: E402,F403
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]

@@ -30,7 +30,7 @@ from visionaire_site.launcher import api_command
 
 from .conftest import ANALYTIC, stream_make
 
-pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)
+pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
 IDLE_SECONDS = 60
 DEADLINE = 60  # seconds for what must happen (start, connect, delivery); a bound, never a pause

@@ -2,8 +2,8 @@
 through the real Redis channel layer and the project's ASGI application.
 
 The consumer reads the database from its own thread and events are published
-on commit, so these tests commit (transactional_db); serialized_rollback
-restores node 0 and the analytics that the migrations create.
+on commit, so these tests commit (transactional_db); the flush after each runs
+post_migrate, which restores node 0 and the analytics.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from visionaire_site.asgi import application
 from .conftest import ANALYTIC, stream_make
 from .websocket import WebsocketCommunicator
 
-transactional = pytest.mark.django_db(transaction=True, serialized_rollback=True)
+transactional = pytest.mark.django_db(transaction=True)
 
 T0 = datetime(2025, 1, 15, 8, 0, 0, tzinfo=UTC)
 LOBBY = "5136c6c0916cd30c"

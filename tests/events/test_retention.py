@@ -220,7 +220,7 @@ def test_the_beat_job_runs_the_retention(api, streams, jpeg):
     assert entry["task"] == retention_run.name == "events.retention_run"
 
 
-@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+@pytest.mark.django_db(transaction=True)
 def test_a_batch_does_not_wait_for_rows_another_transaction_holds(streams, jpeg):
     """SKIP LOCKED: a row locked elsewhere (e.g. being updated) is left for a later
     run instead of blocking the job; the others go at once."""

@@ -3,7 +3,8 @@ runner; the events it stores are found by another photo of that person and by
 the stream's name, through POST /smart-search.
 
 The runner reads the database from its own thread, so the test commits
-(transaction=True; serialized_rollback restores what migrations made).
+(transaction=True; the flush after it runs post_migrate, which restores node 0 and the
+analytics).
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from tests.workers.conftest import wait_for
 from workers.event_sink import event_sink, event_sink_started
 from workers.runner import StreamRunner
 
-pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)
+pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
 SS = "NFV4-SS"
 

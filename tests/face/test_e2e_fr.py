@@ -31,7 +31,7 @@ from tests.support.workers import spawn_worker
 from tests.workers.conftest import wait_for
 from visionaire_site.asgi import application
 
-pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)
+pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
 KEYSPACE = "lobby"
 OBAMA = {"face_id": "obama", "name": "Barack Obama", "category": "President"}

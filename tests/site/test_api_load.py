@@ -20,7 +20,9 @@ from tests.support import workers as support
 from tests.support.workers import ManagedProcess, subprocess_env
 from visionaire_site.launcher import api_command
 
-transactional = pytest.mark.django_db(transaction=True, serialized_rollback=True)
+pytestmark = pytest.mark.e2e
+
+transactional = pytest.mark.django_db(transaction=True)
 
 CLIENTS = 50
 SECONDS = 30

@@ -30,6 +30,8 @@ import pytest
 
 from tests.viewing.support import AsgiServer
 
+pytestmark = pytest.mark.e2e
+
 MAX_EXAMPLES = 10
 # MJPEG answers are endless multipart streams, which schemathesis would read
 # forever once a stream exists: they get their own run while none does.
@@ -38,7 +40,7 @@ ALL_PHASES = ["examples", "coverage", "fuzzing", "stateful"]
 
 
 @pytest.fixture
-def server(transactional_db, django_db_serialized_rollback, settings):
+def server(transactional_db, settings):
     """The ASGI application under uvicorn; the migrations' rows (nodes, seats,
     configuration) are restored after the test's flush."""
     root = logging.getLogger()

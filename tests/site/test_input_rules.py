@@ -189,7 +189,7 @@ def test_webp_and_bmp_are_refused_too(api, stream):
 
 
 @pytest.fixture
-def server(transactional_db, django_db_serialized_rollback):
+def server(transactional_db):
     """uvicorn in a thread; the rows migrations make are restored after the test's
     flush, as the other transactional tests expect."""
     with AsgiServer() as server:

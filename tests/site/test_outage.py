@@ -30,7 +30,7 @@ from visionaire_site.asgi import application
 from visionaire_site.db import DatabaseBusy, DatabaseUnavailable, database_outage
 from visionaire_site.endpoints import database_settings
 
-transactional = pytest.mark.django_db(transaction=True, serialized_rollback=True)
+transactional = pytest.mark.django_db(transaction=True)
 UNAVAILABLE = {"code": 503, "message": "database unavailable"}
 
 

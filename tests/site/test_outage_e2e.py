@@ -31,6 +31,8 @@ import redis as redis_lib
 
 from tests.support.workers import ManagedProcess
 
+pytestmark = pytest.mark.e2e
+
 UNAVAILABLE = {"code": 503, "message": "database unavailable"}
 # tests/support/counting_analytic.py's id; that module is imported by the platform's
 # processes only (importing it here would add the analytic to this process's registry).

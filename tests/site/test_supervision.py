@@ -15,6 +15,8 @@ import redis as redis_lib
 
 from visionaire_site.services import EmbeddedServers, ServiceUnavailable, check_database
 
+pytestmark = pytest.mark.e2e
+
 
 def wait_for(predicate, *, timeout: float, what: str):
     deadline = time.monotonic() + timeout

@@ -17,7 +17,7 @@ from workers.viewing import live_channel, watch_key
 from .conftest import LIVE_SID
 from .support import MjpegPart, MjpegReader, RunnerThread, is_live, wait_for
 
-pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)
+pytestmark = pytest.mark.django_db(transaction=True)
 
 ANALYTIC = "TEST-BRIGHT"
 

@@ -24,7 +24,7 @@ from tests.events.conftest import ANALYTIC, stream_make
 from .nodeflux_client import Tile, byte_chunks, client_view, random_chunks
 from .support import BodyRecorder, FramingError, MjpegReader, RunnerThread, parts_in, wait_for
 
-pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)
+pytestmark = pytest.mark.django_db(transaction=True)
 
 SID = "00000000000000b2"
 # Request headers as Chromium sends them (Chromium 156, seen on the wire).

@@ -22,7 +22,7 @@ from workers.viewing import live_channel
 from .conftest import LIVE_SID
 from .support import MjpegReader, is_live, wait_for
 
-pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)
+pytestmark = pytest.mark.django_db(transaction=True)
 
 IDLE = dict.fromkeys(("clients", "feeds", "variants", "tasks", "subscriptions"), 0)
 VARIANTS = ["?fps=5", "?fps=10&height=120", "?fps=0&height=90", "/TEST-BRIGHT?fps=5&height=140"]

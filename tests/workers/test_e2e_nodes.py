@@ -40,7 +40,7 @@ from tests.support.workers import (
 from visionaire_site.redis import get_redis, key
 from workers.leases import lease_key
 
-pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)
+pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
 # How long a fault or a change may take to show through the API. The test
 # settings make faults quick (stall 2 s, open timeout 3 s, backoff <= 1 s).

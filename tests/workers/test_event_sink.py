@@ -27,7 +27,7 @@ from workers.event_sink import EventSink
 
 from .conftest import wait_for
 
-transactional = pytest.mark.django_db(transaction=True, serialized_rollback=True)
+transactional = pytest.mark.django_db(transaction=True)
 
 LOBBY = "5136c6c0916cd30c"
 DESIRED = DesiredStream(

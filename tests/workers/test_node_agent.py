@@ -2,8 +2,8 @@
 and surviving a lost Redis.
 
 The agent thread uses its own database connection, so these tests commit
-(transactional_db); serialized_rollback restores node 0 that the data
-migration creates.
+(transactional_db); the flush after each runs post_migrate, which restores
+node 0.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from workers.node_agent import GpuProbe, detect_run_mode, outbound_ip
 
 from .conftest import wait_for
 
-transactional = pytest.mark.django_db(transaction=True, serialized_rollback=True)
+transactional = pytest.mark.django_db(transaction=True)
 
 
 def heartbeat(redis_client, node_num: int) -> dict | None:

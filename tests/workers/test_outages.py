@@ -30,7 +30,7 @@ from tests.support.redis_server import RedisServer
 from tests.support.workers import WorkerProcess, runner_events, spawn_worker
 from workers.leases import lease_key
 
-pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)
+pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
 NODE = 5
 ANALYTIC = "TEST-BRIGHT"

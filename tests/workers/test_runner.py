@@ -2,8 +2,8 @@
 against real Stream and Pipeline rows made through the API and real video files.
 
 The runner reads the database from its own thread, so the tests commit
-(transaction=True); serialized_rollback restores the rows that migrations make
-(node 0, analytics, seats). Changes made through the API reach the runner through
+(transaction=True); the flush after each runs post_migrate, which restores
+node 0, the analytics and their seats. Changes made through the API reach the runner through
 its periodic re-read of the desired state (STREAM_DESIRED_CHECK_SECONDS, 0.5 s in
 the test settings); one test runs the control listener instead.
 """
@@ -37,7 +37,7 @@ from workers.runner import RUNNERS, StreamRunner
 
 from .conftest import wait_for
 
-pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)
+pytestmark = pytest.mark.django_db(transaction=True)
 
 ANALYTIC = "TEST-BRIGHT"
 STOPPED = {"state": "STOPPED", "last_error_msg": "Stream is stopped"}

@@ -13,6 +13,8 @@ from tests.support.workers import spawn_worker
 
 from .conftest import wait_for
 
+pytestmark = pytest.mark.e2e
+
 
 @pytest.fixture
 def worker_node_1(transactional_db, tmp_path):
