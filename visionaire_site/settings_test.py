@@ -1,6 +1,7 @@
 """Test settings: the real Postgres and Redis, tuned for a fast suite."""
 
 import os
+import sys
 
 os.environ.setdefault("VISIONAIRE_ANALYTIC_MODULES", "tests.support.analytics")
 # Tests (fuzzing included) must never make the platform connect outside this machine:
@@ -18,7 +19,13 @@ def _own_redis_database(url: str, worker: str) -> str:
     return urlunsplit(parts._replace(path=f"/{1 + int(worker.removeprefix('gw'))}"))
 
 
-if os.environ.get("PYTEST_XDIST_WORKER", "").startswith("gw") and os.environ.get("REDIS_URL"):
+# Only in the test process itself: a worker or server it spawns inherits the variable
+# but is handed its Redis URL (this database's, or a server of the test's own).
+if (
+    "pytest" in sys.modules
+    and os.environ.get("PYTEST_XDIST_WORKER", "").startswith("gw")
+    and os.environ.get("REDIS_URL")
+):
     os.environ["REDIS_URL"] = _own_redis_database(os.environ["REDIS_URL"], os.environ["PYTEST_XDIST_WORKER"])
 
 from .settings import *  # noqa: E402,F403
