@@ -75,6 +75,16 @@ def worker(transactional_db, tmp_path, redis_client, dirs):
     process = spawn_worker(0, log_dir=tmp_path, concurrency=4, env=env)
     try:
         process.wait_online(redis_client, timeout=60)
+        # The models load in the background at start (seconds, more on a busy machine);
+        # the video plays once, so it starts only once they are ready.
+        wait_for(
+            lambda: (
+                json.loads(redis_client.get(node_runtime_key(0)) or "{}").get("face_engine", {}).get("state")
+                in ("ready", "failed")
+            ),
+            timeout=180,
+            what="the worker's face engine to be warm",
+        )
         yield process
     finally:
         process.stop()
