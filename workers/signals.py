@@ -23,6 +23,11 @@ _lock = threading.Lock()
 _agent = None
 _listener = None
 _reporter = None
+# Loading models runs native code (ONNX Runtime, dlib) on this thread: a process that
+# exits while it runs aborts ("terminate called without an active exception"), so
+# shutdown waits for it.
+_warm_up: threading.Thread | None = None
+WARM_UP_JOIN_SECONDS = 30.0
 
 
 def current_agent():
@@ -58,7 +63,9 @@ def start_node_agent(**_kwargs) -> None:
             _reporter.start()
 
     # Loading the models takes seconds: not on the thread that tells Celery it is ready.
-    threading.Thread(target=face_engine_warm_up_thread, name="face-warm-up", daemon=True).start()
+    global _warm_up
+    _warm_up = threading.Thread(target=face_engine_warm_up_thread, name="face-warm-up", daemon=True)
+    _warm_up.start()
 
     def resume() -> None:
         # Streams of this node that run nowhere start now, not at the next beat.
@@ -103,3 +110,6 @@ def stop_node_agent(**_kwargs) -> None:
     if agent is not None:
         agent.stop()
         logger.info("node agent for node %s stopped", agent.node_num)
+    if _warm_up is not None and _warm_up.is_alive():
+        logger.info("waiting for the model warm-up to finish before exiting")
+        _warm_up.join(WARM_UP_JOIN_SECONDS)
