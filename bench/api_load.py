@@ -37,11 +37,9 @@ import contextlib
 import http.client
 import json
 import os
-import platform
 import random
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -55,44 +53,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench._common import django_setup, emit, free_port, machine, percentile, say  # noqa: E402
+
 BENCH_NODE = 1022  # a node number no deployment uses: no worker runs the bench's streams
 STREAMS = 200
 STATIC_PATH = "/static/admin/img/icon-yes.svg"  # a small file WhiteNoise serves from the apps
 APPLICATION_NAME = "visionaire-bench-api"
-
-
-def say(text: str = "") -> None:
-    print(text, flush=True)
-
-
-def emit(record: dict) -> None:
-    print(json.dumps(record, separators=(",", ":")), flush=True)
-
-
-def machine() -> dict:
-    model = ""
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    return {
-        "nproc": os.cpu_count(),
-        "cpu": model or platform.processor(),
-        "python": platform.python_version(),
-        "loadavg_1m": round(os.getloadavg()[0], 2),
-    }
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else float("nan")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 # --- servers, Django, the API process ---------------------------------------------
@@ -113,23 +79,6 @@ def servers(data_dir: Path):
     )
     with embedded as endpoints:
         yield endpoints, embedded
-
-
-def django_setup(endpoints, data_dir: Path) -> None:
-    os.environ.update(
-        DATABASE_URL=endpoints.database_url,
-        REDIS_URL=endpoints.redis_url,
-        VISIONAIRE_DATA_DIR=str(data_dir),
-        DJANGO_SETTINGS_MODULE="visionaire_site.settings",
-        VISIONAIRE_EVENT_SPOOL_DIR=str(data_dir / "spool"),
-    )
-    os.environ.setdefault("VISIONAIRE_LOG_LEVEL", "warning")
-    import django
-
-    django.setup()
-    from django.core.management import call_command
-
-    call_command("migrate", verbosity=0, interactive=False)
 
 
 def streams_make(count: int) -> None:
@@ -527,7 +476,7 @@ def main(argv: list[str] | None = None) -> int:
     ok = True
     try:
         with servers(data_dir) as (endpoints, embedded):
-            django_setup(endpoints, data_dir)
+            django_setup(endpoints, data_dir, VISIONAIRE_EVENT_SPOOL_DIR=str(data_dir / "spool"))
             from django.conf import settings
 
             streams_make(STREAMS)

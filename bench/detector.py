@@ -31,11 +31,7 @@ starting with {"bench": ...}.
 from __future__ import annotations
 
 import argparse
-import contextlib
-import json
 import os
-import platform
-import resource
 import statistics
 import sys
 import tempfile
@@ -48,68 +44,10 @@ sys.path.insert(0, str(ROOT))
 
 import cv2  # noqa: E402
 import numpy as np  # noqa: E402
-import psutil  # noqa: E402
+
+from bench._common import OTHER_LOAD, CpuWindow, emit, machine, process_cpu, say  # noqa: E402
 
 VIDEO_FRAMES = 795  # vtest.avi
-
-
-def say(text: str = "") -> None:
-    print(text, flush=True)
-
-
-def emit(record: dict) -> None:
-    print(json.dumps(record, separators=(",", ":")), flush=True)
-
-
-def machine() -> dict:
-    import onnxruntime
-
-    model = ""
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    return {
-        "nproc": os.cpu_count(),
-        "cpu": model or platform.processor(),
-        "ram_gib": round(psutil.virtual_memory().total / 2**30, 1),
-        "python": platform.python_version(),
-        "opencv": cv2.__version__,
-        "onnxruntime": onnxruntime.__version__,
-        "opencv_threads": cv2.getNumThreads(),
-        "loadavg_1m": round(os.getloadavg()[0], 2),
-    }
-
-
-def process_cpu() -> float:
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
-
-
-OTHER_LOAD: list[float] = []  # other processes' CPU % of every window, for the closing warning
-
-
-class CpuWindow:
-    """CPU used by this process and by everything else over a window, in % of one core."""
-
-    def __init__(self) -> None:
-        self.wall = time.monotonic()
-        self.own = process_cpu()
-        self.busy = self._busy()
-
-    @staticmethod
-    def _busy() -> float:
-        times = psutil.cpu_times()
-        return times.user + times.nice + times.system + times.irq + times.softirq + times.steal
-
-    def result(self) -> tuple[float, float, float]:
-        """(seconds, own CPU %, other processes' CPU %)."""
-        wall = time.monotonic() - self.wall
-        own = process_cpu() - self.own
-        other = max(0.0, 100 * (self._busy() - self.busy - own) / wall)
-        OTHER_LOAD.append(other)
-        return wall, 100 * own / wall, other
 
 
 def load_frames(media_dir: Path, count: int) -> list[np.ndarray]:
@@ -350,7 +288,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     scenarios = args.only or ["models", "streams"]
     started = time.monotonic()
-    info = machine()
+    info = machine(
+        opencv=cv2.__version__,
+        onnxruntime=__import__("onnxruntime").__version__,
+        opencv_threads=cv2.getNumThreads(),
+    )
     say(
         f"machine: {info['nproc']} CPUs ({info['cpu']}), {info['ram_gib']} GiB RAM, Python {info['python']}, "
         f"OpenCV {info['opencv']} ({info['opencv_threads']} threads), ONNX Runtime {info['onnxruntime']}, "

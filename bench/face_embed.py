@@ -22,10 +22,7 @@ Nothing is written outside the data folder's cache (VISIONAIRE_DATA_DIR, else
 from __future__ import annotations
 
 import argparse
-import contextlib
-import json
 import os
-import platform
 import statistics
 import sys
 import time
@@ -36,33 +33,7 @@ sys.path.insert(0, str(ROOT))
 
 import numpy as np  # noqa: E402
 
-
-def say(text: str = "") -> None:
-    print(text, flush=True)
-
-
-def emit(record: dict) -> None:
-    print(json.dumps(record, separators=(",", ":")), flush=True)
-
-
-def machine() -> dict:
-    import onnxruntime
-    import psutil
-
-    model = ""
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    return {
-        "nproc": os.cpu_count(),
-        "cpu": model or platform.processor(),
-        "ram_gib": round(psutil.virtual_memory().total / 2**30, 1),
-        "python": platform.python_version(),
-        "onnxruntime": onnxruntime.__version__,
-        "loadavg_1m": round(os.getloadavg()[0], 2),
-    }
+from bench._common import emit, machine, say  # noqa: E402
 
 
 def real_chips(photo_dir: Path) -> np.ndarray:
@@ -165,7 +136,7 @@ def parse_args(argv):
 def main(argv=None) -> int:
     args = parse_args(argv)
     started = time.monotonic()
-    info = machine()
+    info = machine(onnxruntime=__import__("onnxruntime").__version__)
     say(
         f"machine: {info['nproc']} CPUs ({info['cpu']}), {info['ram_gib']} GiB RAM, Python {info['python']}, "
         f"ONNX Runtime {info['onnxruntime']}, load average {info['loadavg_1m']}"

@@ -33,10 +33,7 @@ line starting with {"bench": ...}.
 from __future__ import annotations
 
 import argparse
-import contextlib
-import json
 import os
-import platform
 import shutil
 import sys
 import tempfile
@@ -51,7 +48,8 @@ sys.path.insert(0, str(ROOT))
 
 import cv2  # noqa: E402
 import numpy as np  # noqa: E402
-import psutil  # noqa: E402
+
+from bench._common import django_setup, emit, machine, say, servers  # noqa: E402
 
 BENCH_NODE = 1022  # a node number no deployment uses: no worker touches the bench's stream
 KEYSPACE = "bench-face-pipeline"
@@ -60,65 +58,7 @@ TARGET = 0.85
 CACHE = Path(os.environ.get("VISIONAIRE_BENCH_CACHE", "/tmp/visionaire-bench-cache"))
 
 
-def say(text: str = "") -> None:
-    print(text, flush=True)
-
-
-def emit(record: dict) -> None:
-    print(json.dumps(record, separators=(",", ":")), flush=True)
-
-
-def machine() -> dict:
-    model = ""
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    return {
-        "nproc": os.cpu_count(),
-        "cpu": model or platform.processor(),
-        "ram_gib": round(psutil.virtual_memory().total / 2**30, 1),
-        "python": platform.python_version(),
-        "opencv": cv2.__version__,
-        "loadavg_1m": round(os.getloadavg()[0], 2),
-    }
-
-
 # --- servers, Django, data ---------------------------------------------------------
-
-
-@contextlib.contextmanager
-def servers(data_dir: Path):
-    from visionaire_site.services import EmbeddedServers, configured_endpoints
-
-    configured = configured_endpoints()
-    if configured is not None:
-        yield configured
-        return
-    say(f"starting embedded PostgreSQL and Redis in {data_dir}")
-    with EmbeddedServers(data_dir) as endpoints:
-        yield endpoints
-
-
-def django_setup(endpoints, data_dir: Path) -> None:
-    os.environ.update(
-        DATABASE_URL=endpoints.database_url,
-        REDIS_URL=endpoints.redis_url,
-        VISIONAIRE_DATA_DIR=str(data_dir),
-        VISIONAIRE_MEDIA_DIR=str(data_dir / "media"),
-        DJANGO_SETTINGS_MODULE="visionaire_site.settings",
-    )
-    os.environ.setdefault("VISIONAIRE_LOG_LEVEL", "warning")
-    import django
-
-    django.setup()
-    from django.core.management import call_command
-
-    from analytics.services import analytics_sync_registry
-
-    call_command("migrate", verbosity=0, interactive=False)
-    analytics_sync_registry()
 
 
 def make_video(seconds_scale: float) -> tuple[Path, Path]:
@@ -478,13 +418,14 @@ def main(argv=None) -> int:
     parser.add_argument("--scenario", choices=["processor", "stream", "all"], default="all")
     args = parser.parse_args(argv)
     scale = 0.5 if args.quick else 1.0
-    info = machine()
+    info = machine(opencv=cv2.__version__)
     say(f"machine: {info}")
     emit({"bench": "face_pipeline_machine", **info})
     data_dir = Path(tempfile.mkdtemp(prefix="visionaire-bench-faces-"))
     try:
         with servers(data_dir / "servers") as endpoints:
-            django_setup(endpoints, data_dir)
+            media = str(data_dir / "media")
+            django_setup(endpoints, data_dir, sync_analytics=True, VISIONAIRE_MEDIA_DIR=media)
             from analytics.face.engine import face_engine
 
             path, photos_dir = make_video(scale)

@@ -42,10 +42,8 @@ expired events). Readable lines, ratios, and one JSON line per figure ({"bench":
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
-import platform
 import shutil
 import statistics
 import struct
@@ -61,6 +59,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import numpy as np  # noqa: E402
+
+from bench._common import django_setup, emit, machine, percentile, say, servers  # noqa: E402
 
 DIM = 128
 STREAMS = 100
@@ -82,68 +82,7 @@ INDEX_SQL = {
 PG_EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
 
 
-def say(text: str = "") -> None:
-    print(text, flush=True)
-
-
-def emit(record: dict) -> None:
-    print(json.dumps(record, separators=(",", ":")), flush=True)
-
-
-def percentile(values: list[float], share: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(share * (len(ordered) - 1))))]
-
-
-def machine() -> dict:
-    import psutil
-
-    model = ""
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    return {
-        "nproc": os.cpu_count(),
-        "cpu": model or platform.processor(),
-        "ram_gib": round(psutil.virtual_memory().total / 2**30, 1),
-        "python": platform.python_version(),
-        "loadavg_1m": round(os.getloadavg()[0], 2),
-    }
-
-
 # --- servers and Django -----------------------------------------------------------
-
-
-@contextlib.contextmanager
-def servers(data_dir: Path):
-    from visionaire_site.services import EmbeddedServers, configured_endpoints
-
-    configured = configured_endpoints()
-    if configured is not None:
-        yield configured
-        return
-    say(f"starting embedded PostgreSQL and Redis in {data_dir}")
-    with EmbeddedServers(data_dir) as endpoints:
-        yield endpoints
-
-
-def django_setup(endpoints, data_dir: Path) -> None:
-    os.environ.update(
-        DATABASE_URL=endpoints.database_url,
-        REDIS_URL=endpoints.redis_url,
-        VISIONAIRE_DATA_DIR=str(data_dir),
-        VISIONAIRE_MEDIA_DIR=str(data_dir / "media"),
-        DJANGO_SETTINGS_MODULE="visionaire_site.settings",
-    )
-    os.environ.setdefault("VISIONAIRE_LOG_LEVEL", "warning")
-    import django
-
-    django.setup()
-    from django.core.management import call_command
-
-    call_command("migrate", verbosity=0, interactive=False)
 
 
 def sql(statement: str, params=None):
@@ -802,7 +741,7 @@ def main(argv=None) -> int:
     data_dir = args.keep or Path(tempfile.mkdtemp(prefix="visionaire-bench-search-"))
     try:
         with servers(data_dir) as endpoints:
-            django_setup(endpoints, data_dir)
+            django_setup(endpoints, data_dir, VISIONAIRE_MEDIA_DIR=str(data_dir / "media"))
             try:
                 from analytics.face.engine import crop_jpeg, face_engine
                 from tests.support.face_photos import astronaut_bgr

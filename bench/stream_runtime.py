@@ -25,10 +25,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import os
-import platform
-import resource
 import shutil
 import statistics
 import subprocess
@@ -45,6 +42,7 @@ sys.path.insert(0, str(ROOT))
 import cv2  # noqa: E402
 import psutil  # noqa: E402
 
+from bench._common import OTHER_LOAD, CpuWindow, django_setup, emit, machine, process_cpu, say, servers  # noqa: E402
 from tests.support.media import h264_file  # noqa: E402
 
 # A node number no real deployment uses, so no worker or reconcile job touches the bench's streams.
@@ -58,103 +56,7 @@ DROP_TOLERANCE = 0.01  # ... and drops < 1% of its frames
 # --- output ------------------------------------------------------------------
 
 
-def say(text: str = "") -> None:
-    print(text, flush=True)
-
-
-def emit(record: dict) -> None:
-    print(json.dumps(record, separators=(",", ":")), flush=True)
-
-
-def machine() -> dict:
-    model = ""
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    ffmpeg = ""
-    with contextlib.suppress(OSError, subprocess.SubprocessError):
-        out = subprocess.run(["ffmpeg", "-version"], capture_output=True, text=True, timeout=10).stdout
-        ffmpeg = out.split("\n", 1)[0].split(" Copyright")[0]
-    return {
-        "nproc": os.cpu_count(),
-        "cpu": model or platform.processor(),
-        "ram_gib": round(psutil.virtual_memory().total / 2**30, 1),
-        "python": platform.python_version(),
-        "opencv": cv2.__version__,
-        "ffmpeg": ffmpeg,
-        "loadavg_1m": round(os.getloadavg()[0], 2),
-    }
-
-
-def process_cpu() -> float:
-    """CPU seconds used by this process so far, all threads (FFmpeg's decoder threads included)."""
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
-
-
-OTHER_LOAD: list[float] = []  # other processes' CPU % of every window, for the closing warning
-
-
-class CpuWindow:
-    """CPU used by this process and by everything else on the machine over a window,
-    in % of one core; the second figure tells how quiet the machine was."""
-
-    def __init__(self) -> None:
-        self.wall = time.monotonic()
-        self.own = process_cpu()
-        self.busy = self._busy()
-
-    @staticmethod
-    def _busy() -> float:
-        times = psutil.cpu_times()
-        return times.user + times.nice + times.system + times.irq + times.softirq + times.steal
-
-    def result(self) -> tuple[float, float, float]:
-        """(seconds, own CPU %, other processes' CPU %)."""
-        wall = time.monotonic() - self.wall
-        own = process_cpu() - self.own
-        busy = self._busy() - self.busy
-        other = max(0.0, 100 * (busy - own) / wall)
-        OTHER_LOAD.append(other)
-        return wall, 100 * own / wall, other
-
-
 # --- servers and Django ---------------------------------------------------------
-
-
-@contextlib.contextmanager
-def servers(data_dir: Path):
-    from visionaire_site.services import EmbeddedServers, configured_endpoints
-
-    configured = configured_endpoints()
-    if configured is not None:
-        yield configured
-        return
-    say(f"starting embedded PostgreSQL and Redis in {data_dir}")
-    with EmbeddedServers(data_dir) as endpoints:
-        yield endpoints
-
-
-def django_setup(endpoints, data_dir: Path) -> None:
-    os.environ.update(
-        DATABASE_URL=endpoints.database_url,
-        REDIS_URL=endpoints.redis_url,
-        VISIONAIRE_DATA_DIR=str(data_dir),
-        DJANGO_SETTINGS_MODULE="visionaire_site.settings",
-    )
-    os.environ.setdefault("VISIONAIRE_LOG_LEVEL", "warning")
-    import django
-
-    django.setup()
-    register_bench_analytic()
-    from django.core.management import call_command
-
-    from analytics.services import analytics_sync_registry
-
-    call_command("migrate", verbosity=0, interactive=False)
-    analytics_sync_registry()
 
 
 # --- a counting analytic (registered here only) -----------------------------------
@@ -225,6 +127,13 @@ def register_bench_analytic() -> None:
 
 
 # --- streams and runners ------------------------------------------------------------
+
+
+def ffmpeg_version() -> str:
+    with contextlib.suppress(OSError, subprocess.SubprocessError):
+        out = subprocess.run(["ffmpeg", "-version"], capture_output=True, text=True, timeout=10).stdout
+        return out.split("\n", 1)[0].split(" Copyright")[0]
+    return ""
 
 
 def bench_node():
@@ -718,7 +627,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     scenarios = args.only or ["decode", "cpu", "capacity"]
     started = time.monotonic()
-    info = machine()
+    info = machine(opencv=cv2.__version__, ffmpeg=ffmpeg_version())
     say(
         f"machine: {info['nproc']} CPUs ({info['cpu']}), {info['ram_gib']} GiB RAM, Python {info['python']}, "
         f"OpenCV {info['opencv']}, {info['ffmpeg']}, load average {info['loadavg_1m']}"
@@ -733,7 +642,7 @@ def main(argv: list[str] | None = None) -> int:
     stream_ids: list[str] = []
     try:
         with servers(data_dir) as endpoints:
-            django_setup(endpoints, data_dir)
+            django_setup(endpoints, data_dir, before_migrate=register_bench_analytic, sync_analytics=True)
             from streams.models import Stream
 
             try:

@@ -30,7 +30,6 @@ import asyncio
 import contextlib
 import json
 import os
-import platform
 import re
 import shutil
 import statistics
@@ -49,6 +48,7 @@ sys.path.insert(0, str(ROOT))
 import cv2  # noqa: E402
 import psutil  # noqa: E402
 
+from bench._common import django_setup, emit, free_port, machine, percentile, say, servers  # noqa: E402
 from tests.support.media import h264_file  # noqa: E402
 
 BENCH_NODE = 1021  # a node number no deployment uses: no worker touches the bench's stream
@@ -67,49 +67,7 @@ FIVE = [
 ]
 
 
-def say(text: str = "") -> None:
-    print(text, flush=True)
-
-
-def emit(record: dict) -> None:
-    print(json.dumps(record, separators=(",", ":")), flush=True)
-
-
-def machine() -> dict:
-    model = ""
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    return {
-        "nproc": os.cpu_count(),
-        "cpu": model or platform.processor(),
-        "python": platform.python_version(),
-        "opencv": cv2.__version__,
-        "loadavg_1m": round(os.getloadavg()[0], 2),
-    }
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else float("nan")
-
-
 # --- servers, Django, the stream ----------------------------------------------------
-
-
-@contextlib.contextmanager
-def servers(data_dir: Path):
-    from visionaire_site.services import EmbeddedServers, configured_endpoints
-
-    configured = configured_endpoints()
-    if configured is not None:
-        yield configured
-        return
-    say(f"starting embedded PostgreSQL and Redis in {data_dir}")
-    with EmbeddedServers(data_dir) as endpoints:
-        yield endpoints
 
 
 def register_bench_analytic() -> None:
@@ -142,27 +100,6 @@ def register_bench_analytic() -> None:
 
         def create_processor(self, config: StrictConfig) -> Processor:
             return BoxProcessor()
-
-
-def django_setup(endpoints, data_dir: Path) -> None:
-    os.environ.update(
-        DATABASE_URL=endpoints.database_url,
-        REDIS_URL=endpoints.redis_url,
-        VISIONAIRE_DATA_DIR=str(data_dir),
-        DJANGO_SETTINGS_MODULE="visionaire_site.settings",
-    )
-    os.environ.setdefault("VISIONAIRE_LOG_LEVEL", "warning")
-    import django
-
-    django.setup()
-    register_bench_analytic()
-    from django.core.management import call_command
-
-    from analytics.services import analytics_sync_registry, seats_sync_community
-
-    call_command("migrate", verbosity=0, interactive=False)
-    analytics_sync_registry()
-    seats_sync_community()
 
 
 def stream_make(address: str) -> str:
@@ -507,14 +444,6 @@ async def scenarios(api: ApiProcess, stream_id: str, args) -> bool:
     return ratio <= RATIO_TARGET and p95 < P95_TARGET_MS
 
 
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="1 round of 6 s windows (a smoke run)")
@@ -529,13 +458,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    say(f"machine: {json.dumps(machine())}")
+    say(f"machine: {json.dumps(machine(opencv=cv2.__version__))}")
     CACHE.mkdir(parents=True, exist_ok=True)
     video = h264_file(CACHE / "viewing-720p-25fps-30s.mp4", width=1280, height=720, fps=25, seconds=30)
     data_dir = Path(tempfile.mkdtemp(prefix="visionaire-bench-viewing-"))
     try:
         with servers(data_dir) as endpoints:
-            django_setup(endpoints, data_dir)
+            django_setup(endpoints, data_dir, before_migrate=register_bench_analytic, sync_seats=True)
             stream_id = stream_make(str(video))
             running = runner_start(stream_id)
             api = ApiProcess(endpoints, data_dir, free_port())
