@@ -31,7 +31,9 @@ from tests.support.workers import spawn_worker
 from tests.workers.conftest import wait_for
 from visionaire_site.asgi import application
 
-pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
+# A worker start, the models' warm-up and a played video, each with a generous deadline
+# for a busy machine: more than the suite's default per-test limit.
+pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True), pytest.mark.timeout(900)]
 
 KEYSPACE = "lobby"
 OBAMA = {"face_id": "obama", "name": "Barack Obama", "category": "President"}

@@ -94,6 +94,7 @@ def schemathesis_run(server: AsgiServer, workdir: Path, phases: list[str], *sele
     return summary
 
 
+@pytest.mark.timeout(2000)  # two schemathesis subprocesses, each with its own 900 s limit
 def test_every_phase_finds_no_server_error_and_no_schema_violation(server, tmp_path):
     (tmp_path / "mjpeg").mkdir()
     (tmp_path / "rest").mkdir()

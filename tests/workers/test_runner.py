@@ -598,7 +598,7 @@ def test_pipeline_changes_reach_the_running_stream(
     wait_for(lambda: running.runner.host.slots == [], timeout=5, what="the pipeline removed")
     # What the closed processor held was stored (the runner hands it to the event
     # writer just after the slot is gone: await the writer's count, then flush).
-    wait_for(lambda: event_sink().stats()["submitted"] >= 1, timeout=10, what="the flushed event submitted")
+    wait_for(lambda: event_sink().stats()["submitted"] >= 1, timeout=60, what="the flushed event submitted")
     assert event_sink().flush(timeout=10)
     assert list(Event.objects.values_list("stream_id", "analytic_id", "primary_text")) == [
         (stream_id, ANALYTIC, "flushed at close")

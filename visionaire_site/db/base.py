@@ -21,7 +21,11 @@ class DatabaseWrapper(base.DatabaseWrapper):
             return super().get_new_connection(conn_params)
 
         def probe() -> None:
-            params = {**conn_params, "connect_timeout": PROBE_CONNECT_TIMEOUT_SECONDS}
+            # Outside the pool: its own name in pg_stat_activity, so that the pool's
+            # bound can be read there (the probe is one short-lived connection at most).
+            name = f"{conn_params.get('application_name') or 'visionaire'} probe"[:63]
+            params = {**conn_params, "application_name": name}
+            params["connect_timeout"] = PROBE_CONNECT_TIMEOUT_SECONDS
             self.Database.connect(**params).close()
 
         return GATE.connect(
