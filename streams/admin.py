@@ -342,6 +342,13 @@ class PipelineAdminForm(forms.ModelForm):
             self.fields["analytic"].queryset = Analytic.objects.filter(installed=True)
         self.saved: Pipeline | None = None
 
+    def _get_validation_exclusions(self):
+        # One pipeline per analytic per stream is the service's to refuse, in the API's
+        # words; the form's own fields have already checked both exist.
+        exclude = super()._get_validation_exclusions()
+        exclude.update({"stream", "analytic"})
+        return exclude
+
     def _post_clean(self):
         # After every field and model check: only a valid form reaches the service.
         super()._post_clean()
