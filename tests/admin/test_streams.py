@@ -268,3 +268,20 @@ def test_lists_and_pages_show_the_live_figures_of_get_streams(
         assert f"<tr><th>{name}</th><td>{stats[name]}</td></tr>" in page, name
     serial = Seat.objects.get(pipeline__stream=running).serial_number
     assert f"<td>{serial}</td><td>RUNNING</td><td>12.5</td><td>31</td>" in page
+
+
+def test_the_list_says_so_when_live_state_cannot_be_read(admin_web, make_stream, monkeypatch):
+    from streams import selectors
+    from visionaire_site.redis import LiveStateUnavailable
+
+    stream = make_stream(name="Gate camera")
+
+    def unreachable(**_kwargs):
+        raise LiveStateUnavailable()
+
+    monkeypatch.setattr(selectors, "stream_stats_get", unreachable)
+    response = admin_web.get(LIST_URL)
+    assert response.status_code == 200
+    row = response.content.decode().split(f">{stream.stream_id}<", 1)[1].split("</tr>", 1)[0]
+    assert ">UNKNOWN</td>" in row
+    assert f">{LiveStateUnavailable().message}</td>" in row
