@@ -1,4 +1,4 @@
-"""Admin for analytics (mirrors of code, read-only) and their seats."""
+"""Admin for analytics (mirrors of code) and their seats: both read-only."""
 
 from __future__ import annotations
 
@@ -31,5 +31,14 @@ class SeatAdmin(admin.ModelAdmin):
     list_filter = ["source", "active", "analytic"]
     search_fields = ["serial_number"]
     list_select_related = ["analytic", "pipeline"]
-    # A seat is taken and freed by pipeline create/delete, never by hand.
-    readonly_fields = ["pipeline"]
+
+    # Seats come from the community allowance and the licence check-in, and are
+    # taken and freed by pipeline create/delete (analytics.services): never by hand.
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False

@@ -194,3 +194,13 @@ def events_create_batch(*, items: Sequence[EventInput]) -> list[Event]:
         _crops_release_after_failure(events, items, exc)
         raise
     return [event for event, _ in fresh]
+
+
+def events_delete(*, event_ids: Sequence[uuid.UUID]) -> int:
+    """Delete these events; their crops go once the deletion is committed (a
+    rollback keeps both). Returns how many rows were deleted."""
+    with transaction.atomic():
+        doomed = list(Event.objects.filter(event_id__in=list(event_ids)).only("event_id", "image"))
+        Event.objects.filter(event_id__in=[event.event_id for event in doomed]).delete()
+        transaction.on_commit(lambda: _crops_delete(doomed), robust=True)
+    return len(doomed)

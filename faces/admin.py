@@ -37,11 +37,48 @@ def _thumbnail_html(variation: FaceVariation, size: int = 80) -> str:
     )
 
 
+class KeyspaceAdminForm(forms.ModelForm):
+    class Meta:
+        model = Keyspace
+        fields = ("name",)
+
+    def _post_clean(self):
+        # Created by the service behind POST /v1/face/keyspace (name rule, limit,
+        # uniqueness), after every field check; a refusal is the form's error.
+        super()._post_clean()
+        self.saved = None
+        if self.errors or not self.instance._state.adding:
+            return
+        try:
+            self.saved = services.keyspace_create(name=self.cleaned_data["name"])
+        except ApiError as exc:
+            self.add_error("name", exc.message)
+
+    def validate_unique(self):
+        pass  # the service refuses a taken name, in the API's words
+
+
 @admin.register(Keyspace)
 class KeyspaceAdmin(admin.ModelAdmin):
+    form = KeyspaceAdminForm
     list_display = ("name", "people", "created_at")
     search_fields = ("name",)
     readonly_fields = ("created_at",)
+
+    def get_readonly_fields(self, request, obj=None):
+        # API clients name a keyspace in every call: it is not renamed.
+        return ["name", "created_at"] if obj is not None else ["created_at"]
+
+    def save_form(self, request, form, change):
+        return form.saved if not change else super().save_form(request, form, change)
+
+    def save_model(self, request, obj, form, change):
+        if change:
+            super().save_model(request, obj, form, change)
+
+    def save_related(self, request, form, formsets, change):
+        if change:  # a new one was stored whole by the service
+            super().save_related(request, form, formsets, change)
 
     def get_queryset(self, request):
         return super().get_queryset(request).annotate(people_count=Count("people"))

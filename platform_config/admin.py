@@ -1,18 +1,96 @@
-"""Admin for nodes, the platform configuration and the licence check-in."""
+"""Admin for nodes, the platform configuration and the licence check-in. The
+configuration changes through the services behind POST /config/platform and
+PUT /config/database, so it is checked exactly as there."""
 
 from __future__ import annotations
 
+from django import forms
 from django.contrib import admin
 from django.db import transaction
 
+from visionaire_site.errors import ApiError
+
+from . import services
 from .models import LicenceCheckin, Node, PlatformConfig
-from .selectors import platform_config_invalidate
+from .selectors import platform_config_get
+
+
+def _config_bodies(changes: dict) -> tuple[dict, dict]:
+    """The changed fields as the two routes' bodies (wire key -> value)."""
+    platform = {
+        name: changes[spec.field]
+        for name, spec in services.PLATFORM_SETTINGS.items()
+        if spec.field in changes
+    }
+    covered = {services.PLATFORM_SETTINGS[name].field for name in platform}  # retention is in both
+    database = {
+        name: changes[spec.field]
+        for name, spec in services.DATABASE_SETTINGS.items()
+        if spec.field in changes and spec.field not in covered
+    }
+    return platform, database
+
+
+def _config_error_field(message: str) -> str | None:
+    # The services' messages name the wire key ("invalid configuration value: <key> must …").
+    detail = message.partition(": ")[2]
+    for specs in (services.PLATFORM_SETTINGS, services.DATABASE_SETTINGS):
+        for name, spec in specs.items():
+            if detail.startswith(f"{name} "):
+                return spec.field
+    return None
+
+
+class PlatformConfigAdminForm(forms.ModelForm):
+    class Meta:
+        model = PlatformConfig
+        fields = [
+            "max_streams_per_node",
+            "event_retention_days",
+            "max_events_per_stream",
+            "enable_cors",
+            "log_level",
+        ]
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        # The services hold the limits (and their messages): the model's own bounds would
+        # refuse first, in other words.
+        for name in ("max_streams_per_node", "event_retention_days", "max_events_per_stream"):
+            field = self.fields[name]
+            field.validators = []
+            field.min_value = field.max_value = None
+            field.widget.attrs.pop("min", None)
+            field.widget.attrs.pop("max", None)
+        self.saved = None
+
+    def _post_clean(self):
+        # After every field and model check: only a valid form reaches the service.
+        super()._post_clean()
+        cleaned = self.cleaned_data
+        if self.errors:
+            return
+        changes = {name: cleaned[name] for name in self.changed_data if name in cleaned}
+        platform, database = _config_bodies(changes)
+        try:
+            # Both or neither: the two services' transactions nest in this one.
+            with transaction.atomic():
+                if platform:
+                    services.platform_config_update(data=platform)
+                if database:
+                    services.database_config_update(data=database)
+        except ApiError as exc:
+            self.add_error(_config_error_field(exc.message), exc.message)
+            return
+        self.saved = services.platform_config_current()
 
 
 @admin.register(PlatformConfig)
 class PlatformConfigAdmin(admin.ModelAdmin):
-    """The single configuration row: editable, never added twice nor deleted."""
+    """The single configuration row: edited, never added (it exists from the
+    first read) nor deleted."""
 
+    form = PlatformConfigAdminForm
     list_display = ["__str__", "max_streams_per_node", "event_retention_days", "enable_cors", "log_level"]
     fields = [
         "deployment_key",
@@ -23,22 +101,29 @@ class PlatformConfigAdmin(admin.ModelAdmin):
         "log_level",
         "updated_at",
     ]
+    # The deployment key identifies the install to the licence issuer: set once, at the first read.
+    readonly_fields = ["deployment_key", "updated_at"]
 
-    def get_readonly_fields(self, request, obj=None):
-        # The deployment key identifies the install to the licence issuer: set once.
-        return ["deployment_key", "updated_at"] if obj is not None else ["updated_at"]
+    def changelist_view(self, request, extra_context=None):
+        platform_config_get()  # a fresh install gets its row, as the API's first read gives it
+        return super().changelist_view(request, extra_context)
 
     def has_add_permission(self, request) -> bool:
-        return not PlatformConfig.objects.exists() and super().has_add_permission(request)
+        return False
 
     def has_delete_permission(self, request, obj=None) -> bool:
         return False
 
+    # The form's validation applied the change through the services (they also
+    # tell every process to reload once committed); saving only hands it back.
+    def save_form(self, request, form, change):
+        return form.saved
+
     def save_model(self, request, obj, form, change) -> None:
-        obj.pk = 1
-        super().save_model(request, obj, form, change)
-        # Same as the API: every process reloads once the change is committed.
-        transaction.on_commit(platform_config_invalidate)
+        pass
+
+    def save_related(self, request, form, formsets, change) -> None:
+        pass
 
 
 @admin.register(LicenceCheckin)

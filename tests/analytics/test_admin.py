@@ -42,7 +42,13 @@ def test_analytics_mirror_code_and_are_read_only(rf, admin_user):
     assert set(admin.get_readonly_fields(request, analytic)) == {f.name for f in Analytic._meta.fields}
 
 
-def test_seat_pipeline_is_read_only(rf, admin_user):
+def test_seats_are_read_only(rf, admin_user):
+    # Taken and freed by pipelines, made by the community allowance and the licence check-in.
+    admin = site._registry[Seat]
     request = rf.get("/admin/")
     request.user = admin_user
-    assert "pipeline" in site._registry[Seat].get_readonly_fields(request, Seat.objects.first())
+    seat = Seat.objects.first()
+    assert admin.has_add_permission(request) is False
+    assert admin.has_change_permission(request, seat) is False
+    assert admin.has_delete_permission(request, seat) is False
+    assert admin.has_view_permission(request, seat) is True

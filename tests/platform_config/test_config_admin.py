@@ -28,13 +28,15 @@ def test_admin_pages_render(admin_client, url):
     assert admin_client.get(url).status_code == 200
 
 
-def test_platform_config_is_a_singleton(rf, admin_user):
+def test_platform_config_is_a_singleton(rf, admin_user, admin_client):
     admin = site._registry[PlatformConfig]
     request = rf.get("/admin/")
     request.user = admin_user
     PlatformConfig.objects.all().delete()
-    assert admin.has_add_permission(request) is True
-    platform_config_get()
+    # Never added by hand: the list makes the row, as the API's first read does.
+    assert admin.has_add_permission(request) is False
+    assert admin_client.get("/admin/platform_config/platformconfig/").status_code == 200
+    assert PlatformConfig.objects.count() == 1
     assert admin.has_add_permission(request) is False
     assert admin.has_delete_permission(request, PlatformConfig.objects.get()) is False
 

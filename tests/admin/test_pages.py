@@ -5,8 +5,7 @@ from __future__ import annotations
 
 from analytics.models import Seat
 from streams.models import Stream
-
-from .conftest import ANALYTIC
+from tests.streams.conftest import ANALYTIC
 
 
 def test_stream_pages(admin_client, api, make_stream, seats):
@@ -36,8 +35,6 @@ def test_admin_add_generates_an_id_and_validates_the_address(admin_client, node0
         "longitude": "0",
         "custom_data": "{}",
         "active": "on",
-        "pipelines-TOTAL_FORMS": "0",
-        "pipelines-INITIAL_FORMS": "0",
     }
     refused = admin_client.post("/admin/streams/stream/add/", form)
     assert refused.status_code == 200
