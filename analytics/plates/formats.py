@@ -36,6 +36,9 @@ DIGITS = frozenset("0123456789")
 PLATE_CHARS = LETTERS | DIGITS
 MAX_OPEN_COUNT = 12  # `+`/`*`/`{m,}` in a format: no plate group is longer
 
+# The look-alikes OCR confuses both ways (letter, digit): the correction table's core,
+# and what plate matching and search keys tolerate (`matching`).
+CONFUSABLE_PAIRS = (("I", "1"), ("O", "0"), ("B", "8"), ("S", "5"), ("Z", "2"), ("G", "6"))
 # What a character read in a slot of the other kind most likely is. Two-way pairs
 # first (the list), then look-alikes seen one way only: a D, Q or U read
 # where a digit must be is a 0, but a 0 in a letter slot is an O.
