@@ -1,0 +1,11 @@
+"""Licence plate reading: the groundwork of NFV4-LPR3.
+
+- `reader`: finds and reads text on a vehicle crop with the PP-OCRv6 models bundled
+  in the `rapidocr` wheel (ONNX Runtime, the project's providers).
+- `formats`: region plate formats (Indonesia, UK, generic, any regular expression),
+  normalisation, correction of OCR confusions by slot, display.
+- `voting`: one plate per vehicle pass from many readings.
+- `matching`: registered plates matched with OCR tolerance; search keys.
+
+Nothing here imports other apps of the project except `workers.model_runtime`.
+"""
