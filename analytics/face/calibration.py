@@ -57,7 +57,7 @@ is not a runtime dependency of the platform.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from statistics import NormalDist
 
@@ -281,37 +281,60 @@ class ScoreModel:
         name: str = "measured",
         base: ScoreModel | None = None,
     ) -> ScoreModel:
-        """A model from measured similarities: impostor knots at the median and at
-        FAR 1e-1, 1e-2, 1e-3, ... while at least 10 pairs lie above each, plus the
-        largest score at the upper confidence bound of one in n; genuine knots at
-        p5, p25 and the median. Where too few scores were measured (< 20
+        """A model from measured similarities (see `from_quantiles`)."""
+        scores = np.asarray(impostor, dtype=np.float64)
+        values = None if genuine is None else np.asarray(genuine, dtype=np.float64)
+        return cls.from_quantiles(
+            impostor_quantile=lambda q: float(np.quantile(scores, q)),
+            impostor_count=len(scores),
+            impostor_max=float(scores.max()) if len(scores) else 0.0,
+            genuine_quantile=None if values is None else (lambda q: float(np.quantile(values, q))),
+            genuine_count=0 if values is None else len(values),
+            name=name,
+            base=base,
+        )
+
+    @classmethod
+    def from_quantiles(
+        cls,
+        *,
+        impostor_quantile: Callable[[float], float],
+        impostor_count: int,
+        impostor_max: float,
+        genuine_quantile: Callable[[float], float] | None = None,
+        genuine_count: int = 0,
+        name: str = "measured",
+        base: ScoreModel | None = None,
+    ) -> ScoreModel:
+        """A model from measured distributions given by their quantile functions
+        (e.g. of histograms, when the pairs are too many to keep). Impostor knots
+        at the median and at FAR 1e-1, 1e-2, 1e-3, ... while at least 10 pairs lie
+        above each, plus the largest score at the upper confidence bound of one in
+        n, the tail beyond it at the slope of the segment before; genuine knots
+        at p5, p25 and the median. Where too few pairs were measured (< 20
         impostor pairs, < 5 genuine ones), `base`'s curve is kept."""
         base = base or DLIB_RESNET_V1
-        scores = np.sort(np.asarray(impostor, dtype=np.float64))
         impostor_curve, measured_up_to = base.impostor, base.measured_up_to
-        if len(scores) >= 20:
-            n = len(scores)
-            knots = [(float(np.median(scores)), 0.5)]
+        if impostor_count >= 20:
+            knots = [(impostor_quantile(0.5), 0.5)]
             rate = 0.1
-            while rate * n >= 10:
-                knots.append((float(np.quantile(scores, 1 - rate)), rate))
+            while rate * impostor_count >= 10:
+                knots.append((impostor_quantile(1 - rate), rate))
                 rate /= 10
-            knots.append((float(scores[-1]), _upper_bound_rate(1, n)))
+            knots.append((float(impostor_max), _upper_bound_rate(1, impostor_count)))
             knots = _strictly_decreasing(knots)
-            slope_above = base.impostor.above if len(knots) < 3 else None
-            impostor_curve = _ProbitCurve.through(knots, above=slope_above)
-            if len(knots) >= 3:
-                # Past the maximum, the slope of the segment before it (the last
-                # one is set by a single pair).
-                z = impostor_curve.quantiles
-                s = impostor_curve.scores
-                impostor_curve = _ProbitCurve(s, z, impostor_curve.below, (z[-2] - z[-3]) / (s[-2] - s[-3]))
-            measured_up_to = float(scores[-1])
+            if len(knots) >= 2:
+                impostor_curve = _ProbitCurve.through(knots, above=base.impostor.above)
+                if len(knots) >= 3:
+                    # Past the maximum, the slope of the segment before it (the last
+                    # one is set by a single pair).
+                    s, z = impostor_curve.scores, impostor_curve.quantiles
+                    above = (z[-2] - z[-3]) / (s[-2] - s[-3])
+                    impostor_curve = _ProbitCurve(s, z, impostor_curve.below, above)
+                measured_up_to = float(impostor_max)
         genuine_curve = base.genuine
-        if genuine is not None and len(genuine) >= 5:
-            values = np.asarray(genuine, dtype=np.float64)
-            knots = [(float(np.quantile(values, q)), 1 - q) for q in (0.05, 0.25, 0.5)]
-            knots = _strictly_decreasing(knots)
+        if genuine_quantile is not None and genuine_count >= 5:
+            knots = _strictly_decreasing([(genuine_quantile(q), 1 - q) for q in (0.05, 0.25, 0.5)])
             if len(knots) >= 2:
                 genuine_curve = _ProbitCurve.through(knots)
         return cls(
@@ -319,7 +342,7 @@ class ScoreModel:
             impostor=impostor_curve,
             genuine=genuine_curve,
             measured_up_to=measured_up_to,
-            source=f"{len(scores)} impostor and {0 if genuine is None else len(genuine)} genuine pairs",
+            source=f"{impostor_count} impostor and {genuine_count} genuine pairs",
         )
 
 
