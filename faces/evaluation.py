@@ -197,17 +197,29 @@ def _read(path: Path) -> np.ndarray | None:
 
 
 class _Histogram:
-    """Counts of similarities in [0, 1] in bins of 1/HISTOGRAM_BINS."""
+    """Counts of similarities in [0, 1] in bins of 1/HISTOGRAM_BINS, and the
+    `keep` most extreme pairs (highest or lowest) with their photo indices:
+    the pairs to look at for labelling mistakes."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, keep: int = 10, highest: bool = True) -> None:
         self.counts = np.zeros(HISTOGRAM_BINS + 1, dtype=np.int64)
         self.maximum = -math.inf
+        self.keep, self.highest = keep, highest
+        self.extremes: list[tuple[float, int, int]] = []
 
-    def add(self, values: np.ndarray) -> None:
+    def add(
+        self, values: np.ndarray, first: np.ndarray | None = None, second: np.ndarray | None = None
+    ) -> None:
         if values.size:
             index = np.clip((values * HISTOGRAM_BINS).astype(np.int64), 0, HISTOGRAM_BINS)
             self.counts += np.bincount(index, minlength=HISTOGRAM_BINS + 1)
             self.maximum = max(self.maximum, float(values.max()))
+            if first is not None and second is not None and self.keep:
+                signed = values if self.highest else -values
+                top = np.argsort(-signed)[: self.keep]
+                merged = self.extremes + [(float(values[k]), int(first[k]), int(second[k])) for k in top]
+                merged.sort(key=lambda item: -item[0] if self.highest else item[0])
+                self.extremes = merged[: self.keep]
 
     @property
     def total(self) -> int:
@@ -243,8 +255,9 @@ def _similarities(embeddings: np.ndarray, others: np.ndarray, scale: float) -> n
 def pair_histograms(
     labels: np.ndarray, embeddings: np.ndarray, scale: float
 ) -> tuple[_Histogram, _Histogram]:
-    """(genuine, impostor) histograms over every unordered pair of photos."""
-    genuine, impostor = _Histogram(), _Histogram()
+    """(genuine, impostor) histograms over every unordered pair of photos (with
+    the lowest same-person and highest cross-identity pairs)."""
+    genuine, impostor = _Histogram(highest=False), _Histogram(highest=True)
     count = len(embeddings)
     block = max(1, _PAIR_BLOCK // max(count, 1))
     columns = np.arange(count)
@@ -253,8 +266,9 @@ def pair_histograms(
         scores = _similarities(embeddings[rows], embeddings, scale)
         upper = columns[np.newaxis, :] > rows[:, np.newaxis]
         same = labels[rows][:, np.newaxis] == labels[np.newaxis, :]
-        genuine.add(scores[upper & same])
-        impostor.add(scores[upper & ~same])
+        for histogram, mask in ((genuine, upper & same), (impostor, upper & ~same)):
+            first, second = np.nonzero(mask)
+            histogram.add(scores[first, second], rows[first], second)
     return genuine, impostor
 
 
@@ -431,6 +445,7 @@ def evaluate(
 
         engine = face_engine()
     limits = limits or QualityLimits()
+    folder = Path(folder)
     photos = photos_in(folder)
     bar = progress(len(photos)) if progress else None
     started = time.monotonic()
@@ -459,6 +474,17 @@ def evaluate(
         name="measured",
         base=model,
     )
+
+    def pairs(histogram: _Histogram) -> list[dict]:
+        return [
+            {
+                "similarity": round(score, 4),
+                "a": str(embedded[i].path.relative_to(folder)),
+                "b": str(embedded[j].path.relative_to(folder)),
+            }
+            for score, i, j in histogram.extremes
+        ]
+
     return {
         "folder": str(folder),
         "engine": engine.describe(),
@@ -466,7 +492,12 @@ def evaluate(
         "people": len(people),
         "photos_with_face": len(embedded),
         "seconds": round(seconds, 1),
-        "verification": verification(genuine, impostor, fixed_threshold=fixed),
+        "verification": {
+            **verification(genuine, impostor, fixed_threshold=fixed),
+            # Worth a look: labelling mistakes and duplicate photos show up here first.
+            "lowest_same_person_pairs": pairs(genuine),
+            "highest_different_people_pairs": pairs(impostor),
+        },
         "open_set": open_set(
             embedded,
             gallery_sizes=gallery_sizes,

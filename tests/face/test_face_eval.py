@@ -99,6 +99,14 @@ def test_verification_figures_separate_people(result):
     assert 0.5 <= far_2["tar"] <= 1.0
     assert far_3["threshold"] is None and "needs at least 1000" in far_3["note"]
     assert verification["at_fixed_threshold"]["far"] < 0.05
+    highest = verification["highest_different_people_pairs"]
+    assert len(highest) == 10 and highest[0]["similarity"] == different["max"]
+    assert [pair["similarity"] for pair in highest] == sorted(
+        (p["similarity"] for p in highest), reverse=True
+    )
+    lowest = verification["lowest_same_person_pairs"]
+    assert len(lowest) == 10 and lowest[0]["similarity"] <= same["p5"] + 1e-4
+    assert all(pair["a"].split("/")[0] == pair["b"].split("/")[0] for pair in lowest)
 
 
 def test_open_set_with_the_half_that_allows_it(result):
@@ -155,6 +163,10 @@ def test_pair_histograms_agree_with_a_brute_force_count():
     assert sum(s >= threshold for s in expected_impostor) <= 7.2
     assert sum(s >= threshold - 1e-4 for s in expected_impostor) > 7.2 - 1
     assert impostor.maximum == pytest.approx(max(expected_impostor), abs=1e-6)
+    top = sorted(expected_impostor, reverse=True)[:10]
+    assert [score for score, _, _ in impostor.extremes] == pytest.approx(top, abs=1e-6)
+    score, i, j = genuine.extremes[0]
+    assert labels[i] == labels[j] and score == pytest.approx(min(expected_genuine), abs=1e-6)
 
 
 def test_progress_draws_a_bar_on_a_terminal_and_lines_in_a_log():
