@@ -211,8 +211,9 @@ class ScoreModel:
 
     def threshold(self, max_false_match_rate: float, gallery_size: int) -> float:
         """The lowest similarity at which a stranger is named with probability at
-        most `max_false_match_rate` in a gallery of `gallery_size` faces."""
-        return self.impostor.inverse(self.per_pair_rate(max_false_match_rate, gallery_size))
+        most `max_false_match_rate` in a gallery of `gallery_size` faces. At most
+        1.0 (similarities are clipped there): 1.0 means nobody can be named safely."""
+        return min(1.0, self.impostor.inverse(self.per_pair_rate(max_false_match_rate, gallery_size)))
 
     def extrapolated(self, threshold: float) -> bool:
         return threshold > self.measured_up_to

@@ -87,6 +87,12 @@ def test_margin_rule_lowers_false_matches_and_genuine_accepts():
     assert MODEL.false_match_with_margin(0.9, 0.05, 1) == pytest.approx(MODEL.false_accept(0.9))
 
 
+def test_thresholds_never_exceed_one():
+    tiny = ScoreModel.from_scores(np.linspace(0.5, 0.99, 50))
+    assert tiny.threshold(0.01, 10_000) == 1.0
+    assert tiny.table((10_000,))[0].genuine_accept < 0.01
+
+
 def test_invalid_arguments_are_refused():
     with pytest.raises(ValueError, match="gallery size"):
         MODEL.threshold(0.01, 0)
