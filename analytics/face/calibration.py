@@ -43,7 +43,7 @@ over-stating the false-match risk:
   faces as independent. They are not (a face that resembles many people scores
   high against many): through the API, 146 enrolled people and 300 strangers
   gave 52.7 % / 6.0 % / 1.0 % of strangers above 0.85 / 0.88 / 0.90, where
-  this model predicts 66 % / 11 % / 1.6 %. The prediction is an upper bound
+  this model predicts 67 % / 11 % / 1.6 %. The prediction is an upper bound
   in that measurement, by a factor of about 1.6.
 
 `ScoreModel.from_scores()` builds a model of the same form from one's own
