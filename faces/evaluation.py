@@ -216,7 +216,11 @@ class _Histogram:
             self.maximum = max(self.maximum, float(values.max()))
             if first is not None and second is not None and self.keep:
                 signed = values if self.highest else -values
-                top = np.argsort(-signed)[: self.keep]
+                top = (
+                    np.argpartition(-signed, self.keep)[: self.keep]
+                    if signed.size > self.keep
+                    else range(signed.size)
+                )
                 merged = self.extremes + [(float(values[k]), int(first[k]), int(second[k])) for k in top]
                 merged.sort(key=lambda item: -item[0] if self.highest else item[0])
                 self.extremes = merged[: self.keep]
