@@ -18,7 +18,9 @@ embedder into those probabilities:
   photo scores at least `t` against their own enrollment;
 - `ScoreModel.table(...)`: gallery size -> threshold -> expected genuine accept;
 - the margin rule (`false_match_with_margin`, `genuine_accept_with_margin`):
-  accept the best person only when they beat the second-best by `margin`.
+  accept the best person only when they beat the second-best by `margin`;
+- `decide()`: one 1:N match decision as recognition would make it, carrying the
+  threshold in force and the estimated false-match probability.
 
 How the shipped model (`DLIB_RESNET_V1`) was measured: the platform's own
 detection, alignment and embedding (RetinaFace, dlib 5-point chip, dlib ResNet
@@ -406,3 +408,68 @@ def score_model(embedder_name: str) -> ScoreModel | None:
     never measured (e.g. a deployment's own ONNX model): its operators then set
     `similarity_threshold` themselves, or measure it with `face_eval`."""
     return _MODELS.get(embedder_name)
+
+
+@dataclass(frozen=True)
+class MatchDecision:
+    """A 1:N decision on the best candidate: named or not, why, and what the
+    similarity means at the gallery's size."""
+
+    accepted: bool
+    similarity: float
+    threshold: float  # the threshold in force
+    # P(a stranger scores >= this similarity against one of gallery_size faces);
+    # None for an embedder without a measured score model.
+    false_match_probability: float | None
+    reason: str  # accepted, below_threshold, ambiguous (margin rule)
+
+    def as_dict(self) -> dict:
+        return {
+            "accepted": self.accepted,
+            "similarity": round(self.similarity, 4),
+            "threshold": round(self.threshold, 4),
+            "false_match_probability": None
+            if self.false_match_probability is None
+            else float(f"{self.false_match_probability:.3g}"),
+            "reason": self.reason,
+        }
+
+
+def decide(
+    similarity: float,
+    *,
+    gallery_size: int,
+    embedder_name: str,
+    max_false_match_rate: float = DEFAULT_MAX_FALSE_MATCH_RATE,
+    similarity_threshold: float | None = None,
+    fallback_threshold: float = 0.85,
+    second_best: float | None = None,
+    margin: float = 0.0,
+) -> MatchDecision:
+    """Name the best candidate or not. The threshold in force: the explicit
+    `similarity_threshold` when given (an operator's override), else the score
+    model's threshold for `max_false_match_rate` at `gallery_size` (the faces a
+    stranger is compared with), else `fallback_threshold` for an embedder never
+    measured. With `margin` > 0 and a `second_best` person's similarity, the best
+    must also lead by the margin."""
+    model = score_model(embedder_name)
+    if similarity_threshold is not None:
+        threshold = float(similarity_threshold)
+    elif model is not None:
+        threshold = model.threshold(max_false_match_rate, gallery_size)
+    else:
+        threshold = float(fallback_threshold)
+    probability = None if model is None else float(model.false_match(similarity, gallery_size))
+    if similarity < threshold:
+        reason = "below_threshold"
+    elif margin > 0 and second_best is not None and similarity - second_best < margin:
+        reason = "ambiguous"
+    else:
+        reason = "accepted"
+    return MatchDecision(
+        accepted=reason == "accepted",
+        similarity=float(similarity),
+        threshold=threshold,
+        false_match_probability=probability,
+        reason=reason,
+    )

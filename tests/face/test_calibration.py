@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from analytics.face.calibration import DLIB_RESNET_V1, ScoreModel, score_model
+from analytics.face.calibration import DLIB_RESNET_V1, ScoreModel, decide, score_model
 
 MODEL = DLIB_RESNET_V1
 
@@ -116,3 +116,33 @@ def test_from_scores_refines_the_tail_from_measured_similarities():
 def test_the_shipped_embedder_has_a_model_and_an_unknown_one_has_none():
     assert score_model("dlib-resnet-v1") is MODEL
     assert score_model("onnx:arcface.onnx") is None
+
+
+def test_decide_uses_the_gallery_size_unless_overridden():
+    # 0.89 names someone in a gallery of 10 (threshold 0.877), not in one of 100 (0.901).
+    small = decide(0.89, gallery_size=10, embedder_name="dlib-resnet-v1")
+    large = decide(0.89, gallery_size=100, embedder_name="dlib-resnet-v1")
+    assert small.accepted and small.reason == "accepted" and small.threshold == pytest.approx(0.877, abs=1e-3)
+    assert not large.accepted and large.reason == "below_threshold"
+    assert large.false_match_probability == pytest.approx(MODEL.false_match(0.89, 100))
+    assert large.false_match_probability > small.false_match_probability
+    override = decide(0.89, gallery_size=100, embedder_name="dlib-resnet-v1", similarity_threshold=0.85)
+    assert override.accepted and override.threshold == 0.85
+    stricter = decide(0.89, gallery_size=10, embedder_name="dlib-resnet-v1", max_false_match_rate=0.001)
+    assert not stricter.accepted
+
+
+def test_decide_margin_rule_and_unmeasured_embedders():
+    ambiguous = decide(0.95, gallery_size=10, embedder_name="dlib-resnet-v1", second_best=0.94, margin=0.03)
+    assert not ambiguous.accepted and ambiguous.reason == "ambiguous"
+    clear = decide(0.95, gallery_size=10, embedder_name="dlib-resnet-v1", second_best=0.80, margin=0.03)
+    assert clear.accepted
+    unknown = decide(0.9, gallery_size=1000, embedder_name="onnx:arcface.onnx", fallback_threshold=0.85)
+    assert unknown.accepted and unknown.threshold == 0.85 and unknown.false_match_probability is None
+    assert unknown.as_dict() == {
+        "accepted": True,
+        "similarity": 0.9,
+        "threshold": 0.85,
+        "false_match_probability": None,
+        "reason": "accepted",
+    }
