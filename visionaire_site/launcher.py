@@ -43,7 +43,8 @@ WS_PING_TIMEOUT_SECONDS = 20.0
 
 
 def _say(message: str) -> None:
-    print(f"visionaire: {message}", flush=True)
+    # On stderr: a `manage` command's stdout (JSON results, dumps) stays its own.
+    print(f"visionaire: {message}", file=sys.stderr, flush=True)
 
 
 def data_dir_from_env(default: Path) -> Path:
