@@ -26,10 +26,10 @@ from typing import Any
 
 import numpy as np
 
+from core.errors import BadRequest
 from events.models import Event
 from events.services import EventInput, events_create_batch
 from streams.models import Pipeline
-from visionaire_site.errors import BadRequest
 
 from .plugins import EventRecord, Frame
 from .registry import get_plugin, validate_config

@@ -9,7 +9,7 @@ from typing import Any
 from django.conf import settings
 from pydantic import ValidationError
 
-from visionaire_site.errors import BadRequest, NotFound
+from core.errors import BadRequest, NotFound
 
 from .plugins import AnalyticPlugin, StrictConfig
 

@@ -15,14 +15,14 @@ from rest_framework import serializers
 from rest_framework.response import Response
 
 from analytics.extract import pipeline_extract
+from core.api import ApiView, body_object
+from core.errors import BadRequest, NotFound
+from core.images import image_decode
+from core.openapi import ErrorSerializer
 from events import search
 from events.search import SearchFilters
 from platform_config.selectors import node_get
 from streams.models import Pipeline, Stream
-from visionaire_site.api import ApiView, body_object
-from visionaire_site.errors import BadRequest, NotFound
-from visionaire_site.images import image_decode
-from visionaire_site.openapi import ErrorSerializer
 
 STREAM_ID_RE = re.compile(r"^[0-9a-f]{16}$")
 # A small file can declare a huge picture; decoding it would take gigabytes.
@@ -38,7 +38,7 @@ def _image_limit() -> int:
 
 def image_field_decode(value: Any, *, field: str) -> np.ndarray:
     """A base64 JPEG/PNG from a JSON body, decoded to BGR pixels, under the one
-    image policy of every route (visionaire_site.images) with the search limits."""
+    image policy of every route (core.images) with the search limits."""
     return image_decode(value, field=field, max_bytes=_image_limit(), max_pixels=MAX_IMAGE_PIXELS).pixels
 
 

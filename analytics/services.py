@@ -6,7 +6,7 @@ from __future__ import annotations
 from django.conf import settings
 from django.db import transaction
 
-from visionaire_site.errors import ApiError
+from core.errors import ApiError
 
 from .models import Analytic, Seat, SeatSource
 from .registry import all_plugins

@@ -147,9 +147,9 @@ def make_video(seconds_scale: float) -> tuple[Path, Path]:
 
 
 def enroll(photos_dir: Path) -> None:
+    from core.images import image_from_bytes
     from faces import services
     from faces.models import Keyspace
-    from visionaire_site.images import image_from_bytes
 
     Keyspace.objects.filter(name=KEYSPACE).delete()
     services.keyspace_create(name=KEYSPACE)

@@ -105,7 +105,7 @@ def _crops_release_after_failure(
     the database unreachable nothing can be known (the commit may have happened),
     so crops named by the writer are kept for its retry; a crop whose event is
     stored already (an earlier attempt's commit) is never removed."""
-    from visionaire_site.db import database_outage
+    from core.db import database_outage
 
     pairs = list(zip(events, items, strict=True))
     _crops_delete([event for event, item in pairs if not item.image_name])

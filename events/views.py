@@ -10,9 +10,9 @@ from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_sche
 from rest_framework.negotiation import BaseContentNegotiation
 from rest_framework.response import Response
 
-from visionaire_site.api import ApiView
-from visionaire_site.errors import BadRequest, NotFound
-from visionaire_site.openapi import ErrorSerializer
+from core.api import ApiView
+from core.errors import BadRequest, NotFound
+from core.openapi import ErrorSerializer
 
 from . import selectors
 from .serializers import (

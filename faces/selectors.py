@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.db.models import QuerySet
 
-from visionaire_site.errors import NotFound
+from core.errors import NotFound
 
 from .models import FaceVariation, Keyspace, Person
 

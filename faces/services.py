@@ -30,8 +30,8 @@ from analytics.face.engine import (
     frontal_score,
     similarity_from_distance,
 )
-from visionaire_site.errors import ApiError, BadRequest, Conflict, NotFound
-from visionaire_site.images import DecodedImage
+from core.errors import ApiError, BadRequest, Conflict, NotFound
+from core.images import DecodedImage
 
 from .models import FaceVariation, Keyspace, Person
 from .selectors import enrollment_count, keyspace_count, keyspace_get

@@ -21,9 +21,9 @@ from prometheus_client.core import REGISTRY, CounterMetricFamily, GaugeMetricFam
 from prometheus_client.registry import Collector
 
 from analytics.models import Analytic
+from core.db import database_outage
+from core.errors import ApiError
 from streams.models import Pipeline, Stream
-from visionaire_site.db import database_outage
-from visionaire_site.errors import ApiError
 from visionaire_site.redis import get_redis, key
 
 from .models import Node

@@ -14,8 +14,8 @@ import threading
 from django.conf import settings
 from django.utils import timezone
 
-from visionaire_site.api import parse_node_num
-from visionaire_site.errors import NotFound
+from core.api import parse_node_num
+from core.errors import NotFound
 from visionaire_site.redis import get_redis, key
 
 from .models import LicenceCheckin, LicenceStatus, Node, PlatformConfig

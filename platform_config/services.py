@@ -21,7 +21,7 @@ from django.utils import timezone
 
 from analytics.models import Analytic, Seat, SeatSource
 from analytics.services import seats_rebalance, seats_sync_community
-from visionaire_site.errors import BadRequest
+from core.errors import BadRequest
 
 from . import licence as licence_doc
 from .models import LicenceCheckin, LicenceStatus, LogLevel, PlatformConfig

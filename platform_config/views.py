@@ -6,9 +6,9 @@ from __future__ import annotations
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework.response import Response
 
-from visionaire_site.api import ApiView, body_object
-from visionaire_site.errors import BadRequest
-from visionaire_site.openapi import ErrorSerializer
+from core.api import ApiView, body_object
+from core.errors import BadRequest
+from core.openapi import ErrorSerializer
 
 from . import serializers as s
 from . import services

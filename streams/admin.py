@@ -7,7 +7,7 @@ from django import forms
 from django.contrib import admin
 
 from analytics.models import Seat
-from visionaire_site.errors import ApiError
+from core.errors import ApiError
 
 from . import services
 from .models import Pipeline, Stream

@@ -34,7 +34,7 @@ import redis
 import redis.asyncio as aioredis
 from django.conf import settings
 
-from visionaire_site.errors import ApiError
+from core.errors import ApiError
 from visionaire_site.redis import LiveStateUnavailable
 from workers.viewing import RateGate, decode_live_message, live_channel, watch_key
 

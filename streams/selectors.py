@@ -8,8 +8,8 @@ from typing import Any, TypedDict
 from django.db.models import QuerySet
 
 from analytics.models import Analytic
+from core.errors import BadRequest, NotFound
 from platform_config.models import Node
-from visionaire_site.errors import BadRequest, NotFound
 from visionaire_site.redis import get_redis, key, live_state
 
 from .models import Pipeline, Stream

@@ -19,9 +19,9 @@ from django.db import transaction
 from analytics.models import Analytic, Seat
 from analytics.registry import get_plugin, validate_config
 from analytics.services import seat_take
+from core.errors import BadRequest, Conflict, NotFound
 from platform_config.models import Node
 from platform_config.selectors import platform_config_get
-from visionaire_site.errors import BadRequest, Conflict, NotFound
 from visionaire_site.redis import get_redis, key
 
 from .address_policy import url_refusal

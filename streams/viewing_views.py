@@ -23,10 +23,10 @@ from django.utils.cache import patch_vary_headers
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 
+from core.api import ApiView
+from core.errors import ApiError, BadRequest, NotFound, error_response
+from core.openapi import ErrorSerializer
 from platform_config.selectors import node_get
-from visionaire_site.api import ApiView
-from visionaire_site.errors import ApiError, BadRequest, NotFound, error_response
-from visionaire_site.openapi import ErrorSerializer
 
 from . import live
 from .live_render import BOUNDARY

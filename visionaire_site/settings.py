@@ -1,6 +1,6 @@
 """Settings, all from the environment (see README "Configuration").
 
-Every variable goes through a typed parser in `visionaire_site.env`, so a bad
+Every variable goes through a typed parser in `core.env`, so a bad
 value stops the process with a message naming the variable.
 """
 
@@ -11,8 +11,9 @@ from pathlib import Path
 from channels_redis.core import RedisChannelLayer
 from django.core.exceptions import ImproperlyConfigured
 
+from core.env import env_bool, env_choice, env_float, env_int, env_list, env_networks, env_path, env_str
+
 from .endpoints import DB_POOL_MAX_DEFAULT, database_settings, read_services_file
-from .env import env_bool, env_choice, env_float, env_int, env_list, env_networks, env_path, env_str
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 DATA_DIR = env_path("VISIONAIRE_DATA_DIR", BASE_DIR / "data")
@@ -100,7 +101,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     # Innermost: turns a PostgreSQL or Redis outage raised by a view into a 503.
-    "visionaire_site.outage.OutageMiddleware",
+    "visionaire_site.middleware.OutageMiddleware",
     "django_prometheus.middleware.PrometheusAfterMiddleware",
 ]
 
@@ -156,11 +157,11 @@ API_OPEN_METRICS = env_bool("VISIONAIRE_OPEN_METRICS", True)
 
 REST_FRAMEWORK = {
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_PARSER_CLASSES": ["visionaire_site.parsers.JsonParser"],
+    "DEFAULT_PARSER_CLASSES": ["core.parsers.JsonParser"],
     "DEFAULT_AUTHENTICATION_CLASSES": [],
     "DEFAULT_PERMISSION_CLASSES": [],
     "UNAUTHENTICATED_USER": None,
-    "EXCEPTION_HANDLER": "visionaire_site.errors.exception_handler",
+    "EXCEPTION_HANDLER": "core.errors.exception_handler",
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "COERCE_DECIMAL_TO_STRING": False,
 }
@@ -174,9 +175,9 @@ SPECTACULAR_SETTINGS = {
     "REDOC_DIST": "SIDECAR",
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
-        "visionaire_site.openapi.add_auth_responses",
-        "visionaire_site.openapi.describe_path_parameters",
-        "visionaire_site.openapi.close_request_objects",
+        "core.openapi.add_auth_responses",
+        "core.openapi.describe_path_parameters",
+        "core.openapi.close_request_objects",
     ],
     "COMPONENT_SPLIT_REQUEST": True,
     "SCHEMA_PATH_PREFIX": "",

@@ -7,8 +7,8 @@ from dataclasses import dataclass
 from django.db import close_old_connections
 
 from analytics.models import Seat
+from core.db import connection_release
 from streams.models import Stream
-from visionaire_site.db import connection_release
 
 from .pipelines import PipelineSpec
 

@@ -53,9 +53,9 @@ from django.conf import settings
 from django.db import connection
 
 from analytics.plugins import EventRecord
+from core.db import database_outage
 from events.services import EventInput, event_image_name, events_create_batch
 from streams.models import Stream
-from visionaire_site.db import database_outage
 
 logger = logging.getLogger(__name__)
 

@@ -12,7 +12,7 @@ from typing import Any
 
 from analytics.plugins import AnalyticPlugin, Frame, Processor, ProcessResult
 from analytics.registry import get_plugin, validate_config
-from visionaire_site.errors import ApiError
+from core.errors import ApiError
 
 from .capture import RateMeter
 

@@ -9,9 +9,9 @@ import logging
 import redis
 from django.db import close_old_connections
 
+from core.db import connection_release
 from platform_config.nodes import nodes_live
 from streams.models import Stream
-from visionaire_site.db import connection_release
 from visionaire_site.redis import get_redis
 
 from .control import stream_dispatch

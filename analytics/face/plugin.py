@@ -250,9 +250,9 @@ def enrolled_match(embedding: np.ndarray, keyspace: str) -> FaceMatch | None:
     """The best match among the faces enrolled in `keyspace` (pgvector, HNSW);
     None when nobody is enrolled there. A keyspace that does not exist (yet) has
     nobody in it: its faces are UNKNOWN, and the log says why once."""
+    from core.db import connection_release
     from faces.selectors import KeyspaceNotFound
     from faces.services import faces_match
-    from visionaire_site.db import connection_release
 
     try:
         candidates = faces_match(keyspace=keyspace, embedding=embedding, limit=1)

@@ -9,11 +9,11 @@ import time
 
 import pytest
 
+from core.env import env_networks
+from core.errors import BadRequest
 from streams.address_policy import address_refusal, own_services
 from streams.models import Stream
 from streams.services import stream_address_validate
-from visionaire_site.env import env_networks
-from visionaire_site.errors import BadRequest
 from workers.capture import CaptureOptions, CaptureState, FrameSource
 from workers.runner import capture_options
 

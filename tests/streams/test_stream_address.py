@@ -6,9 +6,9 @@ import os
 
 import pytest
 
+from core.env import env_networks
+from core.errors import BadRequest
 from streams.services import stream_address_validate
-from visionaire_site.env import env_networks
-from visionaire_site.errors import BadRequest
 
 
 @pytest.fixture(autouse=True)
