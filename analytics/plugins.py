@@ -11,10 +11,24 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict
+
+from live.frames import OverlayItem
+
+__all__ = [
+    "AnalyticPlugin",
+    "EventRecord",
+    "Frame",
+    "NoRules",
+    "OverlayItem",
+    "ProcessResult",
+    "Processor",
+    "StrictConfig",
+    "SubAnalytic",
+]
 
 
 class StrictConfig(BaseModel):
@@ -34,16 +48,6 @@ class Frame:
     index: int
     stream_id: str
     node_num: int
-
-
-@dataclass(frozen=True)
-class OverlayItem:
-    """Something to draw on the viewing routes; points are in frame pixels."""
-
-    kind: Literal["box", "line", "area"]
-    points: tuple[tuple[float, float], ...]
-    label: str = ""
-    color: str = "#00e676"
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,6 @@ covers the whole cluster.
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 from collections.abc import Iterator
@@ -23,30 +22,18 @@ from prometheus_client.registry import Collector
 from analytics.models import Analytic
 from core.db import database_outage
 from core.errors import ApiError
+from live.keys import node_runtime_key, pipeline_stats_key, stream_stats_key
+from live.messages import as_number, runtime_report_decode
+from live.redis import get_redis
+from live.states import StreamState
 from streams.models import Pipeline, Stream
-from visionaire_site.redis import get_redis, key
 
 from .models import Node
-from .nodes import node_runtime_key, nodes_live
+from .nodes import nodes_live
 
 logger = logging.getLogger(__name__)
 
-STREAM_STATES = ("INITIALIZING", "RUNNING", "RECONNECTING", "STOPPED", "ERROR", "TERMINATING")
-
-
-def stream_stats_key(stream_id: str) -> str:
-    return key("stream", stream_id, "stats")
-
-
-def pipeline_stats_key(stream_id: str, analytic_id: str) -> str:
-    return key("pipeline", stream_id, analytic_id)
-
-
-def _float(value: object) -> float | None:
-    try:
-        return float(value)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        return None
+STREAM_STATES = tuple(state.value for state in StreamState)
 
 
 class _Families:
@@ -268,14 +255,11 @@ class VisionaireCollector(Collector):
 
     def _collect_runtime(self, f: _Families, node_nums: list[int], raws: list[str | None]) -> None:
         for num, raw in zip(node_nums, raws, strict=True):
-            try:
-                report = json.loads(raw) if raw else None
-            except ValueError:
-                report = None
-            if not isinstance(report, dict):
+            report = runtime_report_decode(raw)
+            if report is None:
                 continue
             node = [str(num)]
-            writer = report.get("event_writer") or {}
+            writer = report["event_writer"] or {}
             self._add(f.events_written, node, writer.get("written"))
             self._add(f.events_dropped, node, writer.get("dropped"))
             self._add(f.events_failed, node, writer.get("failed"))
@@ -284,7 +268,7 @@ class VisionaireCollector(Collector):
             self._add(f.events_replayed, node, writer.get("replayed"))
             self._add(f.events_spooled, node, writer.get("spooled"))
             self._add(f.events_retries, node, writer.get("retries"))
-            face = report.get("face_engine") or {}
+            face = report["models"].get("face_engine") or {}
             if face.get("state"):
                 labels = [
                     str(face.get(key, ""))
@@ -294,7 +278,7 @@ class VisionaireCollector(Collector):
 
     @staticmethod
     def _add(family, labels: list[str], raw: object, *, scale: float = 1.0) -> None:
-        value = _float(raw)
+        value = as_number(raw)
         if value is not None:
             family.add_metric(labels, value * scale)
 

@@ -16,11 +16,11 @@ from django.utils import timezone
 
 from core.api import parse_node_num
 from core.errors import NotFound
-from visionaire_site.redis import get_redis, key
+from live.keys import CONFIG_VERSION_KEY
+from live.redis import get_redis
 
 from .models import LicenceCheckin, LicenceStatus, Node, PlatformConfig
 
-CONFIG_VERSION_KEY = key("config", "version")
 _lock = threading.Lock()
 _cache: dict[str, object] = {"version": None, "config": None}
 

@@ -8,6 +8,7 @@ from django.contrib import admin
 
 from analytics.models import Seat
 from core.errors import ApiError
+from live.addresses import address_validate
 
 from . import services
 from .models import Pipeline, Stream
@@ -22,7 +23,7 @@ class StreamAdminForm(forms.ModelForm):
         # The same rules as the API: no file outside the media root from here either.
         address = self.cleaned_data["address"]
         try:
-            services.stream_address_validate(address)
+            address_validate(address)
         except ApiError as exc:
             raise forms.ValidationError(exc.message) from None
         return address

@@ -223,7 +223,7 @@ CELERY_BEAT_SCHEDULE = {
     },
 }
 
-# Every Redis client of the platform sets these itself (visionaire_site/redis.py,
+# Every Redis client of the platform sets these itself (live/redis.py,
 # streams/live.py, the channel layer below) rather than take a client library's
 # defaults, which change between versions (redis-py 8 made 5 s the default).
 REDIS_CLIENT_OPTIONS = {
@@ -273,7 +273,7 @@ STREAM_MEDIA_ROOT = env_path("VISIONAIRE_STREAM_MEDIA_ROOT", DATA_DIR / "videos"
 STREAM_ALLOWED_SCHEMES = env_list(
     "VISIONAIRE_STREAM_SCHEMES", ["rtsp", "rtsps", "http", "https", "file", "v4l2"]
 )
-# Where network stream addresses may point (streams/address_policy.py): an address must
+# Where network stream addresses may point (live/address_policy.py): an address must
 # be in an allowed network (empty: any) and in no refused one, and never on this
 # platform's own API, PostgreSQL or Redis port. The default refuses link-local
 # ranges, where cloud metadata services answer.

@@ -2,7 +2,7 @@
 the face engine (warming, ready with which provider, or failed) and the event
 writer's counters (written, dropped, failed, queued).
 
-A reporter thread writes it as JSON to `visionaire:node:<N>:runtime` every
+A reporter thread writes it (live.messages.RuntimeReport) to `visionaire:node:<N>:runtime` every
 NODE_HEARTBEAT_SECONDS, expiring like a heartbeat, so a dead worker's figures
 disappear; `/metrics` reads it for every node in the scrape's one Redis round
 trip (platform_config/metrics.py).
@@ -10,7 +10,6 @@ trip (platform_config/metrics.py).
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 import time
@@ -19,8 +18,9 @@ from typing import Any
 import redis
 from django.conf import settings
 
-from platform_config.nodes import node_runtime_key
-from visionaire_site.redis import get_redis
+from live.keys import node_runtime_key
+from live.messages import RuntimeReport, runtime_report_encode
+from live.redis import get_redis
 
 from .runtime_redis import RedisBackoff
 
@@ -101,21 +101,23 @@ def face_engine_warm_up_thread() -> None:
 # --- the report --------------------------------------------------------------------
 
 
-def runtime_snapshot() -> dict[str, Any]:
+def runtime_report(node_num: int) -> RuntimeReport:
     from .event_sink import event_sink_started
 
     sink = event_sink_started()
-    return {
-        "face_engine": face_engine_status(),
-        "event_writer": sink.stats() if sink is not None else None,
-    }
+    return RuntimeReport(
+        node_num=node_num,
+        ts=time.time(),
+        models={"face_engine": face_engine_status()},
+        event_writer=dict(sink.stats()) if sink is not None else None,
+    )
 
 
-def runtime_report_write(*, client: redis.Redis, node_num: int) -> dict[str, Any]:
-    snapshot = {"node_num": node_num, "ts": time.time(), **runtime_snapshot()}
+def runtime_report_write(*, client: redis.Redis, node_num: int) -> RuntimeReport:
+    report = runtime_report(node_num)
     ttl_ms = int(max(3 * settings.NODE_HEARTBEAT_SECONDS, settings.NODE_OFFLINE_AFTER_SECONDS) * 1000)
-    client.set(node_runtime_key(node_num), json.dumps(snapshot), px=ttl_ms)
-    return snapshot
+    client.set(node_runtime_key(node_num), runtime_report_encode(report), px=ttl_ms)
+    return report
 
 
 class RuntimeReporter:

@@ -7,7 +7,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from analytics.models import Analytic
-from platform_config.metrics import pipeline_stats_key, stream_stats_key
+from live.keys import pipeline_stats_key, stream_stats_key
 from platform_config.models import Node
 from platform_config.nodes import node_heartbeat_write, redis_now
 from streams.models import Pipeline, Stream

@@ -11,9 +11,10 @@ import cv2
 import numpy as np
 import pytest
 
+from live.frames import RateGate
+from live.keys import watch_key
 from streams import live
 from streams import live_render as render
-from workers.viewing import RateGate, watch_key
 
 
 def decoded(jpeg: bytes) -> np.ndarray:

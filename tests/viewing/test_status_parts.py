@@ -109,7 +109,7 @@ def test_a_tick_is_the_placeholder_then_a_header_only_part_in_one_write(asgi_ser
 
 
 def set_runtime_state(redis_client, state: str, message: str) -> None:
-    from streams.selectors import stream_stats_key
+    from live.keys import stream_stats_key
 
     redis_client.hset(stream_stats_key(SID), mapping={"state": state, "last_error_msg": message})
 

@@ -18,8 +18,8 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
+from live.keys import RESTART_CHANNEL, RESTART_GENERATION_KEY, heartbeat_key
 from platform_config.models import Node
-from platform_config.nodes import RESTART_CHANNEL, RESTART_GENERATION_KEY, heartbeat_key
 from workers import node_agent
 from workers.node_agent import GpuProbe, detect_run_mode, outbound_ip
 

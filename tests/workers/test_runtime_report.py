@@ -10,7 +10,8 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from analytics.models import Analytic
-from platform_config.nodes import node_heartbeat_write, node_runtime_key, redis_now
+from live.keys import node_runtime_key
+from platform_config.nodes import node_heartbeat_write, redis_now
 from workers import event_sink as sink_module
 from workers import runtime_report
 
@@ -102,7 +103,7 @@ def test_the_report_carries_the_event_writer_counters(redis_client, no_process_s
     assert report == {
         "node_num": 3,
         "ts": report["ts"],
-        "face_engine": {"state": "warming"},
+        "models": {"face_engine": {"state": "warming"}},
         "event_writer": None,
     }
     settings.EVENT_QUEUE_CAPACITY = 50
