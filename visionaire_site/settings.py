@@ -84,6 +84,7 @@ INSTALLED_APPS = [
     "events",
     "workers",
     "faces",
+    "viewing",
 ]
 
 MIDDLEWARE = [
@@ -224,7 +225,7 @@ CELERY_BEAT_SCHEDULE = {
 }
 
 # Every Redis client of the platform sets these itself (live/redis.py,
-# streams/live.py, the channel layer below) rather than take a client library's
+# viewing/hub.py, the channel layer below) rather than take a client library's
 # defaults, which change between versions (redis-py 8 made 5 s the default).
 REDIS_CLIENT_OPTIONS = {
     "socket_timeout": 5.0,  # a command's reply (or a blocking read's own timeout) comes by then
@@ -250,7 +251,7 @@ CHANNEL_LAYERS = {
     }
 }
 
-# --- live viewing (streams/live.py): the bounds of one API process ---------------
+# --- live viewing (viewing/hub.py): the bounds of one API process ----------------
 VIEWING_MAX_CLIENTS = env_int("VISIONAIRE_VIEWING_MAX_CLIENTS", 500, minimum=1)
 VIEWING_MAX_VARIANTS_PER_STREAM = env_int("VISIONAIRE_VIEWING_MAX_VARIANTS_PER_STREAM", 8, minimum=1)
 # A variant nobody watches any more is kept this long, for a viewer that reconnects.

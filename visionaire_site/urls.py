@@ -19,8 +19,8 @@ urlpatterns = [
     path("", include("analytics.urls")),
     path("", include("streams.urls")),
     path("", include("events.urls")),
-    path("", include("streams.viewing_urls")),
     path("", include("analytics.search_urls")),
+    path("", include("viewing.urls")),
     path("", include("faces.urls")),
 ]
 

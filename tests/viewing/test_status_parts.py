@@ -18,8 +18,8 @@ import cv2
 import numpy as np
 import pytest
 
-from streams.live import reads_status_parts
 from tests.events.conftest import ANALYTIC, stream_make
+from viewing.hub import reads_status_parts
 
 from .nodeflux_client import Tile, byte_chunks, client_view, random_chunks
 from .support import BodyRecorder, FramingError, MjpegReader, RunnerThread, parts_in, wait_for

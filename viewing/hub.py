@@ -39,10 +39,10 @@ from live.frames import WATCH_REFRESH_SECONDS, WATCH_SCRIPT, WATCH_TTL_MS, RateG
 from live.keys import live_channel, watch_key
 from live.redis import LiveStateUnavailable
 from live.states import RUNNING_MESSAGE, StreamState
+from streams.models import Stream
+from streams.selectors import stream_stats_get
 
-from . import live_render as render
-from .models import Stream
-from .selectors import stream_stats_get
+from . import render
 
 logger = logging.getLogger(__name__)
 # Longest wait for a Redis connection to close when a feed or the hub lets go.
