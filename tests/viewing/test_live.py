@@ -237,7 +237,7 @@ def test_malformed_frames_cost_only_themselves(asgi_server, transactional_db, re
             encode_live_message({**header, "width": "wide"}, jpeg.tobytes()),
             encode_live_message({**header, "height": 0}, jpeg.tobytes()),
             encode_live_message(header, b"not a jpeg"),
-            encode_live_message([1, 2], jpeg.tobytes()),
+            b"[1, 2]\n" + jpeg.tobytes(),  # a header that is JSON but not an object
         ):
             publish(channel, payload)
         weird_overlay = {ANALYTIC: {"ts": "x", "items": [{"kind": "box", "points": "bad"}, 7]}}
