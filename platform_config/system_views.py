@@ -15,9 +15,6 @@ from core.api import ApiView
 from core.openapi import ErrorSerializer
 
 from . import nodes
-from .metrics import register_collector
-
-register_collector()
 
 _unavailable = OpenApiResponse(ErrorSerializer, description="Redis (live state) is unreachable.")
 

@@ -337,8 +337,8 @@ COMMUNITY_SEATS_PER_ANALYTIC = env_int("VISIONAIRE_COMMUNITY_SEATS", 4, minimum=
 # Extra analytic plugin modules to import (each registers its analytics).
 ANALYTIC_MODULES = env_list("VISIONAIRE_ANALYTIC_MODULES", [])
 
-# Face recognition (analytics/face, faces app). The face tables store 128-d
-# vectors: an ONNX embedder must output 128 values (see analytics/face/engine.py).
+# Face recognition (the face analytics' engine, and the faces app). The face tables
+# store 128-d vectors: an ONNX embedder must output 128 values (see the face engine).
 # dlib-onnx: dlib's model converted to ONNX (cached under DATA_DIR/models, checked
 # against dlib; dlib itself when that fails); dlib: dlib itself; onnx: a model of
 # your own (VISIONAIRE_FACE_ONNX_*).

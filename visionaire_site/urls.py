@@ -19,7 +19,6 @@ urlpatterns = [
     path("", include("analytics.urls")),
     path("", include("streams.urls")),
     path("", include("events.urls")),
-    path("", include("analytics.search_urls")),
     path("", include("viewing.urls")),
     path("", include("faces.urls")),
 ]

@@ -189,7 +189,7 @@ class GpuProbe:
 
 def detect_run_mode(gpu_probe: GpuProbe | None = None) -> str:
     """ "GPU" when ONNX Runtime really runs on CUDA here and NVML sees a GPU, else "CPU"."""
-    from .model_runtime import cuda_works
+    from analytics.runtime import cuda_works
 
     if not cuda_works():
         return "CPU"

@@ -3,10 +3,10 @@
 Connected from `WorkersConfig.ready()`; they fire only in a Celery worker (not
 in the API or beat), and the node number is the worker's VISIONAIRE_NODE_NUM.
 At start: the node agent (heartbeat, restart requests), the control listener,
-the runtime report (face engine, event writer), a reconcile of this node's
-streams, and the face engine's warm-up in the background when NFV4-FR is
-installed. At shutdown: every stream runner is stopped gracefully before Celery
-waits for its tasks, then the event writer stores what is queued.
+the runtime report (shared models, event writer), a reconcile of this node's
+streams, and the warm-up of the installed analytics' models in the background.
+At shutdown: every stream runner is stopped gracefully before Celery waits for
+its tasks, then the event writer stores what is queued.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ _lock = threading.Lock()
 _agent = None
 _listener = None
 _reporter = None
+_warm_up: threading.Thread | None = None
 
 
 def current_agent():
@@ -38,11 +39,11 @@ def _restart_streams() -> None:
 
 @worker_ready.connect(dispatch_uid="visionaire_node_agent_start")
 def start_node_agent(**_kwargs) -> None:
-    global _agent, _listener, _reporter
+    global _agent, _listener, _reporter, _warm_up
     from .control import ControlListener
     from .node_agent import NodeAgent, on_restart
     from .reconcile import streams_reconcile_run
-    from .runtime_report import RuntimeReporter, face_engine_warm_up_thread
+    from .runtime_report import RuntimeReporter, models_warm_up_thread
 
     with _lock:
         if _agent is None:
@@ -58,7 +59,8 @@ def start_node_agent(**_kwargs) -> None:
             _reporter.start()
 
     # Loading the models takes seconds: not on the thread that tells Celery it is ready.
-    threading.Thread(target=face_engine_warm_up_thread, name="face-warm-up", daemon=True).start()
+    _warm_up = threading.Thread(target=models_warm_up_thread, name="models-warm-up", daemon=True)
+    _warm_up.start()
 
     def resume() -> None:
         # Streams of this node that run nowhere start now, not at the next beat.
@@ -103,3 +105,8 @@ def stop_node_agent(**_kwargs) -> None:
     if agent is not None:
         agent.stop()
         logger.info("node agent for node %s stopped", agent.node_num)
+    # A model still loading when the interpreter exits aborts the process inside
+    # ONNX Runtime (std::terminate): let the warm-up end first, within the stop timeout.
+    warm_up = _warm_up
+    if warm_up is not None:
+        warm_up.join(settings.STREAM_STOP_TIMEOUT_SECONDS)
