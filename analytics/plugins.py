@@ -29,6 +29,7 @@ from typing import Any, ClassVar
 import numpy as np
 from pydantic import BaseModel, ConfigDict
 
+from live.events import EventRecord
 from live.frames import OverlayItem
 
 from .runtime import SharedModel
@@ -67,19 +68,6 @@ class Frame:
     index: int
     stream_id: str
     node_num: int
-
-
-@dataclass(frozen=True)
-class EventRecord:
-    primary_text: str = ""
-    secondary_text: str = ""
-    pipeline_data: dict[str, Any] = field(default_factory=dict)
-    image_jpeg: bytes = b""
-    embedding: list[float] | None = None
-    search_text: str = ""
-    # When what the event reports was seen (unix seconds), if earlier than the frame
-    # that emits it (e.g. a face track's event is made once the track has ended).
-    timestamp: float | None = None
 
 
 class NothingToSearch(Exception):

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -32,7 +32,7 @@ from core.errors import BadRequest
 from streams.models import Pipeline
 
 from .models import Event
-from .services import EventInput, events_create_batch
+from .services import events_create_batch
 
 TEXT_MAX = 200
 MAX_TIMESTAMP_MS = 253_402_300_799_999  # 9999-12-31T23:59:59.999Z
@@ -94,20 +94,24 @@ def pipeline_extract(*, pipeline: Pipeline, image: np.ndarray, metadata: dict[st
     taken = _metadata_timestamp(metadata)
     timestamp = taken if taken is not None else time.time()
     extra_text = metadata_search_text(metadata)
-    items = [
-        EventInput(
-            stream=pipeline.stream,
-            analytic_id=pipeline.analytic_id,
-            timestamp=datetime.fromtimestamp(
-                record.timestamp if record.timestamp is not None else timestamp, tz=UTC
-            ),
+    stream = pipeline.stream
+    records = [
+        replace(
+            record,
             pipeline_data={**record.pipeline_data, "source": "extract", "metadata": metadata},
             primary_text=record.primary_text or primary_text,
             secondary_text=record.secondary_text or secondary_text,
-            image_jpeg=record.image_jpeg or None,
-            embedding=record.embedding,
             search_text=" ".join(part for part in (record.search_text, extra_text) if part),
+        ).for_stream(
+            analytic_id=pipeline.analytic_id,
+            stream_id=stream.stream_id,
+            node_num=stream.node_id,
+            name=stream.name,
+            address=stream.address,
+            latitude=stream.latitude,
+            longitude=stream.longitude,
+            emitted_at=timestamp,
         )
         for record in _records(pipeline, image, timestamp)
     ]
-    return events_create_batch(items=items)
+    return events_create_batch(records=records)

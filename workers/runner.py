@@ -291,8 +291,9 @@ class StreamRunner:
         self.publisher.offer(captured.image, index=captured.index, timestamp=captured.timestamp)
 
     def _emit(self, desired: DesiredStream, analytic_id: str, events, timestamp: float) -> None:
+        sink = event_sink()
         for record in events:
-            event_sink().submit(desired=desired, analytic_id=analytic_id, record=record, timestamp=timestamp)
+            sink.submit(desired.stamp(record, analytic_id=analytic_id, emitted_at=timestamp))
 
     # -- periodic -----------------------------------------------------------------
     def _desired_changed(self, desired: DesiredStream) -> str | None:
