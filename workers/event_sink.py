@@ -36,7 +36,6 @@ from __future__ import annotations
 import collections
 import contextlib
 import fcntl
-import functools
 import logging
 import os
 import threading
@@ -487,18 +486,35 @@ class EventSink:
             logger.warning("event writer stopped with the database unavailable: %d events spooled", len(held))
 
 
-@functools.lru_cache(maxsize=1)
+_sink_lock = threading.Lock()
+_sink: EventSink | None = None
+
+
 def event_sink() -> EventSink:
-    return EventSink(
-        capacity=settings.EVENT_QUEUE_CAPACITY,
-        batch_size=settings.EVENT_BATCH_SIZE,
-        batch_wait_s=settings.EVENT_BATCH_WAIT_MS / 1000,
-        spool_dir=Path(settings.EVENT_SPOOL_DIR),
-        spool_stem=f"events-node{settings.NODE_NUM}",
-        spool_max_bytes=settings.EVENT_SPOOL_MAX_BYTES,
-    )
+    """The process's event writer, started on first use: one per process, even when
+    several stream runners emit their first events at once."""
+    global _sink
+    with _sink_lock:
+        if _sink is None:
+            _sink = EventSink(
+                capacity=settings.EVENT_QUEUE_CAPACITY,
+                batch_size=settings.EVENT_BATCH_SIZE,
+                batch_wait_s=settings.EVENT_BATCH_WAIT_MS / 1000,
+                spool_dir=Path(settings.EVENT_SPOOL_DIR),
+                spool_stem=f"events-node{settings.NODE_NUM}",
+                spool_max_bytes=settings.EVENT_SPOOL_MAX_BYTES,
+            )
+        return _sink
 
 
 def event_sink_started() -> EventSink | None:
     """The process's sink if something already used it (never starts one)."""
-    return event_sink() if event_sink.cache_info().currsize else None
+    return _sink
+
+
+def event_sink_forget() -> None:
+    """Forget the process's sink without stopping it (tests): the next
+    `event_sink()` starts another."""
+    global _sink
+    with _sink_lock:
+        _sink = None

@@ -224,7 +224,7 @@ def test_settings_shape_the_process_sink(settings):
     settings.EVENT_QUEUE_CAPACITY = 37
     settings.EVENT_BATCH_SIZE = 7
     settings.EVENT_BATCH_WAIT_MS = 20
-    sink_module.event_sink.cache_clear()
+    sink_module.event_sink_forget()
     try:
         assert sink_module.event_sink_started() is None
         sink = sink_module.event_sink()
@@ -232,4 +232,4 @@ def test_settings_shape_the_process_sink(settings):
         assert sink_module.event_sink_started() is sink
         assert sink.stop(timeout=5)
     finally:
-        sink_module.event_sink.cache_clear()
+        sink_module.event_sink_forget()

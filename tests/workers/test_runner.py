@@ -30,7 +30,7 @@ from live.keys import control_queue, lease_key, pipeline_stats_key, starting_key
 from streams.models import Stream
 from tests.support.analytics import BrightnessProcessor
 from workers.control import ControlListener
-from workers.event_sink import event_sink, event_sink_started
+from workers.event_sink import event_sink, event_sink_forget, event_sink_started
 from workers.runner import RUNNERS, StreamRunner
 
 from .conftest import wait_for
@@ -66,7 +66,7 @@ def fresh_event_sink():
 
     def stop_started_sink() -> None:
         sink = event_sink_started()
-        event_sink.cache_clear()
+        event_sink_forget()
         if sink is not None:
             assert sink.stop(timeout=10), "the event writer did not stop"
 

@@ -31,9 +31,9 @@ def fresh_face_state():
 
 @pytest.fixture
 def no_process_sink():
-    sink_module.event_sink.cache_clear()
+    sink_module.event_sink_forget()
     yield
-    sink_module.event_sink.cache_clear()
+    sink_module.event_sink_forget()
 
 
 def heartbeat(client, node_num: int = 0) -> None:
