@@ -7,6 +7,7 @@ class AnalyticsConfig(AppConfig):
     def ready(self) -> None:
         from django.db.models.signals import post_migrate
 
+        from . import signals  # noqa: F401  (seats follow the licence)
         from .registry import load_plugin_modules
         from .services import analytics_sync_registry
 

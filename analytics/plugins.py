@@ -5,16 +5,50 @@ model (served as JSON Schema and used to validate and fill pipeline configs),
 optional rules and presets, and a processor that turns frames into overlay
 items and events. The stream runtime knows nothing about what an analytic
 looks for.
+
+A plugin also declares what the platform does for it, driven by the registry:
+
+- `models`: the shared models its processors use (analytics.runtime.SharedModel):
+  warmed when a worker starts if the analytic is installed, their state in the
+  worker's runtime report, counted as a GPU service while on CUDA, and the info
+  series they declare on /metrics;
+- `image_search` (optional): embeds a query image for search by image
+  (POST /smart-search type image), in the space of the embeddings its events carry;
+- `extract_records` (optional): reads an image pushed to a pipeline
+  (POST /extract) into events; without it the processor runs on the image as
+  on a one-frame stream.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict
+
+from live.events import EventRecord
+from live.frames import OverlayItem
+
+from .runtime import SharedModel
+
+__all__ = [
+    "AnalyticPlugin",
+    "EventRecord",
+    "Frame",
+    "ImageSearch",
+    "NoRules",
+    "NothingToSearch",
+    "OverlayItem",
+    "ProcessResult",
+    "Processor",
+    "QueryEmbeddings",
+    "SharedModel",
+    "StrictConfig",
+    "SubAnalytic",
+]
 
 
 class StrictConfig(BaseModel):
@@ -36,27 +70,31 @@ class Frame:
     node_num: int
 
 
+class NothingToSearch(Exception):
+    """The query image shows nothing an image search can look for; the message
+    says so (the route answers 400 with it)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
 @dataclass(frozen=True)
-class OverlayItem:
-    """Something to draw on the viewing routes; points are in frame pixels."""
+class QueryEmbeddings:
+    """What a query image is searched by: one vector per thing found in it, and
+    how a cosine distance between such vectors reads as a similarity in [0, 1]."""
 
-    kind: Literal["box", "line", "area"]
-    points: tuple[tuple[float, float], ...]
-    label: str = ""
-    color: str = "#00e676"
+    vectors: np.ndarray
+    similarity: Callable[[float], float]
 
 
-@dataclass(frozen=True)
-class EventRecord:
-    primary_text: str = ""
-    secondary_text: str = ""
-    pipeline_data: dict[str, Any] = field(default_factory=dict)
-    image_jpeg: bytes = b""
-    embedding: list[float] | None = None
-    search_text: str = ""
-    # When what the event reports was seen (unix seconds), if earlier than the frame
-    # that emits it (e.g. a face track's event is made once the track has ended).
-    timestamp: float | None = None
+class ImageSearch(ABC):
+    """A capability: embeds a query image in the space of the embeddings that the
+    declaring analytics store with their events."""
+
+    @abstractmethod
+    def query_embeddings(self, image_bgr: np.ndarray) -> QueryEmbeddings:
+        """The query's vectors; NothingToSearch when the image shows nothing to search for."""
 
 
 @dataclass
@@ -100,6 +138,17 @@ class AnalyticPlugin(ABC):
     sub_analytics: ClassVar[tuple[SubAnalytic, ...]] = ()
     # Milliseconds between frames handed to the processor, from the config key of this name.
     sampling_key: ClassVar[str | None] = "sampling_time_ms"
+    # The shared models its processors use (see the module docstring).
+    models: ClassVar[tuple[SharedModel, ...]] = ()
+    # Optional capability: search by image over the embeddings its events carry.
+    image_search: ClassVar[ImageSearch | None] = None
 
     @abstractmethod
     def create_processor(self, config: StrictConfig) -> Processor: ...
+
+    def extract_records(
+        self, config: StrictConfig, image: np.ndarray, *, timestamp: float
+    ) -> list[EventRecord] | None:
+        """Optional capability: the events for an image pushed to a pipeline with
+        this config; None (the default) runs the processor on it instead."""
+        return None

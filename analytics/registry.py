@@ -9,9 +9,10 @@ from typing import Any
 from django.conf import settings
 from pydantic import ValidationError
 
-from visionaire_site.errors import BadRequest, NotFound
+from core.errors import BadRequest, NotFound
 
-from .plugins import AnalyticPlugin, StrictConfig
+from .plugins import AnalyticPlugin, ImageSearch, StrictConfig
+from .runtime import SharedModel
 
 _REGISTRY: dict[str, AnalyticPlugin] = {}
 # Modules shipped with the platform that register analytics which really run.
@@ -31,6 +32,26 @@ def load_plugin_modules() -> None:
 
 def all_plugins() -> list[AnalyticPlugin]:
     return [_REGISTRY[key] for key in sorted(_REGISTRY)]
+
+
+def shared_models(plugins: list[AnalyticPlugin] | None = None) -> list[SharedModel]:
+    """The shared models the plugins declare (every registered plugin's by
+    default), each once, in the order they are first declared."""
+    found: dict[int, SharedModel] = {}
+    for plugin in all_plugins() if plugins is None else plugins:
+        for model in plugin.models:
+            found.setdefault(id(model), model)
+    return list(found.values())
+
+
+def image_searches() -> list[ImageSearch]:
+    """The image-search capabilities of the registered plugins, each once (plugins
+    that store embeddings of one space share one)."""
+    found: dict[int, ImageSearch] = {}
+    for plugin in all_plugins():
+        if plugin.image_search is not None:
+            found.setdefault(id(plugin.image_search), plugin.image_search)
+    return list(found.values())
 
 
 def get_plugin(analytic_id: str) -> AnalyticPlugin:

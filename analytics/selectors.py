@@ -25,6 +25,12 @@ def analytics_installed() -> QuerySet[Analytic]:
     )
 
 
+def plugins_installed() -> list[AnalyticPlugin]:
+    """The registered plugins whose analytic is installed (one query)."""
+    installed = set(Analytic.objects.filter(installed=True).values_list("id", flat=True))
+    return [plugin for plugin in all_plugins() if plugin.id in installed]
+
+
 def schema_with_defaults(model: type[StrictConfig]) -> dict[str, Any]:
     """The model's JSON Schema with a `default` on every top-level property:
     pydantic leaves it out for `default_factory` fields (e.g. `areas=[]`), and

@@ -3,10 +3,13 @@ out seats to pipelines and taking them back."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Protocol
+
 from django.conf import settings
 from django.db import transaction
 
-from visionaire_site.errors import ApiError
+from core.errors import ApiError
 
 from .models import Analytic, Seat, SeatSource
 from .registry import all_plugins
@@ -18,6 +21,13 @@ NO_SEAT_STATUS = 402
 
 class NoSeatAvailable(ApiError):
     status = NO_SEAT_STATUS
+
+
+class LicensedSeat(Protocol):
+    """A seat a licence grants (platform_config.licence.LicenceSeat)."""
+
+    analytic_id: str
+    serial_number: str
 
 
 def community_serial(analytic_id: str, index: int) -> str:
@@ -107,3 +117,67 @@ def seats_rebalance() -> None:
             seat.save(update_fields=["pipeline"])
             free.pipeline = pipeline
             free.save(update_fields=["pipeline"])
+
+
+# --- licences ------------------------------------------------------------------
+
+
+def licence_seats_apply(seats: Sequence[LicensedSeat]) -> None:
+    """Make a licence's seats exist and be active, and the other licensed seats inactive."""
+    analytic_ids = {seat.analytic_id for seat in seats}
+    known = set(Analytic.objects.filter(id__in=analytic_ids).values_list("id", flat=True))
+    # A licence may name an analytic not installed yet: keep a placeholder row so
+    # its seats exist; analytics_sync_registry fills it in when the plugin arrives.
+    Analytic.objects.bulk_create(
+        [
+            Analytic(
+                id=analytic_id,
+                name=analytic_id,
+                major_version=0,
+                minor_version=0,
+                publisher="",
+                type="",
+                installed=False,
+            )
+            for analytic_id in sorted(analytic_ids - known)
+        ]
+    )
+    serials = [seat.serial_number for seat in seats]
+    existing = {
+        seat.serial_number: seat
+        for seat in Seat.objects.select_for_update().filter(serial_number__in=serials)
+    }
+    to_create = []
+    for wanted in seats:
+        seat = existing.get(wanted.serial_number)
+        if seat is None:
+            to_create.append(
+                Seat(
+                    analytic_id=wanted.analytic_id,
+                    serial_number=wanted.serial_number,
+                    source=SeatSource.LICENCE,
+                    active=True,
+                )
+            )
+            continue
+        if seat.analytic_id != wanted.analytic_id:
+            seat.pipeline = None  # the seat now licenses another analytic
+        seat.analytic_id = wanted.analytic_id
+        seat.source = SeatSource.LICENCE
+        seat.active = True
+        seat.save(update_fields=["analytic", "source", "active", "pipeline"])
+    Seat.objects.bulk_create(to_create)
+    Seat.objects.filter(source=SeatSource.LICENCE).exclude(serial_number__in=serials).update(active=False)
+
+
+def licence_seats_follow(seats: Sequence[LicensedSeat] | None) -> None:
+    """Seats after a licence change (call inside its transaction): the licence's
+    seats active and the community ones inactive; with `seats` None (no licence
+    in force) the licensed seats inactive and the community allowance back.
+    Pipelines then move onto active seats where there are free ones."""
+    if seats is None:
+        Seat.objects.filter(source=SeatSource.LICENCE).update(active=False)
+    else:
+        licence_seats_apply(seats)
+    seats_sync_community()
+    seats_rebalance()

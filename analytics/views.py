@@ -7,10 +7,10 @@ from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import serializers
 from rest_framework.response import Response
 
+from core.api import ApiView
+from core.openapi import ErrorSerializer
 from platform_config.serializers import VersionSerializer
 from platform_config.services import platform_identity
-from visionaire_site.api import ApiView
-from visionaire_site.openapi import ErrorSerializer
 
 from . import selectors
 

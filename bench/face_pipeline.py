@@ -87,9 +87,9 @@ def make_video(seconds_scale: float) -> tuple[Path, Path]:
 
 
 def enroll(photos_dir: Path) -> None:
+    from core.images import image_from_bytes
     from faces import services
     from faces.models import Keyspace
-    from visionaire_site.images import image_from_bytes
 
     Keyspace.objects.filter(name=KEYSPACE).delete()
     services.keyspace_create(name=KEYSPACE)
@@ -236,7 +236,7 @@ def scenario_processor(path: Path, *, naive_frames: int) -> dict:
         results = host.process(frame) if frame is not None else host.close()
         for analytic_id, result in results:
             for record in result.events:
-                sink.submit(desired=desired, analytic_id=analytic_id, record=record, timestamp=time.time())
+                sink.submit(desired.stamp(record, analytic_id=analytic_id, emitted_at=time.time()))
                 events += 1
         return time.perf_counter() - started
 

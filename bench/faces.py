@@ -58,10 +58,10 @@ BENCH_PREFIX = "bench-"
 
 def scenario_enrollment(photo_dir: Path, count: int) -> dict:
     from analytics.face.engine import face_engine
+    from core.images import image_from_bytes
     from faces import services
     from faces.models import Keyspace
     from tests.support.face_photos import BIDEN, OBAMA, astronaut_bgr, jpeg_bytes
-    from visionaire_site.images import image_from_bytes
 
     engine = face_engine()
     warm = engine.warm_up()

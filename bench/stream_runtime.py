@@ -207,10 +207,10 @@ def wait_running(running: list[Running], timeout: float = 30.0) -> None:
 def cleanup(stream_ids: list[str]) -> None:
     """Remove what the bench wrote (only matters on configured servers)."""
     from analytics.models import Analytic, Seat
+    from live.keys import control_queue
+    from live.redis import get_redis
     from platform_config.models import Node
     from streams.models import Pipeline, Stream
-    from streams.services import control_queue
-    from visionaire_site.redis import get_redis
 
     Seat.objects.filter(analytic_id=BENCH_ANALYTIC).delete()
     Pipeline.objects.filter(stream_id__in=stream_ids).delete()

@@ -117,10 +117,10 @@ def stream_make(address: str) -> str:
 
 def cleanup(stream_id: str) -> None:
     from analytics.models import Analytic, Seat
+    from live.keys import control_queue
+    from live.redis import get_redis
     from platform_config.models import Node
     from streams.models import Pipeline, Stream
-    from streams.services import control_queue
-    from visionaire_site.redis import get_redis
 
     Pipeline.objects.filter(stream_id=stream_id).delete()
     Stream.objects.filter(stream_id=stream_id).delete()

@@ -22,11 +22,11 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.conf import settings
 
+from core.auth import bearer_token, token_is_valid
+from core.errors import ApiError, NotFound
+from core.outage import outage_message
 from platform_config.selectors import node_get
 from streams.models import Stream
-from visionaire_site.errors import ApiError, NotFound
-from visionaire_site.middleware import bearer_token, token_is_valid
-from visionaire_site.outage import outage_message
 
 from .publisher import ALL_EVENTS_GROUP, EventEnvelope, stream_group
 

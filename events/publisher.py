@@ -14,7 +14,7 @@ from typing import Any, TypedDict
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 
-from streams.models import Stream
+from live.events import EventRecord
 
 from .models import Event
 
@@ -53,63 +53,42 @@ def stream_group(node_num: int, stream_id: str) -> str:
     return f"events.{node_num}.{stream_id}"
 
 
-def event_message_build(*, event: Event, stream: Stream | None, image_jpeg: bytes | None) -> EventMessage:
-    # The stream may have been deleted since the event was seen: its copied name stays,
-    # the rest falls back to neutral values of the contract's types.
+def event_message_build(*, event: Event, record: EventRecord) -> EventMessage:
+    """The message of a stored event: the row, and what the record carries beside
+    it (the stream's address and position as the runner saw them, the crop's bytes),
+    so publishing reads neither the stream nor the storage, and an event of a
+    stream deleted meanwhile is still sent whole."""
     return EventMessage(
         analytic_id=event.analytic_id,
         node_num=event.node_num,
         stream_id=event.stream_id,
-        stream_name=stream.name if stream is not None else event.stream_name,
-        stream_address=stream.address if stream is not None else "",
-        stream_latitude=float(stream.latitude) if stream is not None else 0.0,
-        stream_longitude=float(stream.longitude) if stream is not None else 0.0,
+        stream_name=event.stream_name,
+        stream_address=record.stream_address,
+        stream_latitude=float(record.stream_latitude),
+        stream_longitude=float(record.stream_longitude),
         timestamp=int(event.timestamp.timestamp()),
         primary_text=event.primary_text,
         secondary_text=event.secondary_text,
-        image_jpeg=base64.b64encode(image_jpeg).decode("ascii") if image_jpeg else "",
+        image_jpeg=base64.b64encode(record.image_jpeg).decode("ascii") if record.image_jpeg else "",
         pipeline_data=event.pipeline_data,
     )
 
 
-def event_publish(event: Event, *, stream: Stream | None = None, image_jpeg: bytes | None = None) -> None:
-    """Send `event` to live clients. Called after the event's row is committed.
-
-    `stream` and `image_jpeg` save a query and a storage read when the caller
-    has them (the writer always does); otherwise they are loaded here.
-    """
-    if stream is None:
-        stream = Stream.objects.filter(stream_id=event.stream_id).first()
-    if image_jpeg is None and event.image:
-        with event.image.open("rb") as handle:
-            image_jpeg = handle.read()
-    envelope = EventEnvelope(
-        type=EVENT_MESSAGE_TYPE,
-        message=event_message_build(event=event, stream=stream, image_jpeg=image_jpeg),
-    )
+def events_publish(items: list[tuple[Event, EventRecord]]) -> None:
+    """Send committed events to live clients, in order, in one event-loop run (one
+    channel-layer connection per batch, not per event). Called once the rows are
+    committed; a failed send is logged and never undoes a stored event."""
     layer = get_channel_layer()
-    if layer is None:  # no channel layer configured: nobody can be listening
-        return
-    # One loop run for both groups: each async_to_sync call outside a loop starts a
-    # fresh event loop (and a fresh Redis connection for the channel layer).
-    async_to_sync(_send_to_groups)(
-        layer, envelope, [ALL_EVENTS_GROUP, stream_group(event.node_num, event.stream_id)]
-    )
-
-
-def events_publish(items: list[tuple[Event, Stream | None, bytes | None]]) -> None:
-    """Send several committed events, in order, in one event-loop run (the
-    batched writer's publish: one channel-layer connection per batch, not per event)."""
-    layer = get_channel_layer()
-    if layer is None or not items:
+    if layer is None or not items:  # no channel layer configured: nobody can be listening
         return
     sends = []
-    for event, stream, image_jpeg in items:
+    for event, record in items:
         envelope = EventEnvelope(
-            type=EVENT_MESSAGE_TYPE,
-            message=event_message_build(event=event, stream=stream, image_jpeg=image_jpeg),
+            type=EVENT_MESSAGE_TYPE, message=event_message_build(event=event, record=record)
         )
         sends.append((envelope, [ALL_EVENTS_GROUP, stream_group(event.node_num, event.stream_id)]))
+    # Each async_to_sync call outside a loop starts a fresh event loop (and a fresh
+    # Redis connection for the channel layer): one call for the whole batch.
     async_to_sync(_send_all)(layer, sends)
 
 

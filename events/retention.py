@@ -22,6 +22,7 @@ the per-process copy), so a change made with PUT /config/database or POST
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 import uuid
@@ -32,21 +33,16 @@ from pathlib import Path
 from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
+from redis.exceptions import LockError
 
+from live.keys import RETENTION_LOCK_KEY
+from live.redis import get_redis
 from platform_config.services import platform_config_current
-from visionaire_site.redis import get_redis, key
 
 from .models import Event
 
 logger = logging.getLogger(__name__)
 
-LOCK_KEY = key("retention", "lock")
-_RELEASE = """
-if redis.call('get', KEYS[1]) == ARGV[1] then
-  return redis.call('del', KEYS[1])
-end
-return 0
-"""
 TABLE = Event._meta.db_table
 # Crops live under events/YYYY/MM/DD (Event.image upload_to): the day they were stored.
 CROP_ROOT = "events"
@@ -251,10 +247,10 @@ def events_retention_run(
         time_budget_seconds if time_budget_seconds is not None else settings.RETENTION_TIME_BUDGET_SECONDS
     )
     report = RetentionReport()
-    redis = get_redis()
-    token = uuid.uuid4().hex
+    # Outlives the run's budget, so a worker that dies mid-run frees it soon after.
     lock_seconds = int(budget.deadline - time.monotonic()) + 120
-    if not redis.set(LOCK_KEY, token, nx=True, ex=lock_seconds):
+    lock = get_redis().lock(RETENTION_LOCK_KEY, timeout=lock_seconds, blocking=False)
+    if not lock.acquire():
         report.skipped = True
         return report
     try:
@@ -274,7 +270,8 @@ def events_retention_run(
             )
         report.complete = finished
     finally:
-        redis.eval(_RELEASE, 1, LOCK_KEY, token)
+        with contextlib.suppress(LockError):  # expired meanwhile: another run may hold it now
+            lock.release()
         report.seconds = time.monotonic() - started
     if report.removed or report.orphan_files_removed or not report.complete:
         logger.info(

@@ -34,8 +34,8 @@ SEARCH_EXACT_SCAN_MAX events, those are compared exactly (their B-tree picks
 them); otherwise the index is scanned iteratively (`hnsw.iterative_scan =
 relaxed_order`, at most SEARCH_HNSW_MAX_SCAN_TUPLES tuples) so filtered
 searches still fill `limit`.
-The distance is mapped to a similarity as the face engine documents
-(analytics.face.engine.similarity_from_distance).
+The distance is mapped to a similarity by the capability that embedded the
+query (analytics.plugins.ImageSearch; the face engine's mapping for faces).
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ from __future__ import annotations
 import base64
 import logging
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -51,6 +51,9 @@ from typing import Any
 import numpy as np
 from django.conf import settings
 from django.db import connection, transaction
+
+from analytics.plugins import NothingToSearch
+from analytics.registry import image_searches
 
 from .models import Event
 from .selectors import EPOCH, ms_to_datetime
@@ -60,8 +63,8 @@ logger = logging.getLogger(__name__)
 TABLE = Event._meta.db_table
 DEFAULT_LIMIT = 50
 DEFAULT_TEXT_MIN_SIMILARITY = 0.3
-# Different people score 0.66-0.72 with the default embedder, the same person
-# 0.92-0.98 (analytics/face/engine.py): lookalikes are shown, unrelated faces are not.
+# Different people score 0.66-0.72 with the default face embedder, the same person
+# 0.92-0.98: lookalikes are shown, unrelated faces are not.
 DEFAULT_IMAGE_MIN_SIMILARITY = 0.5
 MAX_QUERY_WORDS = 8
 FILTERED_EF_FACTOR = 4
@@ -290,25 +293,19 @@ def events_embedding_search(
     filters: SearchFilters = SearchFilters(),
     limit: int = DEFAULT_LIMIT,
     min_similarity: float = DEFAULT_IMAGE_MIN_SIMILARITY,
-    similarity_scale: float,
+    similarity: Callable[[float], float],
 ) -> list[SearchHit]:
     """Events nearest any of `embeddings` (one per query face), each event at its
-    best similarity, most similar first."""
-    from analytics.face.engine import similarity_from_distance
-
+    best similarity (`similarity` maps a cosine distance), most similar first."""
     best: dict[Any, float] = {}
     for embedding in np.atleast_2d(embeddings):
         for event_id, distance in events_nearest(embedding=embedding, filters=filters, limit=limit):
-            score = similarity_from_distance(distance, scale=similarity_scale)
+            score = similarity(distance)
             if score >= min_similarity and score > best.get(event_id, -1.0):
                 best[event_id] = score
     hits = _hits(list(best.items()))
     hits.sort(key=lambda hit: (-hit.similarity, -hit.event.timestamp.timestamp()))
     return hits[:limit]
-
-
-class NoFaceFound(Exception):
-    pass
 
 
 def events_image_search(
@@ -318,23 +315,35 @@ def events_image_search(
     limit: int = DEFAULT_LIMIT,
     min_similarity: float = DEFAULT_IMAGE_MIN_SIMILARITY,
 ) -> list[SearchHit]:
-    """Events showing the face(s) of the query image (up to SEARCH_MAX_QUERY_FACES,
-    the most confident); NoFaceFound when it shows none."""
-    from analytics.face.engine import face_engine
-
-    engine = face_engine()
-    faces = engine.detector.detect(image_bgr, min_score=settings.SEARCH_FACE_MIN_SCORE)
-    if not faces:
-        raise NoFaceFound
-    faces = faces[: settings.SEARCH_MAX_QUERY_FACES]
-    embeddings = engine.embedder.embed_many(image_bgr, faces)
-    return events_embedding_search(
-        embeddings=embeddings,
-        filters=filters,
-        limit=limit,
-        min_similarity=min_similarity,
-        similarity_scale=engine.embedder.similarity_scale,
-    )
+    """Events showing what the query image shows, as the analytics that search by
+    image see it (analytics.registry.image_searches: today the face analytics,
+    up to SEARCH_MAX_QUERY_FACES faces). NothingToSearch (its message says why)
+    when no capability finds anything in the image."""
+    queries, refusals = [], []
+    for capability in image_searches():
+        try:
+            queries.append(capability.query_embeddings(image_bgr))
+        except NothingToSearch as refusal:
+            refusals.append(refusal)
+    if not queries:
+        raise refusals[0] if refusals else NothingToSearch("no analytic here can search by image")
+    hits = [
+        hit
+        for query in queries
+        for hit in events_embedding_search(
+            embeddings=query.vectors,
+            filters=filters,
+            limit=limit,
+            min_similarity=min_similarity,
+            similarity=query.similarity,
+        )
+    ]
+    best: dict[Any, SearchHit] = {}
+    for hit in hits:  # an event found by several capabilities counts once, at its best
+        if hit.event.event_id not in best or hit.similarity > best[hit.event.event_id].similarity:
+            best[hit.event.event_id] = hit
+    ranked = sorted(best.values(), key=lambda hit: (-hit.similarity, -hit.event.timestamp.timestamp()))
+    return ranked[:limit]
 
 
 def _crop_base64(event: Event) -> str:

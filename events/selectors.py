@@ -12,7 +12,7 @@ from datetime import UTC, datetime, timedelta
 
 from django.db.models import Q
 
-from visionaire_site.errors import BadRequest, NotFound
+from core.errors import BadRequest, NotFound
 
 from .models import Event
 

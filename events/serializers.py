@@ -24,7 +24,7 @@ class EventListQuerySerializer(serializers.Serializer):
         help_text="Only events of this stream.",
     )
     analytic_id = serializers.CharField(
-        required=False, max_length=40, help_text="Only events of this analytic (e.g. NFV4-FR)."
+        required=False, max_length=40, help_text="Only events of this analytic (its id)."
     )
     from_ms = serializers.IntegerField(
         required=False,
@@ -97,3 +97,12 @@ class EventDetailResponseSerializer(serializers.Serializer):
     code = serializers.IntegerField(default=200)
     message = serializers.CharField(default="success")
     event = EventSerializer()
+
+
+class DatabaseStatsSerializer(serializers.Serializer):
+    code = serializers.IntegerField(default=200)
+    message = serializers.CharField(default="success")
+    total_size_bytes = serializers.IntegerField()
+    used_size_bytes = serializers.IntegerField()
+    free_size_bytes = serializers.IntegerField()
+    event_count = serializers.IntegerField()

@@ -1,4 +1,5 @@
-"""Event history routes ([ours] in spec/API.md, "Events history")."""
+"""Event history routes ([ours] in spec/API.md, "Events history") and the storage
+figures of /database/stats."""
 
 from __future__ import annotations
 
@@ -10,17 +11,19 @@ from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_sche
 from rest_framework.negotiation import BaseContentNegotiation
 from rest_framework.response import Response
 
-from visionaire_site.api import ApiView
-from visionaire_site.errors import BadRequest, NotFound
-from visionaire_site.openapi import ErrorSerializer
+from core.api import ApiView
+from core.errors import BadRequest, NotFound
+from core.openapi import ErrorSerializer
 
 from . import selectors
 from .serializers import (
+    DatabaseStatsSerializer,
     EventDetailResponseSerializer,
     EventListQuerySerializer,
     EventListResponseSerializer,
     EventSerializer,
 )
+from .stats import database_stats_measure
 
 ERROR_400 = OpenApiResponse(ErrorSerializer, description="Invalid parameter (the message names it).")
 ERROR_404 = OpenApiResponse(ErrorSerializer, description="Unknown event.")
@@ -121,3 +124,13 @@ class EventImageView(ApiView):
         except FileNotFoundError:  # the row outlived its file (storage cleaned by hand)
             raise NotFound("event image not found") from None
         return FileResponse(handle, content_type="image/jpeg")
+
+
+class DatabaseStatsView(ApiView):
+    @extend_schema(
+        operation_id="database_stats",
+        summary="Storage used (database + stored media) and free, and the number of events",
+        responses={200: DatabaseStatsSerializer},
+    )
+    def get(self, request):
+        return Response({"code": 200, "message": "success", **database_stats_measure()})

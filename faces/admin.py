@@ -12,8 +12,8 @@ from django.contrib import admin
 from django.db.models import Count
 from django.utils.html import format_html
 
-from visionaire_site.errors import ApiError
-from visionaire_site.images import image_from_bytes
+from core.errors import ApiError
+from core.images import image_from_bytes
 
 from . import services
 from .models import FaceVariation, Keyspace, Person

@@ -6,4 +6,10 @@ class FacesConfig(AppConfig):
     verbose_name = "Face enrollment"
 
     def ready(self) -> None:
+        from analytics.face.gallery import gallery_set
+
         from . import signals  # noqa: F401  (photo files follow their rows)
+        from .services import EnrolledGallery
+
+        # Face-recognition pipelines match against the people enrolled here.
+        gallery_set(EnrolledGallery())

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from django.db.models import QuerySet
 
-from visionaire_site.errors import NotFound
+from analytics.face.gallery import KeyspaceMissing
+from core.errors import NotFound
 
 from .models import FaceVariation, Keyspace, Person
 
 
-class KeyspaceNotFound(NotFound):
+class KeyspaceNotFound(NotFound, KeyspaceMissing):
     def __init__(self) -> None:
         super().__init__("keyspace not found")
 

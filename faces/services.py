@@ -30,8 +30,9 @@ from analytics.face.engine import (
     frontal_score,
     similarity_from_distance,
 )
-from visionaire_site.errors import ApiError, BadRequest, Conflict, NotFound
-from visionaire_site.images import DecodedImage
+from analytics.face.gallery import FaceMatch
+from core.errors import ApiError, BadRequest, Conflict, NotFound
+from core.images import DecodedImage
 
 from .models import FaceVariation, Keyspace, Person
 from .selectors import enrollment_count, keyspace_count, keyspace_get
@@ -358,9 +359,26 @@ def faces_nearest(
 
 
 def faces_match(*, keyspace: str, embedding: Sequence[float], limit: int = 1) -> list[Candidate]:
-    """For analytics: the best matches of one embedding in a keyspace, highest
-    similarity first. Raises KeyspaceNotFound (a NotFound, 404) for an unknown keyspace."""
+    """The best matches of one embedding in a keyspace, highest similarity first.
+    Raises KeyspaceNotFound (a NotFound, 404) for an unknown keyspace."""
     return faces_nearest(keyspace=keyspace_get(name=keyspace), embedding=embedding, limit=limit)
+
+
+class EnrolledGallery:
+    """The gallery the face-recognition analytic matches against (analytics.face.gallery):
+    the people enrolled through /v1/face, registered when the app starts."""
+
+    def match(self, keyspace: str, embedding: Sequence[float]) -> FaceMatch | None:
+        candidates = faces_match(keyspace=keyspace, embedding=embedding, limit=1)
+        if not candidates:
+            return None
+        best = candidates[0]
+        return FaceMatch(
+            face_id=best.face_id,
+            similarity=best.similarity,
+            name=best.name,
+            secondary_text=best.secondary_text,
+        )
 
 
 def faces_recognize(*, keyspace: str, image: DecodedImage, candidate_count: int) -> list[Candidate]:

@@ -9,10 +9,10 @@ from django.db import DatabaseError
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework.response import Response
 
-from visionaire_site.api import ApiView, body_object
-from visionaire_site.errors import ApiError, BadRequest
-from visionaire_site.images import image_decode
-from visionaire_site.openapi import ErrorSerializer
+from core.api import ApiView, body_object
+from core.errors import ApiError, BadRequest
+from core.images import image_decode
+from core.openapi import ErrorSerializer
 
 from . import serializers as s
 from . import services

@@ -8,7 +8,7 @@ from django import forms
 from django.contrib import admin
 from django.db import transaction
 
-from visionaire_site.errors import ApiError
+from core.errors import ApiError
 
 from . import services
 from .models import LicenceCheckin, Node, PlatformConfig

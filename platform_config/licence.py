@@ -144,7 +144,7 @@ def load_public_key(configured: str) -> Ed25519PublicKey:
 
 
 def serial_number_new(analytic_id: str, index: int, taken: set[str]) -> str:
-    """A random serial like `NFV4-FR03-7F2A-91BC`, unique within `taken`."""
+    """A random serial like `<analytic id>03-7F2A-91BC`, unique within `taken`."""
     while True:
         serial = f"{analytic_id}{index:02d}-{secrets.token_hex(2).upper()}-{secrets.token_hex(2).upper()}"
         if serial not in taken:

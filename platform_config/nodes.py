@@ -10,76 +10,22 @@ correctly.
 
 from __future__ import annotations
 
-import json
 import logging
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, TypedDict
+from typing import Any
 
 import redis
 from django.conf import settings
 from django.db import transaction
 
-from visionaire_site.redis import LiveStateUnavailable, get_redis, key
+from live.keys import NODES_SET_KEY, RESTART_CHANNEL, RESTART_GENERATION_KEY, heartbeat_key, node_info_key
+from live.messages import Heartbeat, heartbeat_decode, heartbeat_encode, node_info_encode, restart_encode
+from live.redis import LiveStateUnavailable, get_redis
 
 from .models import Node
 
 logger = logging.getLogger(__name__)
-
-NODES_SET_KEY = key("nodes")
-RESTART_CHANNEL = key("control", "restart")
-RESTART_GENERATION_KEY = key("control", "restart", "generation")
-
-
-def heartbeat_key(node_num: int) -> str:
-    return key("node", node_num, "heartbeat")
-
-
-def node_runtime_key(node_num: int) -> str:
-    """A worker's report on its own machinery (face engine, event writer), JSON
-    written by workers/runtime_report.py and expiring like a heartbeat."""
-    return key("node", node_num, "runtime")
-
-
-def node_info_key(node_num: int) -> str:
-    """Last known facts about a node (run mode, address), kept without a TTL so an
-    offline node still reports how it last ran."""
-    return key("node", node_num, "info")
-
-
-class GpuService(TypedDict):
-    service_name: str
-    service_number: int
-
-
-class GpuStats(TypedDict):
-    gpu_id: int
-    gpu_name: str
-    gpu_utilization: int
-    gpu_temperature: int
-    gpu_memory_total: int
-    gpu_memory_used: int
-    gpu_memory_free: int
-    services: list[GpuService]
-
-
-class Heartbeat(TypedDict):
-    """What a node agent writes every beat (JSON under `heartbeat_key`)."""
-
-    node_num: int
-    ts: float  # Redis time of this beat, unix seconds
-    started_at: float  # Redis time when the worker started
-    uptime_sec: float  # measured on the worker's monotonic clock
-    ip_address: str
-    hostname: str
-    pid: int
-    run_mode: str  # "GPU" or "CPU"
-    cpu_percent: float
-    ram_percent: float
-    swap_memory_percent: float
-    gpus: list[GpuStats]
-    last_restart_at: float | None
-    restart_generation: int
 
 
 def heartbeat_ttl_seconds() -> float:
@@ -112,10 +58,9 @@ def node_register(*, node_num: int, ip_address: str, started_at: datetime) -> No
 
 def node_heartbeat_write(*, client: redis.Redis, heartbeat: Heartbeat) -> None:
     node_num = heartbeat["node_num"]
-    info = {"run_mode": heartbeat["run_mode"], "ip_address": heartbeat["ip_address"]}
     pipe = client.pipeline(transaction=False)
-    pipe.set(heartbeat_key(node_num), json.dumps(heartbeat), px=int(heartbeat_ttl_seconds() * 1000))
-    pipe.set(node_info_key(node_num), json.dumps(info))
+    pipe.set(heartbeat_key(node_num), heartbeat_encode(heartbeat), px=int(heartbeat_ttl_seconds() * 1000))
+    pipe.set(node_info_key(node_num), node_info_encode(heartbeat))
     pipe.sadd(NODES_SET_KEY, node_num)
     pipe.execute()
 
@@ -134,7 +79,7 @@ def system_restart_request() -> int:
     client = get_redis()
     try:
         generation = int(client.incr(RESTART_GENERATION_KEY))
-        client.publish(RESTART_CHANNEL, str(generation))
+        client.publish(RESTART_CHANNEL, restart_encode(generation))
     except redis.RedisError as exc:
         logger.warning("restart request failed: %s", exc)
         raise LiveStateUnavailable() from None
@@ -158,16 +103,6 @@ class NodeLive:
         return self.heartbeat is not None
 
 
-def _loads(raw: str | None) -> dict[str, Any] | None:
-    if raw is None:
-        return None
-    try:
-        value = json.loads(raw)
-    except ValueError:
-        return None
-    return value if isinstance(value, dict) else None
-
-
 def heartbeats_read(node_nums: list[int]) -> tuple[float, dict[int, dict], dict[int, dict]]:
     """(Redis now, heartbeat by node, last known info by node) in one round trip."""
     client = get_redis()
@@ -184,8 +119,16 @@ def heartbeats_read(node_nums: list[int]) -> tuple[float, dict[int, dict], dict[
     now = seconds + micros / 1_000_000
     values = results[1] if node_nums else []
     count = len(node_nums)
-    beats = {n: b for n, raw in zip(node_nums, values[:count], strict=True) if (b := _loads(raw)) is not None}
-    infos = {n: i for n, raw in zip(node_nums, values[count:], strict=True) if (i := _loads(raw)) is not None}
+    beats = {
+        n: b
+        for n, raw in zip(node_nums, values[:count], strict=True)
+        if (b := heartbeat_decode(raw)) is not None
+    }
+    infos = {
+        n: i
+        for n, raw in zip(node_nums, values[count:], strict=True)
+        if (i := heartbeat_decode(raw)) is not None
+    }
     return now, beats, infos
 
 

@@ -14,13 +14,13 @@ import threading
 from django.conf import settings
 from django.utils import timezone
 
-from visionaire_site.api import parse_node_num
-from visionaire_site.errors import NotFound
-from visionaire_site.redis import get_redis, key
+from core.api import parse_node_num
+from core.errors import NotFound
+from live.keys import CONFIG_VERSION_KEY
+from live.redis import get_redis
 
 from .models import LicenceCheckin, LicenceStatus, Node, PlatformConfig
 
-CONFIG_VERSION_KEY = key("config", "version")
 _lock = threading.Lock()
 _cache: dict[str, object] = {"version": None, "config": None}
 

@@ -63,15 +63,6 @@ class DatabaseConfigResponseSerializer(serializers.Serializer):
     config = DatabaseConfigSerializer()
 
 
-class DatabaseStatsSerializer(serializers.Serializer):
-    code = serializers.IntegerField(default=200)
-    message = serializers.CharField(default="success")
-    total_size_bytes = serializers.IntegerField()
-    used_size_bytes = serializers.IntegerField()
-    free_size_bytes = serializers.IntegerField()
-    event_count = serializers.IntegerField()
-
-
 class CheckinSerializer(serializers.Serializer):
     status = serializers.ChoiceField(
         choices=["active", "expired", "community"],

@@ -1,4 +1,4 @@
-"""Platform configuration, storage figures and the licence check-in.
+"""Platform configuration, identity and the licence check-in.
 
 `/config/platform` and `/config/database` are two views of the one
 PlatformConfig row; every change is validated whole before anything is saved,
@@ -8,32 +8,25 @@ and other processes are told to reload once the change is committed.
 from __future__ import annotations
 
 import logging
-import os
-import shutil
 from dataclasses import dataclass
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import transaction
 from django.utils import timezone
 
-from analytics.models import Analytic, Seat, SeatSource
-from analytics.services import seats_rebalance, seats_sync_community
-from visionaire_site.errors import BadRequest
+from core.errors import BadRequest
 
 from . import licence as licence_doc
 from .models import LicenceCheckin, LicenceStatus, LogLevel, PlatformConfig
 from .selectors import apply_log_level, licence_get, platform_config_get, platform_config_invalidate
+from .signals import licence_changed
 
 logger = logging.getLogger(__name__)
 
 CONFIG_ERROR = "invalid configuration value"
 LICENCE_ERROR = "invalid license credentials"
-# A walk of the media folder stops after this many entries, so a huge media
-# store cannot make /database/stats slow; the figure is then a lower bound.
-MEDIA_WALK_MAX_ENTRIES = 500_000
 
 
 # --- configuration ---------------------------------------------------------------
@@ -143,7 +136,7 @@ def database_config_update(*, data: Any) -> PlatformConfig:
     return _config_update(data=data, specs=DATABASE_SETTINGS)
 
 
-# --- identity and storage ----------------------------------------------------------
+# --- identity ----------------------------------------------------------------
 
 
 def deployment_key_get() -> str:
@@ -159,56 +152,6 @@ def platform_identity() -> dict[str, Any]:
         "name": settings.PLATFORM_NAME,
         "version": dict(settings.PLATFORM_VERSION),
         "deployment_key": deployment_key_get(),
-    }
-
-
-def database_size_bytes() -> int:
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_database_size(current_database())")
-        return int(cursor.fetchone()[0])
-
-
-def media_size_bytes(root: Path, max_entries: int = MEDIA_WALK_MAX_ENTRIES) -> int:
-    """Bytes of regular files under `root` (symlinks not followed)."""
-    total = 0
-    seen = 0
-    pending = [root]
-    while pending:
-        directory = pending.pop()
-        try:
-            with os.scandir(directory) as entries:
-                for entry in entries:
-                    seen += 1
-                    if seen > max_entries:
-                        logger.warning("media size: stopped after %d entries under %s", max_entries, root)
-                        return total
-                    try:
-                        if entry.is_dir(follow_symlinks=False):
-                            pending.append(Path(entry.path))
-                        elif entry.is_file(follow_symlinks=False):
-                            total += entry.stat(follow_symlinks=False).st_size
-                    except OSError:  # vanished while walking (e.g. retention removed it)
-                        continue
-        except OSError:
-            continue
-    return total
-
-
-def database_stats_measure() -> dict[str, int]:
-    """Storage in use (database + stored media) and what is left: the volume's
-    free space, or what remains of STORAGE_QUOTA_BYTES when one is set."""
-    from events.models import Event
-
-    media_root = Path(settings.MEDIA_ROOT)
-    media_root.mkdir(parents=True, exist_ok=True)
-    used = database_size_bytes() + media_size_bytes(media_root)
-    quota = settings.STORAGE_QUOTA_BYTES
-    free = max(0, quota - used) if quota > 0 else shutil.disk_usage(media_root).free
-    return {
-        "total_size_bytes": used + free,
-        "used_size_bytes": used,
-        "free_size_bytes": free,
-        "event_count": Event.objects.count(),
     }
 
 
@@ -233,54 +176,6 @@ def checkin_as_dict(checkin: LicenceCheckin | None, *, now: datetime | None = No
         "last_checkin_at": licence_doc.format_timestamp(checkin.last_checkin_at),
         "expires_at": licence_doc.format_timestamp(checkin.expires_at),
     }
-
-
-def _licence_seats_apply(licence: licence_doc.Licence) -> None:
-    """Make the licence's seats exist and be active, and the other licensed seats inactive."""
-    analytic_ids = {seat.analytic_id for seat in licence.seats}
-    known = set(Analytic.objects.filter(id__in=analytic_ids).values_list("id", flat=True))
-    # A licence may name an analytic not installed yet: keep a placeholder row so
-    # its seats exist; analytics_sync_registry fills it in when the plugin arrives.
-    Analytic.objects.bulk_create(
-        [
-            Analytic(
-                id=analytic_id,
-                name=analytic_id,
-                major_version=0,
-                minor_version=0,
-                publisher="",
-                type="",
-                installed=False,
-            )
-            for analytic_id in sorted(analytic_ids - known)
-        ]
-    )
-    serials = [seat.serial_number for seat in licence.seats]
-    existing = {
-        seat.serial_number: seat
-        for seat in Seat.objects.select_for_update().filter(serial_number__in=serials)
-    }
-    to_create = []
-    for wanted in licence.seats:
-        seat = existing.get(wanted.serial_number)
-        if seat is None:
-            to_create.append(
-                Seat(
-                    analytic_id=wanted.analytic_id,
-                    serial_number=wanted.serial_number,
-                    source=SeatSource.LICENCE,
-                    active=True,
-                )
-            )
-            continue
-        if seat.analytic_id != wanted.analytic_id:
-            seat.pipeline = None  # the seat now licenses another analytic
-        seat.analytic_id = wanted.analytic_id
-        seat.source = SeatSource.LICENCE
-        seat.active = True
-        seat.save(update_fields=["analytic", "source", "active", "pipeline"])
-    Seat.objects.bulk_create(to_create)
-    Seat.objects.filter(source=SeatSource.LICENCE).exclude(serial_number__in=serials).update(active=False)
 
 
 def _licence_lock() -> None:
@@ -316,9 +211,8 @@ def licence_checkin(*, access_key: str, secret_key: str) -> LicenceCheckin:
             expires_at=licence.expires_at,
             last_checkin_at=now.replace(microsecond=0),
         )
-        _licence_seats_apply(licence)
-        seats_sync_community()  # licence now active: community seats go inactive
-        seats_rebalance()
+        # Analytics makes the licence's seats exist and be active (community seats go inactive).
+        licence_changed.send(sender=LicenceCheckin, seats=licence.seats)
     logger.info(
         "licence %s checked in, %d seats, expires %s", access_key, len(licence.seats), licence.expires_at
     )
@@ -326,9 +220,8 @@ def licence_checkin(*, access_key: str, secret_key: str) -> LicenceCheckin:
 
 
 def _community_restore() -> None:
-    Seat.objects.filter(source=SeatSource.LICENCE).update(active=False)
-    seats_sync_community()
-    seats_rebalance()
+    # Analytics makes the licensed seats inactive and the community allowance active again.
+    licence_changed.send(sender=LicenceCheckin, seats=None)
 
 
 def licence_clear() -> None:

@@ -11,13 +11,10 @@ from rest_framework import serializers
 from rest_framework.negotiation import BaseContentNegotiation
 from rest_framework.response import Response
 
-from visionaire_site.api import ApiView
-from visionaire_site.openapi import ErrorSerializer
+from core.api import ApiView
+from core.openapi import ErrorSerializer
 
 from . import nodes
-from .metrics import register_collector
-
-register_collector()
 
 _unavailable = OpenApiResponse(ErrorSerializer, description="Redis (live state) is unreachable.")
 

@@ -6,7 +6,6 @@ urlpatterns = [
     path("", views.RootView.as_view(), name="root"),
     path("config/platform", views.PlatformConfigView.as_view(), name="config-platform"),
     path("config/database", views.DatabaseConfigView.as_view(), name="config-database"),
-    path("database/stats", views.DatabaseStatsView.as_view(), name="database-stats"),
     path("config/checkin", views.CheckinView.as_view(), name="config-checkin"),
     # Node and system routes (/node_status, /resource_stats, /system/restart, /metrics).
     path("", include("platform_config.system_urls")),

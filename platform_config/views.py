@@ -1,4 +1,4 @@
-"""Platform identity, configuration, storage figures and licence check-in routes.
+"""Platform identity, configuration and licence check-in routes.
 The node and system routes are in system_views.py."""
 
 from __future__ import annotations
@@ -6,9 +6,9 @@ from __future__ import annotations
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework.response import Response
 
-from visionaire_site.api import ApiView, body_object
-from visionaire_site.errors import BadRequest
-from visionaire_site.openapi import ErrorSerializer
+from core.api import ApiView, body_object
+from core.errors import BadRequest
+from core.openapi import ErrorSerializer
 
 from . import serializers as s
 from . import services
@@ -70,16 +70,6 @@ class DatabaseConfigView(ApiView):
     def put(self, request):
         config = services.database_config_update(data=body_object(request))
         return _success(config=services.database_config_as_dict(config))
-
-
-class DatabaseStatsView(ApiView):
-    @extend_schema(
-        operation_id="database_stats",
-        summary="Storage used (database + stored media) and free, and the number of events",
-        responses={200: s.DatabaseStatsSerializer},
-    )
-    def get(self, request):
-        return _success(**services.database_stats_measure())
 
 
 def _checkin_credentials(request) -> tuple[str, str]:

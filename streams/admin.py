@@ -16,8 +16,8 @@ from django.utils.html import format_html, format_html_join
 
 from analytics.models import Analytic, Seat
 from analytics.selectors import analytic_config_schema
+from core.errors import ApiError, NotFound
 from platform_config.nodes import system_restart_request
-from visionaire_site.errors import ApiError, NotFound
 
 from . import selectors, services
 from .models import Pipeline, Stream

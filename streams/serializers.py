@@ -11,6 +11,8 @@ from typing import Any
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from live.states import StreamState
+
 from .services import json_storage_problem
 
 
@@ -70,7 +72,7 @@ def _coordinate(limit: int, label: str, required: bool = False) -> StrictFloatFi
 
 
 class StreamCreateSerializer(StrictSerializer):
-    # Blank and over-long addresses reach streams.services.stream_address_validate,
+    # Blank and over-long addresses reach live.addresses.address_validate,
     # which answers with the contract's "Invalid stream_address" message.
     stream_address = StrictCharField(
         allow_blank=True,
@@ -144,9 +146,7 @@ class StreamStatsSerializer(serializers.Serializer):
     fps = serializers.IntegerField(help_text="Measured input frame rate.")
     frame_width = serializers.IntegerField()
     frame_height = serializers.IntegerField()
-    state = serializers.ChoiceField(
-        choices=["INITIALIZING", "RUNNING", "RECONNECTING", "STOPPED", "ERROR", "TERMINATING"]
-    )
+    state = serializers.ChoiceField(choices=[state.value for state in StreamState])
     last_error_msg = serializers.CharField()
     frames_dropped = serializers.IntegerField()
     reconnects = serializers.IntegerField()

@@ -10,44 +10,30 @@ import logging
 import os
 import re
 import secrets
-from typing import Any, Literal, TypedDict
-from urllib.parse import unquote, urlsplit
+from typing import Any
 
-from django.conf import settings
 from django.db import transaction
 
 from analytics.models import Analytic, Seat
 from analytics.registry import get_plugin, validate_config
 from analytics.services import seat_take
+from core.errors import BadRequest, Conflict, NotFound
+from live.addresses import address_parse, address_validate
+from live.keys import control_queue
+from live.messages import ControlAction, ControlMessage
+from live.redis import get_redis
 from platform_config.models import Node
 from platform_config.selectors import platform_config_get
-from visionaire_site.errors import BadRequest, Conflict, NotFound
-from visionaire_site.redis import get_redis, key
 
-from .address_policy import url_refusal
 from .models import Pipeline, Stream
 
 logger = logging.getLogger(__name__)
 
 STREAM_ID_RE = re.compile(r"[0-9a-f]{16}")
-STREAM_ADDRESS_MAX_LENGTH = 2048
-V4L2_DEVICE_RE = re.compile(r"/dev/video[0-9]{1,3}")
-NETWORK_SCHEMES = ("rtsp", "rtsps", "http", "https")
 # How long check_capability waits for a source to open and for its first frame.
 CAPABILITY_TIMEOUT_MS = 5000
 # Control messages kept for a worker that was briefly away (the newest first).
 CONTROL_QUEUE_MAX = 1000
-
-ControlAction = Literal["start", "stop", "reload"]
-
-
-class ControlMessage(TypedDict):
-    action: ControlAction
-    stream_id: str
-
-
-def control_queue(node_num: int) -> str:
-    return key("control", "node", node_num, "queue")
 
 
 def json_storage_problem(value: Any) -> str | None:
@@ -62,98 +48,15 @@ def json_storage_problem(value: Any) -> str | None:
     return None
 
 
-# --- stream addresses ----------------------------------------------------------
-
-
-def _invalid_address(reason: str) -> BadRequest:
-    # The seed's message is "Invalid stream_address"; the reason follows it so a
-    # client matching the prefix still works and a person learns what to fix.
-    return BadRequest(f"Invalid stream_address: {reason}")
-
-
-def _has_control_characters(text: str) -> bool:
-    return any(ord(char) < 0x20 or ord(char) == 0x7F for char in text)
-
-
-def _media_file_check(path: str) -> None:
-    """A file source must resolve under STREAM_MEDIA_ROOT; realpath resolves `..`
-    and symlinks first, so neither can escape it."""
-    if _has_control_characters(path):
-        raise _invalid_address("it must not contain spaces or control characters")
-    if not os.path.isabs(path):
-        raise _invalid_address("a file path must be absolute")
-    if path.startswith("/dev/"):
-        raise _invalid_address("a video device must be /dev/videoN")
-    if "file" not in settings.STREAM_ALLOWED_SCHEMES:
-        raise _invalid_address("file sources are not allowed")
-    root = os.path.realpath(settings.STREAM_MEDIA_ROOT)
-    resolved = os.path.realpath(path)
-    if os.path.commonpath([root, resolved]) != root or resolved == root:
-        raise _invalid_address(f"a file must be under {root}")
-
-
-def stream_address_validate(address: str) -> str:
-    """Check a stream address against the allowed kinds of source; 400
-    `Invalid stream_address: <reason>` otherwise. Returns it unchanged."""
-    allowed = [scheme.lower() for scheme in settings.STREAM_ALLOWED_SCHEMES]
-    if not address:
-        raise _invalid_address("it must not be empty")
-    if len(address) > STREAM_ADDRESS_MAX_LENGTH:
-        raise _invalid_address(f"it must be at most {STREAM_ADDRESS_MAX_LENGTH} characters")
-    if _has_control_characters(address) or any(char.isspace() for char in address):
-        raise _invalid_address("it must not contain spaces or control characters")
-
-    if address.startswith("/"):
-        if V4L2_DEVICE_RE.fullmatch(address):
-            if "v4l2" not in allowed:
-                raise _invalid_address("V4L2 devices are not allowed")
-            return address
-        _media_file_check(address)
-        return address
-
-    try:
-        parts = urlsplit(address)
-        port = parts.port  # raises ValueError for a malformed port
-    except ValueError:
-        raise _invalid_address("malformed URL") from None
-    scheme = parts.scheme.lower()
-    if not scheme or "://" not in address:
-        raise _invalid_address("it must be a URL (rtsp://, http://…), an absolute file path or /dev/videoN")
-    if scheme not in allowed:
-        raise _invalid_address(f"scheme '{scheme[:20]}' is not allowed (allowed: {', '.join(allowed)})")
-
-    if scheme in NETWORK_SCHEMES:
-        if not parts.hostname:
-            raise _invalid_address(f"a {scheme} URL needs a host")
-        if port == 0:
-            raise _invalid_address("port must be between 1 and 65535")
-        refusal = url_refusal(address)
-        if refusal is not None:
-            raise _invalid_address(refusal)
-        return address
-    if scheme == "file":
-        if parts.netloc not in ("", "localhost") or parts.query or parts.fragment:
-            raise _invalid_address("a file URL must be file:///absolute/path")
-        _media_file_check(unquote(parts.path))
-        return address
-    if scheme == "v4l2":
-        if parts.netloc or not V4L2_DEVICE_RE.fullmatch(parts.path):
-            raise _invalid_address("a V4L2 source must be v4l2:///dev/videoN or /dev/videoN")
-        return address
-    raise _invalid_address(f"scheme '{scheme[:20]}' is not supported")
+# --- capability probe ----------------------------------------------------------
 
 
 def _capture_target(address: str) -> tuple[str, int]:
     """What to hand cv2.VideoCapture for a validated address, and the backend."""
     import cv2
 
-    if address.startswith("v4l2://"):
-        return urlsplit(address).path, cv2.CAP_V4L2
-    if address.startswith("/dev/video"):
-        return address, cv2.CAP_V4L2
-    if address.lower().startswith("file://"):
-        return unquote(urlsplit(address).path), cv2.CAP_ANY
-    return address, cv2.CAP_ANY
+    parsed = address_parse(address)
+    return parsed.target, cv2.CAP_V4L2 if parsed.kind == "device" else cv2.CAP_ANY
 
 
 def stream_capability_check(*, address: str) -> None:
@@ -190,8 +93,7 @@ def node_control_publish(*, node_num: int, action: ControlAction, stream_id: str
     that was briefly away still gets it. A failure is logged, not raised: the
     reconcile job and the runners' own re-reads restore the desired state, and
     the database write has already committed."""
-    message: ControlMessage = {"action": action, "stream_id": stream_id}
-    payload = json.dumps(message)
+    payload = ControlMessage(action=action, stream_id=stream_id).encode()
     try:
         pipe = get_redis().pipeline(transaction=True)
         pipe.lpush(control_queue(node_num), payload)
@@ -241,7 +143,7 @@ def stream_create(
     check_capability: bool = False,
 ) -> Stream:
     """Create a stream on `node`, within the node's max_streams_per_node."""
-    stream_address_validate(address)
+    address_validate(address)
     if check_capability:
         stream_capability_check(address=address)
     limit = platform_config_get().max_streams_per_node
@@ -278,7 +180,7 @@ def stream_update(*, stream: Stream, check_capability: bool = False, **changes: 
         raise TypeError(f"stream_update got unknown fields {sorted(unknown)}")
     if "address" in changes or check_capability:
         # The stored address too before the probe connects to it: the policy may have changed since.
-        stream_address_validate(changes.get("address", stream.address))
+        address_validate(changes.get("address", stream.address))
     if check_capability:
         stream_capability_check(address=changes.get("address", stream.address))
     with transaction.atomic():

@@ -9,9 +9,9 @@ from rest_framework.response import Response
 
 from analytics.models import Seat
 from analytics.services import NO_SEAT_STATUS
+from core.api import ApiView, body_object
+from core.openapi import ErrorSerializer
 from platform_config.selectors import node_get
-from visionaire_site.api import ApiView, body_object
-from visionaire_site.openapi import ErrorSerializer
 
 from . import selectors, services
 from .models import Pipeline, Stream

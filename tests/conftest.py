@@ -8,8 +8,8 @@ import json
 import pytest
 from django.test import Client
 
+from live.redis import get_redis
 from platform_config import selectors as config_selectors
-from visionaire_site.redis import get_redis
 
 pytest_plugins = ["tests.support.fixtures"]
 

@@ -1,4 +1,4 @@
-"""The Celery app. Each node's worker consumes the queue `node.<N>`; beat runs
+"""The Celery app. Each node's worker consumes the queue `node.<N>` (live.keys.node_queue); beat runs
 the periodic jobs (see CELERY_BEAT_SCHEDULE in settings)."""
 
 import os
@@ -10,7 +10,3 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "visionaire_site.settings")
 app = Celery("visionaire")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
-
-
-def node_queue(node_num: int) -> str:
-    return f"node.{node_num}"

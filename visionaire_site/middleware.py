@@ -1,16 +1,18 @@
-"""Cross-cutting HTTP concerns: request ids, bearer-token auth, body size."""
+"""Cross-cutting HTTP concerns: request ids, bearer-token auth, body size, text
+the database cannot store, and outages answered as 503."""
 
 from __future__ import annotations
 
 import contextvars
 import logging
-import secrets
 import uuid
 
 from django.conf import settings
 
-from .errors import error_response
-from .parsers import unstorable_text_problem
+from core.auth import bearer_token, token_is_valid
+from core.errors import error_response
+from core.outage import outage_response
+from core.parsers import unstorable_text_problem
 
 _request_id: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
 
@@ -42,17 +44,6 @@ class RequestIdMiddleware:
             _request_id.reset(token)
         response["X-Request-Id"] = request_id
         return response
-
-
-def token_is_valid(candidate: str) -> bool:
-    return any(secrets.compare_digest(candidate.encode(), token.encode()) for token in settings.API_TOKENS)
-
-
-def bearer_token(header: str) -> str:
-    """The token of an `Authorization: Bearer <token>` header; "" for another
-    scheme. The scheme name is case-insensitive (RFC 7235)."""
-    scheme, _, token = header.strip().partition(" ")
-    return token.strip() if scheme.lower() == "bearer" else ""
 
 
 def request_token(path: str, headers, query) -> str:
@@ -109,7 +100,7 @@ class BodySizeMiddleware:
 
 
 class UnstorableTextMiddleware:
-    """The path and query parameters follow the JSON bodies' rule (visionaire_site.parsers):
+    """The path and query parameters follow the JSON bodies' rule (core.parsers):
     no NUL character, which PostgreSQL cannot store or compare, anywhere."""
 
     def __init__(self, get_response):
@@ -127,3 +118,16 @@ class UnstorableTextMiddleware:
                 if problem:
                     return error_response(400, f"{name[:40]}: {problem}")
         return self.get_response(request)
+
+
+class OutageMiddleware:
+    """Answers 503 for an outage raised by any view (DRF's are answered by its handler first)."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        return self.get_response(request)
+
+    def process_exception(self, request, exception):
+        return outage_response(request, exception)

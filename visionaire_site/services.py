@@ -19,8 +19,9 @@ import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
+from core.env import env_float
+
 from .endpoints import describe_database, describe_redis, services_file
-from .env import env_float
 
 logger = logging.getLogger("visionaire.services")
 DATABASE_NAME = "visionaire"

@@ -1,6 +1,6 @@
 """Settings, all from the environment (see README "Configuration").
 
-Every variable goes through a typed parser in `visionaire_site.env`, so a bad
+Every variable goes through a typed parser in `core.env`, so a bad
 value stops the process with a message naming the variable.
 """
 
@@ -11,8 +11,9 @@ from pathlib import Path
 from channels_redis.core import RedisChannelLayer
 from django.core.exceptions import ImproperlyConfigured
 
+from core.env import env_bool, env_choice, env_float, env_int, env_list, env_networks, env_path, env_str
+
 from .endpoints import DB_POOL_MAX_DEFAULT, database_settings, read_services_file
-from .env import env_bool, env_choice, env_float, env_int, env_list, env_networks, env_path, env_str
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 DATA_DIR = env_path("VISIONAIRE_DATA_DIR", BASE_DIR / "data")
@@ -83,6 +84,7 @@ INSTALLED_APPS = [
     "events",
     "workers",
     "faces",
+    "viewing",
 ]
 
 MIDDLEWARE = [
@@ -100,7 +102,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     # Innermost: turns a PostgreSQL or Redis outage raised by a view into a 503.
-    "visionaire_site.outage.OutageMiddleware",
+    "visionaire_site.middleware.OutageMiddleware",
     "django_prometheus.middleware.PrometheusAfterMiddleware",
 ]
 
@@ -156,11 +158,11 @@ API_OPEN_METRICS = env_bool("VISIONAIRE_OPEN_METRICS", True)
 
 REST_FRAMEWORK = {
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_PARSER_CLASSES": ["visionaire_site.parsers.JsonParser"],
+    "DEFAULT_PARSER_CLASSES": ["core.parsers.JsonParser"],
     "DEFAULT_AUTHENTICATION_CLASSES": [],
     "DEFAULT_PERMISSION_CLASSES": [],
     "UNAUTHENTICATED_USER": None,
-    "EXCEPTION_HANDLER": "visionaire_site.errors.exception_handler",
+    "EXCEPTION_HANDLER": "core.errors.exception_handler",
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "COERCE_DECIMAL_TO_STRING": False,
 }
@@ -174,9 +176,9 @@ SPECTACULAR_SETTINGS = {
     "REDOC_DIST": "SIDECAR",
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
-        "visionaire_site.openapi.add_auth_responses",
-        "visionaire_site.openapi.describe_path_parameters",
-        "visionaire_site.openapi.close_request_objects",
+        "core.openapi.add_auth_responses",
+        "core.openapi.describe_path_parameters",
+        "core.openapi.close_request_objects",
     ],
     "COMPONENT_SPLIT_REQUEST": True,
     "SCHEMA_PATH_PREFIX": "",
@@ -222,8 +224,8 @@ CELERY_BEAT_SCHEDULE = {
     },
 }
 
-# Every Redis client of the platform sets these itself (visionaire_site/redis.py,
-# streams/live.py, the channel layer below) rather than take a client library's
+# Every Redis client of the platform sets these itself (live/redis.py,
+# viewing/hub.py, the channel layer below) rather than take a client library's
 # defaults, which change between versions (redis-py 8 made 5 s the default).
 REDIS_CLIENT_OPTIONS = {
     "socket_timeout": 5.0,  # a command's reply (or a blocking read's own timeout) comes by then
@@ -249,7 +251,7 @@ CHANNEL_LAYERS = {
     }
 }
 
-# --- live viewing (streams/live.py): the bounds of one API process ---------------
+# --- live viewing (viewing/hub.py): the bounds of one API process ----------------
 VIEWING_MAX_CLIENTS = env_int("VISIONAIRE_VIEWING_MAX_CLIENTS", 500, minimum=1)
 VIEWING_MAX_VARIANTS_PER_STREAM = env_int("VISIONAIRE_VIEWING_MAX_VARIANTS_PER_STREAM", 8, minimum=1)
 # A variant nobody watches any more is kept this long, for a viewer that reconnects.
@@ -272,7 +274,7 @@ STREAM_MEDIA_ROOT = env_path("VISIONAIRE_STREAM_MEDIA_ROOT", DATA_DIR / "videos"
 STREAM_ALLOWED_SCHEMES = env_list(
     "VISIONAIRE_STREAM_SCHEMES", ["rtsp", "rtsps", "http", "https", "file", "v4l2"]
 )
-# Where network stream addresses may point (streams/address_policy.py): an address must
+# Where network stream addresses may point (live/address_policy.py): an address must
 # be in an allowed network (empty: any) and in no refused one, and never on this
 # platform's own API, PostgreSQL or Redis port. The default refuses link-local
 # ranges, where cloud metadata services answer.
@@ -335,8 +337,8 @@ COMMUNITY_SEATS_PER_ANALYTIC = env_int("VISIONAIRE_COMMUNITY_SEATS", 4, minimum=
 # Extra analytic plugin modules to import (each registers its analytics).
 ANALYTIC_MODULES = env_list("VISIONAIRE_ANALYTIC_MODULES", [])
 
-# Face recognition (analytics/face, faces app). The face tables store 128-d
-# vectors: an ONNX embedder must output 128 values (see analytics/face/engine.py).
+# Face recognition (the face analytics' engine, and the faces app). The face tables
+# store 128-d vectors: an ONNX embedder must output 128 values (see the face engine).
 # dlib-onnx: dlib's model converted to ONNX (cached under DATA_DIR/models, checked
 # against dlib; dlib itself when that fails); dlib: dlib itself; onnx: a model of
 # your own (VISIONAIRE_FACE_ONNX_*).

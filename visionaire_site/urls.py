@@ -4,7 +4,9 @@ from django.contrib import admin
 from django.urls import include, path, register_converter
 from drf_spectacular.views import SpectacularJSONAPIView, SpectacularSwaggerView
 
-from . import converters, errors
+from core import errors
+
+from . import converters
 
 register_converter(converters.NodeConverter, "node")
 register_converter(converters.SegmentConverter, "seg")
@@ -17,8 +19,7 @@ urlpatterns = [
     path("", include("analytics.urls")),
     path("", include("streams.urls")),
     path("", include("events.urls")),
-    path("", include("streams.viewing_urls")),
-    path("", include("analytics.search_urls")),
+    path("", include("viewing.urls")),
     path("", include("faces.urls")),
 ]
 

@@ -23,10 +23,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
-from urllib.parse import unquote, urlsplit
 
 import cv2
 import numpy as np
+
+from live.addresses import Address, address_parse
+from live.states import RUNNING_MESSAGE
 
 logger = logging.getLogger(__name__)
 
@@ -60,7 +62,7 @@ class CaptureOptions:
     backoff_max_s: float = 30.0
     rtsp_transport: str = "tcp"
     # Asked before each connection to a network source: why (host, port) may not
-    # be reached, or None (streams.address_policy.address_refusal in the runtime).
+    # be reached, or None (live.address_policy.address_refusal in the runtime).
     address_check: Callable[[str, int], str | None] | None = None
 
 
@@ -172,31 +174,7 @@ class _Connection:
     cancel: threading.Event = field(default_factory=threading.Event)
 
 
-@dataclass(frozen=True)
-class Source:
-    """A parsed stream address: what to hand OpenCV, and how to describe faults."""
-
-    kind: str  # "network", "file" or "device"
-    target: str | int  # URL, file path or V4L2 device index
-    host: str = ""
-    port: int = 0
-
-
-def parse_source(address: str) -> Source:
-    if address.startswith("/dev/video"):
-        return Source(kind="device", target=int(address[len("/dev/video") :]))
-    if address.startswith("v4l2://"):
-        return Source(kind="device", target=int(urlsplit(address).path[len("/dev/video") :]))
-    if address.startswith("file://"):
-        return Source(kind="file", target=unquote(urlsplit(address).path))
-    if address.startswith("/"):
-        return Source(kind="file", target=address)
-    parts = urlsplit(address)
-    default_port = {"rtsp": 554, "rtsps": 322, "http": 80, "https": 443}.get(parts.scheme, 0)
-    return Source(kind="network", target=address, host=parts.hostname or "", port=parts.port or default_port)
-
-
-def probe_failure(source: Source, timeout: float = 3.0) -> str:
+def probe_failure(source: Address, timeout: float = 3.0) -> str:
     """Why a source could not be opened, in words an operator can act on.
 
     OpenCV only says "not opened"; a TCP connect to the host and a look at the
@@ -211,7 +189,7 @@ def probe_failure(source: Source, timeout: float = 3.0) -> str:
             return f"file is not readable: {path}"
         return f"file is not a readable video: {path}"
     if source.kind == "device":
-        device = f"/dev/video{source.target}"
+        device = source.target
         return f"video device {device} not found" if not Path(device).exists() else f"cannot open {device}"
     try:
         with socket.create_connection((source.host, source.port), timeout=timeout):
@@ -248,7 +226,7 @@ class FrameSource:
 
     def __init__(self, address: str, options: CaptureOptions | None = None, *, name: str = "") -> None:
         self.address = address
-        self.source = parse_source(address)
+        self.source = address_parse(address)
         self.options = options or CaptureOptions()
         self.buffer = LatestFrame()
         self.name = name or address
@@ -435,10 +413,10 @@ class FrameSource:
         # open; every stream of a worker uses the same transport setting.
         os.environ["OPENCV_FFMPEG_CAPTURE_OPTIONS"] = f"rtsp_transport;{self.options.rtsp_transport}"
         if self.source.kind == "device":
-            capture = cv2.VideoCapture(int(self.source.target), cv2.CAP_V4L2)
+            capture = cv2.VideoCapture(self.source.device_index, cv2.CAP_V4L2)
         else:
             capture = cv2.VideoCapture(
-                str(self.source.target),
+                self.source.target,
                 cv2.CAP_FFMPEG,
                 [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, timeout_ms, cv2.CAP_PROP_READ_TIMEOUT_MSEC, read_ms],
             )
@@ -454,7 +432,7 @@ class FrameSource:
         if not 0 < fps <= MAX_DECLARED_FPS:
             return 0.0
         fourcc = int(capture.get(cv2.CAP_PROP_FOURCC) or 0).to_bytes(4, "little").decode("latin-1")
-        if urlsplit(self.address).scheme in ("http", "https") and fourcc.upper() == "MJPG":
+        if self.source.scheme in ("http", "https") and fourcc.upper() == "MJPG":
             return 0.0
         return fps
 
@@ -541,5 +519,5 @@ class FrameSource:
             if connection.delivered == 1:
                 if self.state is CaptureState.RECONNECTING:
                     self.reconnects += 1  # back after a fault: one recovery, however many attempts
-                self._set(CaptureState.RUNNING, "Stream is running..")
+                self._set(CaptureState.RUNNING, RUNNING_MESSAGE)
         return True

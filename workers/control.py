@@ -1,27 +1,25 @@
 """How a node's worker learns what to do: the control queue it consumes, and
 how a stream task is dispatched to a node.
 
-The API pushes `{"action", "stream_id"}` messages to the node's bounded list
-(streams.services.node_control_publish); the listener thread here pops them
+The API pushes control messages (live.messages.ControlMessage) to the node's
+bounded list (streams.services.node_control_publish); the listener thread here pops them
 (oldest first) and acts on this process's runners. Every action is idempotent
 and checked against the desired state, so a replayed or stale message is harmless.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 
 import redis
+from celery import current_app
 from django.conf import settings
 
-from streams.services import control_queue
-from visionaire_site.celery import app as celery_app
-from visionaire_site.celery import node_queue
-from visionaire_site.redis import get_redis
+from live.keys import control_queue, node_queue, starting_key
+from live.messages import ControlMessage, MalformedMessage
+from live.redis import get_redis
 
-from .leases import starting_key
 from .runner import RUNNERS
 from .runtime_redis import RedisBackoff
 
@@ -41,26 +39,19 @@ def stream_dispatch(*, stream_id: str, node_num: int, client: redis.Redis | None
     grace_ms = int(settings.STREAM_START_GRACE_SECONDS * 1000)
     if not client.set(starting_key(stream_id), node_num, nx=True, px=grace_ms):
         return False
-    celery_app.send_task(STREAM_TASK, args=[stream_id], queue=node_queue(node_num))
+    current_app.send_task(STREAM_TASK, args=[stream_id], queue=node_queue(node_num))
     return True
 
 
-def control_handle(message: dict, *, node_num: int) -> None:
-    action, stream_id = message.get("action"), message.get("stream_id")
-    if not isinstance(stream_id, str):
-        logger.warning("ignoring malformed control message %r", message)
-        return
-    runner = RUNNERS.get(stream_id)
-    if action == "stop":
+def control_handle(message: ControlMessage, *, node_num: int) -> None:
+    runner = RUNNERS.get(message.stream_id)
+    if message.action == "stop":
         if runner is not None:
             runner.request_stop()
-    elif action in ("start", "reload"):
-        if runner is not None:
-            runner.request_reload()
-        else:
-            stream_dispatch(stream_id=stream_id, node_num=node_num)
+    elif runner is not None:  # start or reload
+        runner.request_reload()
     else:
-        logger.warning("ignoring control message with unknown action %r", action)
+        stream_dispatch(stream_id=message.stream_id, node_num=node_num)
 
 
 class ControlListener:
@@ -93,6 +84,8 @@ class ControlListener:
             if item is None:
                 continue
             try:
-                control_handle(json.loads(item[1]), node_num=self.node_num)
+                control_handle(ControlMessage.decode(item[1]), node_num=self.node_num)
+            except MalformedMessage as exc:
+                logger.warning("ignoring %s", exc)
             except Exception:
                 logger.exception("control message %r failed", item[1])

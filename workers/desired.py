@@ -7,8 +7,9 @@ from dataclasses import dataclass
 from django.db import close_old_connections
 
 from analytics.models import Seat
+from core.db import connection_release
+from live.events import EventRecord
 from streams.models import Stream
-from visionaire_site.db import connection_release
 
 from .pipelines import PipelineSpec
 
@@ -23,6 +24,19 @@ class DesiredStream:
     longitude: float
     active: bool
     pipelines: tuple[PipelineSpec, ...]
+
+    def stamp(self, record: EventRecord, *, analytic_id: str, emitted_at: float) -> EventRecord:
+        """`record`, as `analytic_id` emitted it on this stream at `emitted_at` (unix seconds)."""
+        return record.for_stream(
+            analytic_id=analytic_id,
+            stream_id=self.stream_id,
+            node_num=self.node_num,
+            name=self.name,
+            address=self.address,
+            latitude=self.latitude,
+            longitude=self.longitude,
+            emitted_at=emitted_at,
+        )
 
 
 def desired_stream_get(stream_id: str) -> DesiredStream | None:

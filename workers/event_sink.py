@@ -33,29 +33,22 @@ The counts are in `stats()` and reach `/metrics`.
 
 from __future__ import annotations
 
-import base64
 import collections
 import contextlib
 import fcntl
-import functools
-import json
 import logging
 import os
 import threading
 import time
-import uuid
-from dataclasses import asdict, dataclass
-from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TypedDict
+from typing import TypedDict
 
 from django.conf import settings
 from django.db import connection
 
-from analytics.plugins import EventRecord
-from events.services import EventInput, event_image_name, events_create_batch
-from streams.models import Stream
-from visionaire_site.db import database_outage
+from core.db import database_outage
+from events.services import events_create_batch
+from live.events import EventRecord
 
 logger = logging.getLogger(__name__)
 
@@ -63,81 +56,6 @@ logger = logging.getLogger(__name__)
 # (a retry costs little: the process knows the server is gone and fails at once).
 EVENT_RETRY_INITIAL_SECONDS = 0.5
 EVENT_RETRY_MAX_SECONDS = 2.0
-
-
-@dataclass(frozen=True)
-class PendingEvent:
-    stream: Stream  # an unsaved copy carrying the fields events record
-    analytic_id: str
-    record: EventRecord
-    timestamp: float
-    event_id: uuid.UUID
-    image_name: str  # where its crop is stored ("" without one), fixed so a retry reuses it
-
-    def to_input(self) -> EventInput:
-        record = self.record
-        seen_at = record.timestamp if record.timestamp is not None else self.timestamp
-        return EventInput(
-            stream=self.stream,
-            analytic_id=self.analytic_id,
-            timestamp=datetime.fromtimestamp(seen_at, tz=UTC),
-            primary_text=record.primary_text,
-            secondary_text=record.secondary_text,
-            pipeline_data=record.pipeline_data,
-            image_jpeg=record.image_jpeg or None,
-            embedding=record.embedding,
-            search_text=record.search_text
-            or " ".join(
-                part for part in (record.primary_text, record.secondary_text, self.stream.name) if part
-            ),
-            event_id=self.event_id,
-            image_name=self.image_name,
-        )
-
-    # -- the spool's line format: JSON, the crop in base64 ----------------------------
-    def to_line(self) -> bytes:
-        record = asdict(self.record)
-        record["image_jpeg"] = base64.b64encode(self.record.image_jpeg or b"").decode("ascii")
-        stream = self.stream
-        body = {
-            "event_id": self.event_id.hex,
-            "image_name": self.image_name,
-            "analytic_id": self.analytic_id,
-            "timestamp": self.timestamp,
-            "stream": {
-                "stream_id": stream.stream_id,
-                "node_num": stream.node_id,
-                "name": stream.name,
-                "address": stream.address,
-                "latitude": stream.latitude,
-                "longitude": stream.longitude,
-            },
-            "record": record,
-        }
-        return json.dumps(body, separators=(",", ":"), allow_nan=False).encode() + b"\n"
-
-    @classmethod
-    def from_line(cls, line: bytes) -> PendingEvent:
-        body = json.loads(line)
-        record: dict[str, Any] = body["record"]
-        record["image_jpeg"] = base64.b64decode(record.get("image_jpeg") or "")
-        s = body["stream"]
-        stream = Stream(
-            stream_id=s["stream_id"],
-            node_id=s["node_num"],
-            name=s["name"],
-            address=s["address"],
-            latitude=s["latitude"],
-            longitude=s["longitude"],
-        )
-        return cls(
-            stream=stream,
-            analytic_id=body["analytic_id"],
-            record=EventRecord(**record),
-            timestamp=body["timestamp"],
-            event_id=uuid.UUID(body["event_id"]),
-            image_name=body["image_name"],
-        )
 
 
 class SpoolFull(Exception):
@@ -285,7 +203,7 @@ class EventSink:
         self.batch_wait_s = max(0.0, batch_wait_s)
         self.retry_initial_s = retry_initial_s
         self.retry_max_s = max(retry_initial_s, retry_max_s)
-        self._memory: collections.deque[PendingEvent] = collections.deque()
+        self._memory: collections.deque[EventRecord] = collections.deque()
         self._cond = threading.Condition()  # guards the queue, the spool's appends and the counters
         self.spool: Spool | None = None
         if spool_dir and spool_max_bytes:
@@ -321,25 +239,10 @@ class EventSink:
         self._thread.start()
 
     # -- runner threads -------------------------------------------------------------
-    def submit(self, *, desired, analytic_id: str, record: EventRecord, timestamp: float) -> bool:
-        """Queue one event of `desired` (a DesiredStream); False when dropped."""
-        stream = Stream(
-            stream_id=desired.stream_id,
-            node_id=desired.node_num,
-            name=desired.name,
-            address=desired.address,
-            latitude=desired.latitude,
-            longitude=desired.longitude,
-        )
-        event_id = uuid.uuid4()
-        item = PendingEvent(
-            stream,
-            analytic_id,
-            record,
-            timestamp,
-            event_id=event_id,
-            image_name=event_image_name(event_id) if record.image_jpeg else "",
-        )
+    def submit(self, record: EventRecord) -> bool:
+        """Queue one event (stamped by `EventRecord.for_stream`); False when dropped.
+        It gets its id here, so a retried or replayed store keeps it once."""
+        item = record.with_id()
         with self._cond:
             self.submitted += 1
             if self._stopping:
@@ -351,10 +254,10 @@ class EventSink:
             if self.spool is None:
                 return self._drop("the event writer's queue is full")
             try:
-                line = item.to_line()
+                line = item.to_json()
             except (TypeError, ValueError) as exc:  # not JSON: the database would refuse it too
                 self.failed += 1
-                logger.warning("event of %s on %s not kept: %s", analytic_id, stream.stream_id, exc)
+                logger.warning("event of %s on %s not kept: %s", item.analytic_id, item.stream_id, exc)
                 return False
             try:
                 self.spool.append([line])
@@ -449,7 +352,7 @@ class EventSink:
                 self.spool.close()
             connection.close()  # this thread's own connection
 
-    def _take(self) -> tuple[list[PendingEvent], int | None] | None:
+    def _take(self) -> tuple[list[EventRecord], int | None] | None:
         """The next batch: from memory (older) first, then from the spool. Waits
         up to `batch_wait_s` after the first event for others to join it. None
         when stopping and nothing more should be stored from memory."""
@@ -463,7 +366,7 @@ class EventSink:
                     batch = []
                     for line in lines:
                         try:
-                            batch.append(PendingEvent.from_line(line))
+                            batch.append(EventRecord.from_json(line))
                         except (ValueError, KeyError, TypeError) as exc:
                             self.failed += 1
                             logger.warning("unreadable line in %s skipped: %s", self.spool.path, exc)
@@ -485,7 +388,7 @@ class EventSink:
             self._in_hand = len(batch)
             return batch, None
 
-    def _store(self, batch: list[PendingEvent]) -> bool:
+    def _store(self, batch: list[EventRecord]) -> bool:
         """Store `batch`, retrying while the database is unavailable; False when a
         stop arrived before the database came back (the batch is still unstored)."""
         delay = self.retry_initial_s
@@ -512,12 +415,12 @@ class EventSink:
                 return False
             delay = min(delay * 2, self.retry_max_s)
 
-    def _write(self, batch: list[PendingEvent]) -> str | None:
+    def _write(self, batch: list[EventRecord]) -> str | None:
         """One attempt; None when every event is settled (stored or failed), else
         the outage that stopped it (the unsettled events stay in `batch`, in order)."""
         started = time.perf_counter()
         try:
-            events_create_batch(items=[item.to_input() for item in batch])
+            events_create_batch(records=batch)
             self._count(len(batch), 0, started)
             batch.clear()
             return None
@@ -533,7 +436,7 @@ class EventSink:
         while batch:
             item = batch[0]
             try:
-                events_create_batch(items=[item.to_input()])
+                events_create_batch(records=[item])
                 stored += 1
             except Exception as exc:
                 outage = database_outage(exc)
@@ -541,7 +444,7 @@ class EventSink:
                     connection.close()
                     self._count(stored, failed, started)
                     return outage
-                logger.exception("event of %s on %s not stored", item.analytic_id, item.stream.stream_id)
+                logger.exception("event of %s on %s not stored", item.analytic_id, item.stream_id)
                 failed += 1
             batch.pop(0)
         self._count(stored, failed, started)
@@ -558,7 +461,7 @@ class EventSink:
             self._in_hand -= stored + failed
             self._cond.notify_all()
 
-    def _persist_on_stop(self, batch: list[PendingEvent]) -> None:
+    def _persist_on_stop(self, batch: list[EventRecord]) -> None:
         """Stopping with the database unavailable: the batch in hand and the memory
         queue go to the front of the spool (they are older than what it holds)."""
         with self._cond:
@@ -574,7 +477,7 @@ class EventSink:
                 )
                 return
             try:
-                self.spool.prepend([item.to_line() for item in held])
+                self.spool.prepend([item.to_json() for item in held])
             except (OSError, TypeError, ValueError) as exc:
                 self.dropped += len(held)
                 logger.warning("event writer stopped: %d events could not be spooled (%s)", len(held), exc)
@@ -583,18 +486,35 @@ class EventSink:
             logger.warning("event writer stopped with the database unavailable: %d events spooled", len(held))
 
 
-@functools.lru_cache(maxsize=1)
+_sink_lock = threading.Lock()
+_sink: EventSink | None = None
+
+
 def event_sink() -> EventSink:
-    return EventSink(
-        capacity=settings.EVENT_QUEUE_CAPACITY,
-        batch_size=settings.EVENT_BATCH_SIZE,
-        batch_wait_s=settings.EVENT_BATCH_WAIT_MS / 1000,
-        spool_dir=Path(settings.EVENT_SPOOL_DIR),
-        spool_stem=f"events-node{settings.NODE_NUM}",
-        spool_max_bytes=settings.EVENT_SPOOL_MAX_BYTES,
-    )
+    """The process's event writer, started on first use: one per process, even when
+    several stream runners emit their first events at once."""
+    global _sink
+    with _sink_lock:
+        if _sink is None:
+            _sink = EventSink(
+                capacity=settings.EVENT_QUEUE_CAPACITY,
+                batch_size=settings.EVENT_BATCH_SIZE,
+                batch_wait_s=settings.EVENT_BATCH_WAIT_MS / 1000,
+                spool_dir=Path(settings.EVENT_SPOOL_DIR),
+                spool_stem=f"events-node{settings.NODE_NUM}",
+                spool_max_bytes=settings.EVENT_SPOOL_MAX_BYTES,
+            )
+        return _sink
 
 
 def event_sink_started() -> EventSink | None:
     """The process's sink if something already used it (never starts one)."""
-    return event_sink() if event_sink.cache_info().currsize else None
+    return _sink
+
+
+def event_sink_forget() -> None:
+    """Forget the process's sink without stopping it (tests): the next
+    `event_sink()` starts another."""
+    global _sink
+    with _sink_lock:
+        _sink = None

@@ -26,18 +26,10 @@ import redis
 from django.conf import settings
 from django.db import close_old_connections, connection
 
-from platform_config.nodes import (
-    RESTART_CHANNEL,
-    RESTART_GENERATION_KEY,
-    GpuService,
-    GpuStats,
-    Heartbeat,
-    node_heartbeat_clear,
-    node_heartbeat_write,
-    node_register,
-    redis_now,
-)
-from visionaire_site.redis import get_redis
+from live.keys import RESTART_CHANNEL, RESTART_GENERATION_KEY
+from live.messages import GpuService, GpuStats, Heartbeat, restart_decode
+from live.redis import get_redis
+from platform_config.nodes import node_heartbeat_clear, node_heartbeat_write, node_register, redis_now
 
 from .runtime_redis import RedisBackoff
 
@@ -197,7 +189,7 @@ class GpuProbe:
 
 def detect_run_mode(gpu_probe: GpuProbe | None = None) -> str:
     """ "GPU" when ONNX Runtime really runs on CUDA here and NVML sees a GPU, else "CPU"."""
-    from .model_runtime import cuda_works
+    from analytics.runtime import cuda_works
 
     if not cuda_works():
         return "CPU"
@@ -373,9 +365,8 @@ class NodeAgent:
                 self._stop.wait(timeout)
             return
         if message.get("type") == "message" and message.get("channel") == RESTART_CHANNEL:
-            try:
-                generation = int(message.get("data"))
-            except (TypeError, ValueError):
+            generation = restart_decode(message.get("data"))
+            if generation is None:
                 generation = int(self.client.get(RESTART_GENERATION_KEY) or 0)
             self._restart(generation, source="control message")
 

@@ -12,23 +12,15 @@ from typing import Any
 
 from analytics.plugins import AnalyticPlugin, Frame, Processor, ProcessResult
 from analytics.registry import get_plugin, validate_config
-from visionaire_site.errors import ApiError
+from core.errors import ApiError
+from live.messages import PipelineFigures
+from live.states import PipelineState
 
 from .capture import RateMeter
 
 logger = logging.getLogger(__name__)
 
 LATENCY_SAMPLES = 200  # p95 over the last this many frames
-
-
-class PipelineState:
-    """`RUNNING` processes frames; `NO_SEAT` holds no active seat and is not run;
-    `ERROR` could not be set up (its message says why); `STOPPED` after close."""
-
-    RUNNING = "RUNNING"
-    NO_SEAT = "NO_SEAT"
-    ERROR = "ERROR"
-    STOPPED = "STOPPED"
 
 
 @dataclass(frozen=True)
@@ -47,25 +39,25 @@ class PipelineSlot:
     processor: Processor | None = None
     interval_s: float = 0.0
     next_due: float = 0.0
-    state: str = PipelineState.RUNNING
+    state: PipelineState = PipelineState.RUNNING
     last_error: str = ""
     errors: int = 0
     events_emitted: int = 0
     latencies_ms: deque = field(default_factory=lambda: deque(maxlen=LATENCY_SAMPLES))
     meter: RateMeter = field(default_factory=RateMeter)
 
-    def stats(self, now: float) -> dict[str, Any]:
+    def stats(self, now: float) -> PipelineFigures:
         samples = sorted(self.latencies_ms)
         p95 = samples[min(len(samples) - 1, int(0.95 * len(samples)))] if samples else 0.0
-        return {
-            "processed_fps": round(self.meter.rate(now), 2),
-            "last_latency_ms": round(self.latencies_ms[-1], 2) if self.latencies_ms else 0.0,
-            "p95_latency_ms": round(p95, 2),
-            "events_emitted": self.events_emitted,
-            "errors": self.errors,
-            "state": self.state,
-            "last_error": self.last_error,
-        }
+        return PipelineFigures(
+            processed_fps=round(self.meter.rate(now), 2),
+            last_latency_ms=round(self.latencies_ms[-1], 2) if self.latencies_ms else 0.0,
+            p95_latency_ms=round(p95, 2),
+            events_emitted=self.events_emitted,
+            errors=self.errors,
+            state=self.state.value,
+            last_error=self.last_error,
+        )
 
 
 def _build(spec: PipelineSpec) -> PipelineSlot:
@@ -129,7 +121,7 @@ class PipelineHost:
             results.append((slot.spec.analytic_id, result))
         return results
 
-    def stats(self) -> dict[str, dict[str, Any]]:
+    def stats(self) -> dict[str, PipelineFigures]:
         now = time.time()
         return {slot.spec.analytic_id: slot.stats(now) for slot in self.slots}
 

@@ -9,13 +9,13 @@ import logging
 import redis
 from django.db import close_old_connections
 
+from core.db import connection_release
+from live.leases import leases_alive
+from live.redis import get_redis
 from platform_config.nodes import nodes_live
 from streams.models import Stream
-from visionaire_site.db import connection_release
-from visionaire_site.redis import get_redis
 
 from .control import stream_dispatch
-from .leases import leases_alive
 
 logger = logging.getLogger(__name__)
 

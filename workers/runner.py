@@ -9,7 +9,7 @@ that was missed. Nothing a source or an analytic does can end the task; only
 a stop (stream deleted or deactivated, worker shutting down) or a lost lease.
 Nor can Redis being away: the stream decodes on, its figures and lease wait
 for Redis to answer again, and a lease that vanished meanwhile is taken again
-(workers.leases).
+(live.leases).
 """
 
 from __future__ import annotations
@@ -24,31 +24,20 @@ from django.conf import settings
 from django.db import DatabaseError
 
 from analytics.plugins import Frame
-from streams.address_policy import address_refusal
-from streams.selectors import pipeline_stats_key, stream_stats_key
+from live.address_policy import address_refusal
+from live.keys import starting_key
+from live.leases import Lease, Refresh
+from live.messages import StreamFigures, figures_write
+from live.states import StreamState
 
 from .capture import CaptureOptions, CaptureState, FrameSource
 from .desired import DesiredStream, desired_stream_get
 from .event_sink import event_sink
-from .leases import Lease, Refresh, starting_key
+from .frames import FramePublisher
 from .pipelines import PipelineHost
 from .runtime_redis import RedisBackoff, runtime_redis
-from .viewing import FramePublisher
 
 logger = logging.getLogger(__name__)
-
-
-class StreamState:
-    """Stream states as the contract names them. Transitions:
-    INITIALIZING → RUNNING ⇄ RECONNECTING; any → TERMINATING → STOPPED;
-    ERROR when the runner itself failed (it retries after a pause)."""
-
-    INITIALIZING = "INITIALIZING"
-    RUNNING = "RUNNING"
-    RECONNECTING = "RECONNECTING"
-    STOPPED = "STOPPED"
-    ERROR = "ERROR"
-    TERMINATING = "TERMINATING"
 
 
 def capture_options() -> CaptureOptions:
@@ -302,8 +291,9 @@ class StreamRunner:
         self.publisher.offer(captured.image, index=captured.index, timestamp=captured.timestamp)
 
     def _emit(self, desired: DesiredStream, analytic_id: str, events, timestamp: float) -> None:
+        sink = event_sink()
         for record in events:
-            event_sink().submit(desired=desired, analytic_id=analytic_id, record=record, timestamp=timestamp)
+            sink.submit(desired.stamp(record, analytic_id=analytic_id, emitted_at=timestamp))
 
     # -- periodic -----------------------------------------------------------------
     def _desired_changed(self, desired: DesiredStream) -> str | None:
@@ -344,7 +334,7 @@ class StreamRunner:
                 self.stream_id,
             )
 
-    def _set(self, state: str, message: str) -> None:
+    def _set(self, state: StreamState, message: str) -> None:
         self.state, self.message = state, message
 
     def _sync_state(self, source: FrameSource) -> None:
@@ -361,34 +351,27 @@ class StreamRunner:
         source = self.source
         now = time.time()
         totals = self.totals
-        stats = {
-            "fps": source.fps_figure() if source and self.state == StreamState.RUNNING else 0,
-            "frame_width": source.width if source else 0,
-            "frame_height": source.height if source else 0,
-            "state": self.state,
-            "last_error_msg": self.message,
-            "frames_dropped": totals.frames_dropped + (source.frames_dropped if source else 0),
-            "reconnects": totals.reconnects + (source.reconnects if source else 0),
-            "uptime_sec": int(now - source.running_since) if source and source.running_since else 0,
-            "node_num": self.node_num,
-            "updated_at": round(now, 3),
-            # Beyond the API's stream_stats: for /metrics and for operators reading Redis.
-            "reconnect_attempts": totals.reconnect_attempts + (source.reconnect_attempts if source else 0),
-            "frames_decoded": totals.frames_decoded + (source.frames_decoded if source else 0),
-            "last_frame_at": round(source.last_frame_at, 3) if source else 0,
-        }
+        stats = StreamFigures(
+            fps=source.fps_figure() if source and self.state == StreamState.RUNNING else 0,
+            frame_width=source.width if source else 0,
+            frame_height=source.height if source else 0,
+            state=self.state.value,
+            last_error_msg=self.message,
+            frames_dropped=totals.frames_dropped + (source.frames_dropped if source else 0),
+            reconnects=totals.reconnects + (source.reconnects if source else 0),
+            uptime_sec=int(now - source.running_since) if source and source.running_since else 0,
+            node_num=self.node_num,
+            updated_at=round(now, 3),
+            reconnect_attempts=totals.reconnect_attempts + (source.reconnect_attempts if source else 0),
+            frames_decoded=totals.frames_decoded + (source.frames_decoded if source else 0),
+            last_frame_at=round(source.last_frame_at, 3) if source else 0,
+        )
         # Live figures expire soon after their runner stops refreshing them (a
         # killed worker), so the API never shows a dead stream as RUNNING; a final
         # STOPPED lasts a minute for clients to read.
         ttl = 60 if final else int(4 * settings.STREAM_STATS_SECONDS)
         try:
-            pipe = self.client.pipeline(transaction=False)
-            pipe.hset(stream_stats_key(self.stream_id), mapping=stats)
-            pipe.expire(stream_stats_key(self.stream_id), ttl)
-            for analytic_id, figures in (host.stats() if host else {}).items():
-                pipe.hset(pipeline_stats_key(self.stream_id, analytic_id), mapping=figures)
-                pipe.expire(pipeline_stats_key(self.stream_id, analytic_id), ttl)
-            pipe.execute()
+            figures_write(self.client, self.stream_id, stats, host.stats() if host else {}, ttl)
         except redis.RedisError as exc:
             self.redis_backoff.failed(exc)
         else:

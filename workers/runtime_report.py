@@ -1,99 +1,61 @@
 """What a worker process says about its own machinery, beside the heartbeat:
-the face engine (warming, ready with which provider, or failed) and the event
-writer's counters (written, dropped, failed, queued).
+the shared models of the analytics (warming, ready with which provider, or
+failed) and the event writer's counters (written, dropped, failed, queued).
 
-A reporter thread writes it as JSON to `visionaire:node:<N>:runtime` every
-NODE_HEARTBEAT_SECONDS, expiring like a heartbeat, so a dead worker's figures
-disappear; `/metrics` reads it for every node in the scrape's one Redis round
-trip (platform_config/metrics.py).
+A reporter thread writes it (live.messages.RuntimeReport) to the node's runtime
+key every NODE_HEARTBEAT_SECONDS, expiring like a heartbeat, so a dead worker's
+figures disappear; `/metrics` reads it for every online node (workers/metrics.py).
+
+The models are the ones the registered analytics declare (analytics.runtime.SharedModel);
+those of the installed analytics are warmed in the background when the worker
+starts, so the first frame of the first stream does not wait for them.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 import time
-from typing import Any
 
 import redis
 from django.conf import settings
 
-from platform_config.nodes import node_runtime_key
-from visionaire_site.redis import get_redis
+from analytics.registry import all_plugins, shared_models
+from analytics.selectors import plugins_installed
+from live.keys import node_runtime_key
+from live.messages import RuntimeReport, runtime_report_encode
+from live.redis import get_redis
 
+from .node_agent import gpu_service_add
 from .runtime_redis import RedisBackoff
 
 logger = logging.getLogger(__name__)
 
-FACE_ANALYTIC_ID = "NFV4-FR"
-FACE_GPU_SERVICE = "visionaire::face_recognition"
+
+# --- the shared models ------------------------------------------------------------------
 
 
-# --- the face engine's state in this process -------------------------------------
-
-_face_lock = threading.Lock()
-_face: dict[str, Any] = {"state": "not_loaded"}
-
-
-def face_engine_status() -> dict[str, Any]:
-    """`state` is not_loaded, warming, ready or failed; ready adds the engine's
-    description (detector, embedder, provider, ...) and the warm-up seconds."""
-    with _face_lock:
-        return dict(_face)
-
-
-def _face_set(**fields: Any) -> None:
-    with _face_lock:
-        _face.clear()
-        _face.update(fields)
-
-
-def face_engine_warm_up() -> dict[str, Any]:
-    """Load and warm the face engine now (called in a background thread at
-    worker start), so the first face of the first stream does not wait for it."""
-    from analytics.face.engine import face_engine
-
-    _face_set(state="warming")
+def models_warm_up() -> None:
+    """Load and warm the models of the installed analytics (each model once,
+    however many analytics share it); a model running on CUDA is reported as a
+    GPU service of the node."""
     try:
-        engine = face_engine()
-        seconds = engine.warm_up()
-    except Exception as exc:
-        logger.exception("face engine warm-up failed")
-        _face_set(state="failed", error=f"{type(exc).__name__}: {exc}"[:300])
-        return face_engine_status()
-    _face_set(state="ready", warm_up_seconds=round(seconds, 3), **engine.describe())
-    if engine.provider == "CUDAExecutionProvider":
-        from .node_agent import gpu_service_add
-
-        gpu_service_add(gpu_id=0, service_name=FACE_GPU_SERVICE)
-    return face_engine_status()
-
-
-def face_analytic_installed() -> bool:
-    from analytics.models import Analytic
-
-    return Analytic.objects.filter(id=FACE_ANALYTIC_ID, installed=True).exists()
-
-
-def face_engine_warm_up_if_installed() -> None:
-    try:
-        installed = face_analytic_installed()
+        plugins = plugins_installed()
     except Exception:
-        logger.exception(
-            "could not tell whether %s is installed; warming the face engine anyway", FACE_ANALYTIC_ID
-        )
-        installed = True
-    if installed:
-        face_engine_warm_up()
+        logger.exception("could not tell which analytics are installed; warming every analytic's models")
+        plugins = all_plugins()
+    for model in shared_models(plugins):
+        model.warm_up()
+        if model.gpu_service and model.on_gpu:
+            gpu_service_add(gpu_id=0, service_name=model.gpu_service)
 
 
-def face_engine_warm_up_thread() -> None:
+def models_warm_up_thread() -> None:
     """The body of the worker's warm-up thread."""
     from django.db import connection
 
     try:
-        face_engine_warm_up_if_installed()
+        models_warm_up()
     finally:
         connection.close()  # this thread's own connection
 
@@ -101,21 +63,23 @@ def face_engine_warm_up_thread() -> None:
 # --- the report --------------------------------------------------------------------
 
 
-def runtime_snapshot() -> dict[str, Any]:
+def runtime_report(node_num: int) -> RuntimeReport:
     from .event_sink import event_sink_started
 
     sink = event_sink_started()
-    return {
-        "face_engine": face_engine_status(),
-        "event_writer": sink.stats() if sink is not None else None,
-    }
+    return RuntimeReport(
+        node_num=node_num,
+        ts=time.time(),
+        models={model.name: model.status() for model in shared_models()},
+        event_writer=dict(sink.stats()) if sink is not None else None,
+    )
 
 
-def runtime_report_write(*, client: redis.Redis, node_num: int) -> dict[str, Any]:
-    snapshot = {"node_num": node_num, "ts": time.time(), **runtime_snapshot()}
+def runtime_report_write(*, client: redis.Redis, node_num: int) -> RuntimeReport:
+    report = runtime_report(node_num)
     ttl_ms = int(max(3 * settings.NODE_HEARTBEAT_SECONDS, settings.NODE_OFFLINE_AFTER_SECONDS) * 1000)
-    client.set(node_runtime_key(node_num), json.dumps(snapshot), px=ttl_ms)
-    return snapshot
+    client.set(node_runtime_key(node_num), runtime_report_encode(report), px=ttl_ms)
+    return report
 
 
 class RuntimeReporter:

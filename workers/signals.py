@@ -3,10 +3,10 @@
 Connected from `WorkersConfig.ready()`; they fire only in a Celery worker (not
 in the API or beat), and the node number is the worker's VISIONAIRE_NODE_NUM.
 At start: the node agent (heartbeat, restart requests), the control listener,
-the runtime report (face engine, event writer), a reconcile of this node's
-streams, and the face engine's warm-up in the background when NFV4-FR is
-installed. At shutdown: every stream runner is stopped gracefully before Celery
-waits for its tasks, then the event writer stores what is queued.
+the runtime report (shared models, event writer), a reconcile of this node's
+streams, and the warm-up of the installed analytics' models in the background.
+At shutdown: every stream runner is stopped gracefully before Celery waits for
+its tasks, then the event writer stores what is queued.
 """
 
 from __future__ import annotations
@@ -23,11 +23,7 @@ _lock = threading.Lock()
 _agent = None
 _listener = None
 _reporter = None
-# Loading models runs native code (ONNX Runtime, dlib) on this thread: a process that
-# exits while it runs aborts ("terminate called without an active exception"), so
-# shutdown waits for it.
 _warm_up: threading.Thread | None = None
-WARM_UP_JOIN_SECONDS = 30.0
 
 
 def current_agent():
@@ -43,11 +39,11 @@ def _restart_streams() -> None:
 
 @worker_ready.connect(dispatch_uid="visionaire_node_agent_start")
 def start_node_agent(**_kwargs) -> None:
-    global _agent, _listener, _reporter
+    global _agent, _listener, _reporter, _warm_up
     from .control import ControlListener
     from .node_agent import NodeAgent, on_restart
     from .reconcile import streams_reconcile_run
-    from .runtime_report import RuntimeReporter, face_engine_warm_up_thread
+    from .runtime_report import RuntimeReporter, models_warm_up_thread
 
     with _lock:
         if _agent is None:
@@ -63,8 +59,7 @@ def start_node_agent(**_kwargs) -> None:
             _reporter.start()
 
     # Loading the models takes seconds: not on the thread that tells Celery it is ready.
-    global _warm_up
-    _warm_up = threading.Thread(target=face_engine_warm_up_thread, name="face-warm-up", daemon=True)
+    _warm_up = threading.Thread(target=models_warm_up_thread, name="models-warm-up", daemon=True)
     _warm_up.start()
 
     def resume() -> None:
@@ -110,6 +105,8 @@ def stop_node_agent(**_kwargs) -> None:
     if agent is not None:
         agent.stop()
         logger.info("node agent for node %s stopped", agent.node_num)
-    if _warm_up is not None and _warm_up.is_alive():
-        logger.info("waiting for the model warm-up to finish before exiting")
-        _warm_up.join(WARM_UP_JOIN_SECONDS)
+    # A model still loading when the interpreter exits aborts the process inside
+    # ONNX Runtime (std::terminate): let the warm-up end first, within the stop timeout.
+    warm_up = _warm_up
+    if warm_up is not None:
+        warm_up.join(settings.STREAM_STOP_TIMEOUT_SECONDS)

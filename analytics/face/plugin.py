@@ -36,7 +36,10 @@ from analytics.plugins import (
     StrictConfig,
 )
 from analytics.registry import register
+from core.db import connection_release
 
+from .capabilities import FACE_ENGINE, FACE_IMAGE_SEARCH
+from .gallery import FaceMatch, KeyspaceMissing, gallery_get
 from .tracker import IoUTracker, Track
 
 logger = logging.getLogger(__name__)
@@ -230,16 +233,6 @@ PRESETS: dict[str, dict[str, Any]] = {
 # --- matching -----------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class FaceMatch:
-    """The best enrolled face for an embedding."""
-
-    face_id: str
-    similarity: float
-    name: str = ""
-    secondary_text: str = ""
-
-
 Matcher = Callable[[np.ndarray, str], FaceMatch | None]
 
 
@@ -247,16 +240,15 @@ _missing_keyspaces: set[str] = set()
 
 
 def enrolled_match(embedding: np.ndarray, keyspace: str) -> FaceMatch | None:
-    """The best match among the faces enrolled in `keyspace` (pgvector, HNSW);
-    None when nobody is enrolled there. A keyspace that does not exist (yet) has
-    nobody in it: its faces are UNKNOWN, and the log says why once."""
-    from faces.selectors import KeyspaceNotFound
-    from faces.services import faces_match
-    from visionaire_site.db import connection_release
-
+    """The best match among the faces enrolled in `keyspace` (the registered
+    gallery); None when nobody is enrolled there. A keyspace that does not exist
+    (yet) has nobody in it: its faces are UNKNOWN, and the log says why once."""
+    gallery = gallery_get()
+    if gallery is None:
+        return None
     try:
-        candidates = faces_match(keyspace=keyspace, embedding=embedding, limit=1)
-    except KeyspaceNotFound:
+        match = gallery.match(keyspace, embedding)
+    except KeyspaceMissing:
         if keyspace not in _missing_keyspaces:
             _missing_keyspaces.add(keyspace)
             logger.warning(
@@ -268,12 +260,7 @@ def enrolled_match(embedding: np.ndarray, keyspace: str) -> FaceMatch | None:
     finally:
         connection_release()  # the stream's thread holds no connection between tracks
     _missing_keyspaces.discard(keyspace)
-    if not candidates:
-        return None
-    best = candidates[0]
-    return FaceMatch(
-        face_id=best.face_id, similarity=best.similarity, name=best.name, secondary_text=best.secondary_text
-    )
+    return match
 
 
 # --- the processor ----------------------------------------------------------------
@@ -474,6 +461,8 @@ class FaceRecognitionAnalytic(AnalyticPlugin):
     type = "recognition"
     config_model = FaceRecognitionConfig
     presets = PRESETS
+    models = (FACE_ENGINE,)
+    image_search = FACE_IMAGE_SEARCH
 
     def create_processor(self, config: StrictConfig) -> Processor:
         assert isinstance(config, FaceRecognitionConfig)

@@ -40,6 +40,7 @@ from analytics.plugins import (
 )
 from analytics.registry import register
 
+from .capabilities import FACE_ENGINE, FACE_IMAGE_SEARCH
 from .tracker import IoUTracker, Track
 
 logger = logging.getLogger(__name__)
@@ -297,6 +298,8 @@ class SmartSearchAnalytic(AnalyticPlugin):
     description = "Indexes every face seen on a stream for search by photo and by text, without enrollment"
     type = "search"
     config_model = SmartSearchConfig
+    models = (FACE_ENGINE,)
+    image_search = FACE_IMAGE_SEARCH
 
     def create_processor(self, config: StrictConfig) -> Processor:
         assert isinstance(config, SmartSearchConfig)

@@ -1,5 +1,5 @@
 """The object detector slot: one ONNX detector per process, run on ONNX Runtime
-through `workers.model_runtime.SESSIONS` (CUDA when it really works, else CPU).
+through `analytics.runtime.SESSIONS` (CUDA when it really works, else CPU).
 
 By default the slot holds the bundled YOLOv3-tiny (see `darknet.py`), which is
 weak on small and distant objects. A deployment gets better results without
@@ -151,7 +151,7 @@ class ObjectDetector:
     rest keeps no state. `detect_batch` runs N frames in one inference call."""
 
     def __init__(self, config: DetectorConfig):
-        from workers.model_runtime import SESSIONS
+        from analytics.runtime import SESSIONS
 
         self.config = config
         if not 0.0 <= config.min_score <= 1.0:

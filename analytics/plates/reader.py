@@ -300,7 +300,7 @@ class PlateReader:
     def __init__(self, config: ReaderConfig | None = None, models: BundledModels | None = None):
         from rapidocr.ch_ppocr_det.utils import DBPostProcess
 
-        from workers.model_runtime import SESSIONS
+        from analytics.runtime import SESSIONS
 
         self.config = config or ReaderConfig()
         self.models = models or bundled_models()

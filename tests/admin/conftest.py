@@ -11,7 +11,7 @@ from django.core.exceptions import NON_FIELD_ERRORS
 from django.test import Client
 from django.utils.html import escape
 
-from streams.services import control_queue
+from live.keys import control_queue
 from tests.streams.conftest import make_stream, max_streams, media_root, node0, node1, seats  # noqa: F401
 
 ADMIN_PASSWORD = "admin-test-password"

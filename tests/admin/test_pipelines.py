@@ -10,8 +10,8 @@ from django.test import Client
 
 from analytics.models import Seat
 from analytics.selectors import analytic_config_schema
+from live.keys import pipeline_stats_key
 from streams.models import Pipeline
-from streams.selectors import pipeline_stats_key
 from tests.streams.conftest import ANALYTIC
 
 from .conftest import field_errors, queued
@@ -66,7 +66,7 @@ def test_a_pipeline_added_in_the_admin_is_the_one_the_api_would_make(
     other = make_stream()
     assert api.post(f"/pipeline/0/{other.stream_id}/{FACE}", {"similarity_threshold": 0.7}).status_code == 200
     assert api.get(f"/pipeline/0/{other.stream_id}/{FACE}").json()["config"] == served["config"]
-    assert queued(redis_client) == [{"action": "reload", "stream_id": stream.stream_id}]
+    assert queued(redis_client) == [{"v": 1, "action": "reload", "stream_id": stream.stream_id}]
 
     again = admin_web.post(ADD_URL, {"stream": stream.stream_id, "analytic": FACE, "config": "{}"})
     assert field_errors(again, "analytic") == ["pipeline already exists"]
@@ -100,7 +100,7 @@ def test_editing_a_config_keeps_the_seat_and_refuses_what_the_api_refuses(
     served = api.get(f"/pipeline/0/{stream.stream_id}/{ANALYTIC}").json()
     assert served["config"] == {"threshold": 40.0, "sampling_time_ms": 0, "areas": []}
     assert served["seat"]["serial_number"] == serial
-    assert queued(redis_client) == [{"action": "reload", "stream_id": stream.stream_id}]
+    assert queued(redis_client) == [{"v": 1, "action": "reload", "stream_id": stream.stream_id}]
 
     # The API's POST checks the config before finding the pipeline exists: the same refusal.
     by_api = api.post(f"/pipeline/0/{stream.stream_id}/{ANALYTIC}", {"bogus_key": 1})
@@ -156,7 +156,9 @@ def test_deleting_pipelines_in_the_admin_frees_their_seats(
     assert response.status_code == 302
     assert Pipeline.objects.count() == 0
     assert Seat.objects.filter(pipeline__isnull=False).count() == 0
-    assert queued(redis_client) == [{"action": "reload", "stream_id": stream.stream_id} for stream in streams]
+    assert queued(redis_client) == [
+        {"v": 1, "action": "reload", "stream_id": stream.stream_id} for stream in streams
+    ]
     for stream in streams:
         assert api.get(f"/pipeline/0/{stream.stream_id}/{ANALYTIC}").json() == {
             "code": 404,

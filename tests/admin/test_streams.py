@@ -5,9 +5,9 @@ same seats freed; lists and pages show the live figures GET /streams serves."""
 from __future__ import annotations
 
 from analytics.models import Seat
+from live.keys import pipeline_stats_key, stream_stats_key
 from platform_config.nodes import RESTART_GENERATION_KEY
 from streams.models import Pipeline, Stream
-from streams.selectors import pipeline_stats_key, stream_stats_key
 from tests.streams.conftest import ANALYTIC
 
 from .conftest import field_errors, queued
@@ -60,8 +60,8 @@ def test_a_stream_added_in_the_admin_starts_as_one_added_through_the_api(
     with commits():
         api_id = api.post("/streams/0", {"stream_address": "rtsp://cam/2"}).json()["stream_id"]
     assert queued(redis_client) == [
-        {"action": "start", "stream_id": stream.stream_id},
-        {"action": "start", "stream_id": api_id},
+        {"v": 1, "action": "start", "stream_id": stream.stream_id},
+        {"v": 1, "action": "start", "stream_id": api_id},
     ]
 
 
@@ -138,8 +138,8 @@ def test_changes_in_the_admin_send_the_apis_control_messages(
     assert (stream.name, stream.active, stream.latitude) == ("Hall", False, 12.5)
     # Renamed: reload; stopped: stop; changed while stopped: nothing.
     assert queued(redis_client) == [
-        {"action": "reload", "stream_id": stream.stream_id},
-        {"action": "stop", "stream_id": stream.stream_id},
+        {"v": 1, "action": "reload", "stream_id": stream.stream_id},
+        {"v": 1, "action": "stop", "stream_id": stream.stream_id},
     ]
 
     by_api = api.put(f"/streams/0/{stream.stream_id}", {"stream_address": "ftp://cam/1"})
@@ -178,8 +178,8 @@ def test_deleting_in_the_admin_frees_seats_and_stops_streams(
     assert Seat.objects.filter(analytic_id=ANALYTIC, active=True).count() == seats
     # Stop messages for the two that were running, none for the stopped one.
     assert queued(redis_client) == [
-        {"action": "stop", "stream_id": single.stream_id},
-        {"action": "stop", "stream_id": first.stream_id},
+        {"v": 1, "action": "stop", "stream_id": single.stream_id},
+        {"v": 1, "action": "stop", "stream_id": first.stream_id},
     ]
 
 
@@ -197,8 +197,8 @@ def test_activate_and_deactivate_actions(admin_web, make_stream, redis_client, c
     stopped.refresh_from_db()
     assert (running.active, stopped.active) == (True, False)
     assert queued(redis_client) == [
-        {"action": "stop", "stream_id": running.stream_id},
-        {"action": "start", "stream_id": running.stream_id},
+        {"v": 1, "action": "stop", "stream_id": running.stream_id},
+        {"v": 1, "action": "start", "stream_id": running.stream_id},
     ]
 
 
@@ -271,8 +271,8 @@ def test_lists_and_pages_show_the_live_figures_of_get_streams(
 
 
 def test_the_list_says_so_when_live_state_cannot_be_read(admin_web, make_stream, monkeypatch):
+    from live.redis import LiveStateUnavailable
     from streams import selectors
-    from visionaire_site.redis import LiveStateUnavailable
 
     stream = make_stream(name="Gate camera")
 

@@ -5,6 +5,7 @@ stored events are ranked by the HNSW index, similarity in [0, 1]. Real photos
 from __future__ import annotations
 
 import base64
+import functools
 from datetime import UTC, datetime, timedelta
 
 import cv2
@@ -13,6 +14,7 @@ import pytest
 from django.conf import settings
 from django.db import connection
 
+from analytics.face.engine import similarity_from_distance
 from events.models import Event
 from events.search import SearchFilters, events_embedding_search, events_nearest
 from events.services import event_create
@@ -234,7 +236,7 @@ def test_embedding_search_maps_distance_with_the_engine_scale(seen):
         filters=SearchFilters(stream_ids=[LOBBY]),
         limit=5,
         min_similarity=0,
-        similarity_scale=0.6,
+        similarity=functools.partial(similarity_from_distance, scale=0.6),
     )
     assert hits[0].event.event_id == seen["biden"].event_id and hits[0].similarity == 1.0
     assert [hit.event.stream_id for hit in hits] == [LOBBY, LOBBY]  # Obama at the lobby

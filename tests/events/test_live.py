@@ -18,6 +18,7 @@ from channels.db import database_sync_to_async
 from events.models import Event
 from events.publisher import event_message_build
 from events.services import event_create
+from live.events import EventRecord
 from visionaire_site.asgi import application
 
 from .conftest import ANALYTIC, stream_make
@@ -207,6 +208,8 @@ def test_what_clients_send_is_ignored(streams, jpeg):
 
 
 def test_message_of_an_event_whose_stream_is_gone():
+    """The message is built from the row and the record the runner stamped: an event of
+    a stream deleted before the publish still carries the stream as it was seen."""
     event = Event(
         stream_id=LOBBY,
         stream_name="Old camera",
@@ -215,14 +218,24 @@ def test_message_of_an_event_whose_stream_is_gone():
         timestamp=T0,
         pipeline_data={"status": "UNKNOWN"},
     )
-    assert event_message_build(event=event, stream=None, image_jpeg=None) == {
+    record = EventRecord(pipeline_data={"status": "UNKNOWN"}).for_stream(
+        analytic_id=ANALYTIC,
+        stream_id=LOBBY,
+        node_num=2,
+        name="Old camera",
+        address="rtsp://10.7.2.9/old",
+        latitude=-6.5,
+        longitude=106,
+        emitted_at=T0.timestamp(),
+    )
+    assert event_message_build(event=event, record=record) == {
         "analytic_id": ANALYTIC,
         "node_num": 2,
         "stream_id": LOBBY,
         "stream_name": "Old camera",
-        "stream_address": "",
-        "stream_latitude": 0.0,
-        "stream_longitude": 0.0,
+        "stream_address": "rtsp://10.7.2.9/old",
+        "stream_latitude": -6.5,
+        "stream_longitude": 106.0,
         "timestamp": 1736928000,
         "primary_text": "",
         "secondary_text": "",

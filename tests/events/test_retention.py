@@ -14,9 +14,10 @@ from django.core.files.storage import default_storage
 from django.utils import timezone
 
 from events.models import Event
-from events.retention import LOCK_KEY, events_retention_run
+from events.retention import events_retention_run
 from events.services import event_create
 from events.tasks import retention_run
+from live.keys import RETENTION_LOCK_KEY
 
 from .conftest import ANALYTIC, stream_make
 
@@ -156,15 +157,15 @@ def test_a_run_is_skipped_while_another_holds_the_lock(api, streams, jpeg, redis
     lobby, _ = streams
     config_put(api, retention_days=1)
     stored(lobby, timezone.now() - timedelta(days=5), jpeg)
-    redis_client.set(LOCK_KEY, "someone-else", ex=60)
+    redis_client.set(RETENTION_LOCK_KEY, "someone-else", ex=60)
 
     report = events_retention_run()
     assert (report.skipped, report.removed, Event.objects.count()) == (True, 0, 1)
-    assert redis_client.get(LOCK_KEY) == "someone-else"  # not released by this run
+    assert redis_client.get(RETENTION_LOCK_KEY) == "someone-else"  # not released by this run
 
-    redis_client.delete(LOCK_KEY)
+    redis_client.delete(RETENTION_LOCK_KEY)
     assert events_retention_run().expired == 1
-    assert redis_client.get(LOCK_KEY) is None  # released after the run
+    assert redis_client.get(RETENTION_LOCK_KEY) is None  # released after the run
 
 
 def test_events_without_crops_are_removed_too(api, streams):

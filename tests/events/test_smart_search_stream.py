@@ -24,7 +24,7 @@ from events.models import Event
 from tests.support.face_photos import FacePhotos, face_photos_dir, jpeg_bytes
 from tests.support.media import FFMPEG
 from tests.workers.conftest import wait_for
-from workers.event_sink import event_sink, event_sink_started
+from workers.event_sink import event_sink_forget, event_sink_started
 from workers.runner import StreamRunner
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
@@ -74,10 +74,10 @@ def crops(tmp_path, settings):
 @pytest.fixture(autouse=True)
 def fresh_event_sink():
     """This test's events go through a sink of its own, stopped afterwards."""
-    event_sink.cache_clear()
+    event_sink_forget()
     yield
     sink = event_sink_started()
-    event_sink.cache_clear()
+    event_sink_forget()
     if sink is not None:
         assert sink.stop(timeout=10), "the event writer did not stop"
 

@@ -7,10 +7,10 @@ from __future__ import annotations
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 
+from core.images import image_from_bytes
 from faces import services
 from faces.models import FaceVariation, Keyspace, Person
 from tests.face.images import blank, png_bytes
-from visionaire_site.images import image_from_bytes
 
 pytestmark = pytest.mark.django_db
 

@@ -24,7 +24,7 @@ import pytest
 from asgiref.sync import async_to_sync, sync_to_async
 
 from events.models import Event
-from platform_config.nodes import node_runtime_key
+from live.keys import node_runtime_key
 from tests.events.websocket import WebsocketCommunicator
 from tests.support.face_video import Segment, face_video
 from tests.support.workers import spawn_worker
@@ -81,7 +81,10 @@ def worker(transactional_db, tmp_path, redis_client, dirs):
         # the video plays once, so it starts only once they are ready.
         wait_for(
             lambda: (
-                json.loads(redis_client.get(node_runtime_key(0)) or "{}").get("face_engine", {}).get("state")
+                json.loads(redis_client.get(node_runtime_key(0)) or "{}")
+                .get("models", {})
+                .get("face_engine", {})
+                .get("state")
                 in ("ready", "failed")
             ),
             timeout=180,
@@ -254,6 +257,6 @@ def test_known_and_unknown_faces_reach_websocket_clients_the_database_and_events
         ),
         what="the worker's runtime report counting two stored events",
     )
-    assert report["face_engine"]["state"] == "ready"
-    assert report["face_engine"]["provider"] == "CPUExecutionProvider"
+    assert report["models"]["face_engine"]["state"] == "ready"
+    assert report["models"]["face_engine"]["provider"] == "CPUExecutionProvider"
     assert Event.objects.filter(stream_id=stream_id).count() == 2

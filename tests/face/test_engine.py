@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from django.core.exceptions import ImproperlyConfigured
 
+from analytics import runtime as model_runtime
 from analytics.face import engine as face
 from analytics.face.engine import (
     DetectedFace,
@@ -27,7 +28,6 @@ from analytics.face.engine import (
 )
 from tests.support.face_photos import OBAMA
 from tests.support.onnx_model import write_embedder_model
-from workers import model_runtime
 
 
 def only_face(engine, image) -> DetectedFace:

@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 from analytics.face import plugin as fr
-from analytics.face.plugin import FaceMatch, FaceRecognitionConfig, FaceRecognitionProcessor
+from analytics.face.gallery import FaceMatch
+from analytics.face.plugin import FaceRecognitionConfig, FaceRecognitionProcessor
 from analytics.plugins import Frame
 
 STEP = 0.05  # seconds between frames: the default sampling_time_ms

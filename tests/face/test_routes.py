@@ -307,7 +307,7 @@ def test_a_failed_insert_leaves_no_files(api, keyspace, photos, media_root, monk
 
 
 def _decoded(data: bytes):
-    from visionaire_site.images import image_from_bytes
+    from core.images import image_from_bytes
 
     return image_from_bytes(data, field="image")
 

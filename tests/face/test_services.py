@@ -7,11 +7,11 @@ import numpy as np
 import pytest
 
 from analytics.face.engine import face_engine
+from core.errors import NotFound
+from core.images import image_from_bytes
 from faces import services
 from faces.models import FaceVariation, Keyspace, Person
 from faces.selectors import KeyspaceNotFound
-from visionaire_site.errors import NotFound
-from visionaire_site.images import image_from_bytes
 
 pytestmark = pytest.mark.django_db
 

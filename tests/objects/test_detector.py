@@ -14,9 +14,9 @@ import pytest
 from django.core.exceptions import ImproperlyConfigured
 from onnx import helper, numpy_helper
 
+from analytics import runtime as model_runtime
 from analytics.objects import detector as detector_module
 from analytics.objects.detector import DetectorConfig, ObjectDetector
-from workers import model_runtime
 
 from .conftest import same_detections
 

@@ -7,12 +7,12 @@ import numpy as np
 import pytest
 from django.core.exceptions import ImproperlyConfigured
 
+from analytics import runtime as model_runtime
 from analytics.plates import reader as reader_module
 from analytics.plates.formats import plate_format
 from analytics.plates.reader import BundledModels, PlateModelsMissing, PlateReader, ReaderConfig
 from analytics.plates.voting import TrackVote
 from tests.support.plates import PlatePass, render_plate, vehicle_crops
-from workers import model_runtime
 
 FORMATS = {"id": plate_format("indonesia"), "uk": plate_format("uk")}
 MIN_FRAME_READ_RATE = 0.85  # exact plates over all frames of the rendered set (measured 93-97%)

@@ -108,7 +108,7 @@ def test_expiry_date_option(api, key_dir):
         (["--expires", "someday"], "--expires 'someday': expected an ISO 8601 date or timestamp"),
         (
             ["--days", "5", "--seats", "NFV4-FR"],
-            "--seats 'NFV4-FR': expected ANALYTIC_ID=COUNT, e.g. NFV4-FR=3",
+            "--seats 'NFV4-FR': expected ANALYTIC_ID=COUNT, e.g. MY-ANALYTIC=3",
         ),
         (["--days", "5", "--seats", "NFV4-FR=0"], "--seats 'NFV4-FR=0': count must be between 1 and 1024"),
         (["--days", "5", "--seats", "A=1", "--seats", "A=2"], "--seats: A given twice"),

@@ -7,7 +7,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from analytics.models import Analytic
-from platform_config.metrics import pipeline_stats_key, stream_stats_key
+from live.keys import pipeline_stats_key, stream_stats_key
 from platform_config.models import Node
 from platform_config.nodes import node_heartbeat_write, redis_now
 from streams.models import Pipeline, Stream
@@ -193,14 +193,17 @@ def test_metrics_without_redis_still_report_database_counts(api, cluster, monkey
     from redis.backoff import NoBackoff
     from redis.retry import Retry
 
-    from platform_config import metrics, nodes
+    from platform_config import nodes
+    from streams import metrics as stream_metrics
+    from workers import metrics as runtime_metrics
 
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     down = redis_lib.Redis(port=port, socket_connect_timeout=0.2, retry=Retry(NoBackoff(), 0))
     monkeypatch.setattr(nodes, "get_redis", lambda: down)
-    monkeypatch.setattr(metrics, "get_redis", lambda: down)
+    monkeypatch.setattr(stream_metrics, "get_redis", lambda: down)
+    monkeypatch.setattr(runtime_metrics, "get_redis", lambda: down)
     _text, m = scrape(api)
     assert m["visionaire_streams_total"] == {("visionaire_streams_total", ()): 5.0}
     assert m["visionaire_live_state_up"] == {("visionaire_live_state_up", ()): 0.0}

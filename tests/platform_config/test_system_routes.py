@@ -10,9 +10,10 @@ import redis as redis_lib
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
+from live.keys import RESTART_CHANNEL, RESTART_GENERATION_KEY
 from platform_config import nodes
 from platform_config.models import Node
-from platform_config.nodes import RESTART_CHANNEL, RESTART_GENERATION_KEY, node_heartbeat_write, redis_now
+from platform_config.nodes import node_heartbeat_write, redis_now
 
 pytestmark = pytest.mark.django_db
 

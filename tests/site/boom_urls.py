@@ -2,7 +2,7 @@
 
 from django.urls import include, path
 
-from visionaire_site.api import ApiView
+from core.api import ApiView
 
 
 class Boom(ApiView):
@@ -11,4 +11,4 @@ class Boom(ApiView):
 
 
 urlpatterns = [path("boom", Boom.as_view()), path("", include("visionaire_site.urls"))]
-handler500 = "visionaire_site.errors.handler500"
+handler500 = "core.errors.handler500"

@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 from django.core.exceptions import ImproperlyConfigured
 
-from visionaire_site.env import (
+from core.env import (
     env_bool,
     env_choice,
     env_float,

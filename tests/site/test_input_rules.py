@@ -12,10 +12,10 @@ import cv2
 import numpy as np
 import pytest
 
+from core.errors import BadRequest
+from core.parsers import json_input_check
 from tests.events.conftest import ANALYTIC, pipeline_make, stream_make
 from tests.viewing.support import AsgiServer
-from visionaire_site.errors import BadRequest
-from visionaire_site.parsers import json_input_check
 
 SID = "00000000000000b1"
 TOO_DEEP = "the JSON body is nested too deeply (more than 64 levels of arrays and objects)"

@@ -1,5 +1,5 @@
-"""Bounded database connections and outages as 503s (visionaire_site.db,
-visionaire_site.outage).
+"""Bounded database connections and outages as 503s (visionaire_site.db, core.db,
+core.outage).
 
 The pool and the gate are exercised against real servers: a closed port (a
 server that is gone), and the test database with a pool of one held by another
@@ -21,13 +21,13 @@ from asgiref.sync import async_to_sync
 from django.db import OperationalError, connection, connections
 from psycopg.conninfo import make_conninfo
 
+from core.db import DatabaseBusy, DatabaseUnavailable, database_outage
 from events.models import Event
 from platform_config.models import Node
 from streams import services as stream_services
 from tests.events.websocket import WebsocketCommunicator
 from visionaire_site import db as db_module
 from visionaire_site.asgi import application
-from visionaire_site.db import DatabaseBusy, DatabaseUnavailable, database_outage
 from visionaire_site.endpoints import database_settings
 
 transactional = pytest.mark.django_db(transaction=True)

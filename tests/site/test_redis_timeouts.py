@@ -12,12 +12,12 @@ import asyncio
 from channels.layers import get_channel_layer
 from django.conf import settings
 
-from streams.live import LiveHub
+from live.redis import get_redis, get_redis_binary
+from viewing.hub import LiveHub
 from visionaire_site.launcher import api_command
-from visionaire_site.redis import get_redis, get_redis_binary
 
 # The longest blocking read made through the project's own clients: the control
-# queue's BRPOP (workers/control.py) and the live hub's pub/sub read (streams/live.py).
+# queue's BRPOP (workers/control.py) and the live hub's pub/sub read (viewing/hub.py).
 LONGEST_OWN_BLOCKING_READ = 1.0
 
 

@@ -82,3 +82,16 @@ def test_the_address_is_validated_before_anything_is_opened(api, node0, media_ro
         400,
         {"code": 400, "message": f"Invalid stream_address: a file must be under {media_root}"},
     )
+
+
+def test_a_capability_check_never_probes_a_stored_address_the_policy_refuses(api, node0):
+    """A stream stored before the policy (or through the ORM) is checked again
+    before the API process opens it."""
+    stream = Stream.objects.create(
+        stream_id="00000000000000c1", node=node0, address="http://169.254.169.254/"
+    )
+    response = api.put(f"/streams/0/{stream.stream_id}", {"check_capability": True})
+    assert response.status_code == 400
+    assert response.json()["message"].startswith(
+        "Invalid stream_address: 169.254.169.254 is in a refused network (169.254.0.0/16"
+    )

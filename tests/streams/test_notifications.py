@@ -8,8 +8,9 @@ import logging
 import pytest
 import redis
 
+from live.keys import control_queue
 from streams import services
-from streams.services import CONTROL_QUEUE_MAX, control_queue
+from streams.services import CONTROL_QUEUE_MAX
 
 from .conftest import ANALYTIC
 
@@ -37,11 +38,11 @@ def test_stream_lifecycle_messages(api, node0, redis_client, commits):
     with commits():
         api.delete(f"/streams/0/{stream_id}")
     assert queued(redis_client) == [
-        {"action": "start", "stream_id": stream_id},
-        {"action": "reload", "stream_id": stream_id},
-        {"action": "stop", "stream_id": stream_id},
-        {"action": "start", "stream_id": stream_id},
-        {"action": "stop", "stream_id": stream_id},
+        {"v": 1, "action": "start", "stream_id": stream_id},
+        {"v": 1, "action": "reload", "stream_id": stream_id},
+        {"v": 1, "action": "stop", "stream_id": stream_id},
+        {"v": 1, "action": "start", "stream_id": stream_id},
+        {"v": 1, "action": "stop", "stream_id": stream_id},
     ]
 
 
@@ -68,8 +69,8 @@ def test_pipeline_changes_reload_the_stream(api, make_stream, seats, redis_clien
     with commits():
         api.delete(f"/pipeline/0/{stream.stream_id}/{ANALYTIC}")
     assert queued(redis_client) == [
-        {"action": "reload", "stream_id": stream.stream_id},
-        {"action": "reload", "stream_id": stream.stream_id},
+        {"v": 1, "action": "reload", "stream_id": stream.stream_id},
+        {"v": 1, "action": "reload", "stream_id": stream.stream_id},
     ]
 
 
@@ -77,7 +78,7 @@ def test_messages_go_to_the_owning_node(api, node1, redis_client, commits):
     with commits():
         stream_id = api.post("/streams/1", {"stream_address": "rtsp://cam/1"}).json()["stream_id"]
     assert queued(redis_client, 0) == []
-    assert queued(redis_client, 1) == [{"action": "start", "stream_id": stream_id}]
+    assert queued(redis_client, 1) == [{"v": 1, "action": "start", "stream_id": stream_id}]
 
 
 def test_failed_requests_send_nothing(api, make_stream, seats, redis_client, commits, max_streams):
@@ -108,8 +109,8 @@ def test_a_waiting_worker_receives_the_message(api, node0, redis_client, commits
     first = redis_client.brpop(control_queue(0), timeout=5)
     second = redis_client.brpop(control_queue(0), timeout=5)
     assert first[0] == "visionaire:control:node:0:queue"
-    assert json.loads(first[1]) == {"action": "start", "stream_id": stream_id}
-    assert json.loads(second[1]) == {"action": "stop", "stream_id": stream_id}
+    assert json.loads(first[1]) == {"v": 1, "action": "start", "stream_id": stream_id}
+    assert json.loads(second[1]) == {"v": 1, "action": "stop", "stream_id": stream_id}
 
 
 def test_the_queue_is_bounded_and_keeps_the_newest(redis_client):
@@ -118,8 +119,8 @@ def test_the_queue_is_bounded_and_keeps_the_newest(redis_client):
     assert redis_client.llen("visionaire:control:node:3:queue") == CONTROL_QUEUE_MAX
     newest = json.loads(redis_client.lindex("visionaire:control:node:3:queue", 0))
     oldest = json.loads(redis_client.lindex("visionaire:control:node:3:queue", -1))
-    assert newest == {"action": "reload", "stream_id": f"{CONTROL_QUEUE_MAX + 4:016x}"}
-    assert oldest == {"action": "reload", "stream_id": f"{5:016x}"}
+    assert newest == {"v": 1, "action": "reload", "stream_id": f"{CONTROL_QUEUE_MAX + 4:016x}"}
+    assert oldest == {"v": 1, "action": "reload", "stream_id": f"{5:016x}"}
 
 
 def test_a_lost_redis_does_not_fail_the_committed_write(monkeypatch, caplog):

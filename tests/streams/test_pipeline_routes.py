@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from analytics.models import Analytic, Seat
+from live.keys import pipeline_stats_key
 from streams.models import Pipeline
-from streams.selectors import pipeline_stats_key
 
 from .conftest import ANALYTIC
 

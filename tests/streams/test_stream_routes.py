@@ -7,8 +7,8 @@ import re
 import pytest
 
 from analytics.models import Seat
+from live.keys import stream_stats_key
 from streams.models import Pipeline, Stream
-from streams.selectors import stream_stats_key
 
 from .conftest import ANALYTIC
 

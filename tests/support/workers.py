@@ -161,7 +161,7 @@ class WorkerProcess(ManagedProcess):
         return f"node{self.node_num}:{self.hostname}:"
 
     def heartbeat(self, client) -> dict:
-        from platform_config.nodes import heartbeat_key
+        from live.keys import heartbeat_key
 
         raw = client.get(heartbeat_key(self.node_num))
         return json.loads(raw) if raw else {}

@@ -34,7 +34,7 @@ from asgiref.sync import async_to_sync
 from django.db import connections
 from django.test import AsyncClient
 
-from streams import live
+from viewing import hub as viewing_hub
 
 
 def first_part(path: str, **extra):
@@ -114,11 +114,11 @@ class AsgiServer:
         self.__init__(self.port)
         self.start()
 
-    def hub(self) -> live.LiveHub:
+    def hub(self) -> viewing_hub.LiveHub:
         """The live hub of the server's event loop (made by the first viewing request)."""
         ident = self.thread.ident
         return wait_for(
-            lambda: next((hub for hub in live.hubs() if hub.thread_id == ident), None),
+            lambda: next((hub for hub in viewing_hub.hubs() if hub.thread_id == ident), None),
             what="the server's live hub",
         )
 

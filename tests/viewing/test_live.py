@@ -12,7 +12,7 @@ import cv2
 import numpy as np
 import pytest
 
-from workers.viewing import live_channel, watch_key
+from live.keys import live_channel, watch_key
 
 from .conftest import LIVE_SID
 from .support import MjpegPart, MjpegReader, RunnerThread, is_live, wait_for
@@ -219,9 +219,9 @@ def test_viewer_and_variant_limits(asgi_server, live_stream, settings):
 
 
 def test_malformed_frames_cost_only_themselves(asgi_server, transactional_db, redis_client):
+    from live.frames import encode_live_message
+    from live.redis import get_redis_binary
     from tests.events.conftest import pipeline_make, stream_make
-    from visionaire_site.redis import get_redis_binary
-    from workers.viewing import encode_live_message
 
     pipeline_make(stream_make(LIVE_SID))  # no runner: this test publishes the frames itself
     publish = get_redis_binary().publish
@@ -237,7 +237,7 @@ def test_malformed_frames_cost_only_themselves(asgi_server, transactional_db, re
             encode_live_message({**header, "width": "wide"}, jpeg.tobytes()),
             encode_live_message({**header, "height": 0}, jpeg.tobytes()),
             encode_live_message(header, b"not a jpeg"),
-            encode_live_message([1, 2], jpeg.tobytes()),
+            b"[1, 2]\n" + jpeg.tobytes(),  # a header that is JSON but not an object
         ):
             publish(channel, payload)
         weird_overlay = {ANALYTIC: {"ts": "x", "items": [{"kind": "box", "points": "bad"}, 7]}}

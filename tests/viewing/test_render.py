@@ -11,9 +11,10 @@ import cv2
 import numpy as np
 import pytest
 
-from streams import live
-from streams import live_render as render
-from workers.viewing import RateGate, watch_key
+from live.frames import WATCH_SCRIPT, WATCH_TTL_MS, RateGate
+from live.keys import watch_key
+from viewing import hub as viewing_hub
+from viewing import render
 
 
 def decoded(jpeg: bytes) -> np.ndarray:
@@ -161,7 +162,7 @@ def test_multipart_part_and_header_text():
     ],
 )
 def test_placeholder_status(state, message, expected):
-    assert live.placeholder_status(state, message) == expected
+    assert viewing_hub.placeholder_status(state, message) == expected
 
 
 def test_rate_gate_keeps_the_average_rate_of_a_faster_source():
@@ -193,8 +194,8 @@ def watch(redis_client):
 
             client = aioredis.Redis.from_url(settings.REDIS_URL)
             try:
-                await client.register_script(live.WATCH_SCRIPT)(
-                    keys=[watch_key(key)], args=[fps, live.WATCH_TTL_MS, live.WATCH_TTL_MS // 2]
+                await client.register_script(WATCH_SCRIPT)(
+                    keys=[watch_key(key)], args=[fps, WATCH_TTL_MS, WATCH_TTL_MS // 2]
                 )
             finally:
                 await client.aclose()
@@ -223,5 +224,5 @@ def test_watch_key_keeps_the_highest_rate_of_all_processes(watch, redis_client):
 
 
 def test_viewing_timestamps_are_milliseconds():
-    assert live._ms(1674123456.7894) == "1674123456789"
-    assert abs(int(live._ms(time.time())) - time.time() * 1000) < 1000
+    assert viewing_hub._ms(1674123456.7894) == "1674123456789"
+    assert abs(int(viewing_hub._ms(time.time())) - time.time() * 1000) < 1000

@@ -96,7 +96,7 @@ def test_placeholder_of_a_stopped_stream(api, stream):
 
 
 def test_placeholder_says_what_the_runtime_reports(api, stream, redis_client):
-    from streams.selectors import stream_stats_key
+    from live.keys import stream_stats_key
 
     redis_client.hset(
         stream_stats_key(SID),

@@ -18,8 +18,8 @@ import cv2
 import numpy as np
 import pytest
 
-from streams.live import reads_status_parts
 from tests.events.conftest import ANALYTIC, stream_make
+from viewing.hub import reads_status_parts
 
 from .nodeflux_client import Tile, byte_chunks, client_view, random_chunks
 from .support import BodyRecorder, FramingError, MjpegReader, RunnerThread, parts_in, wait_for
@@ -109,7 +109,7 @@ def test_a_tick_is_the_placeholder_then_a_header_only_part_in_one_write(asgi_ser
 
 
 def set_runtime_state(redis_client, state: str, message: str) -> None:
-    from streams.selectors import stream_stats_key
+    from live.keys import stream_stats_key
 
     redis_client.hset(stream_stats_key(SID), mapping={"state": state, "last_error_msg": message})
 

@@ -17,7 +17,7 @@ import threading
 import psutil
 import pytest
 
-from workers.viewing import live_channel
+from live.keys import live_channel
 
 from .conftest import LIVE_SID
 from .support import MjpegReader, is_live, wait_for

@@ -21,16 +21,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from workers.capture import (
-    CapturedFrame,
-    CaptureOptions,
-    CaptureState,
-    FrameSource,
-    LatestFrame,
-    RateMeter,
-    Source,
-    parse_source,
-)
+from workers.capture import CapturedFrame, CaptureOptions, CaptureState, FrameSource, LatestFrame, RateMeter
 
 from .conftest import wait_for
 
@@ -392,23 +383,6 @@ def test_stop_before_start():
 
 
 # --- addresses ----------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    ("address", "parsed"),
-    [
-        ("rtsp://cam.local/stream", Source("network", "rtsp://cam.local/stream", "cam.local", 554)),
-        ("rtsps://10.0.0.2/s", Source("network", "rtsps://10.0.0.2/s", "10.0.0.2", 322)),
-        ("http://10.0.0.2:8080/v.mjpg", Source("network", "http://10.0.0.2:8080/v.mjpg", "10.0.0.2", 8080)),
-        ("https://cam/v.mjpg", Source("network", "https://cam/v.mjpg", "cam", 443)),
-        ("/videos/a.mp4", Source("file", "/videos/a.mp4")),
-        ("file:///videos/a%20b.mp4", Source("file", "/videos/a b.mp4")),
-        ("/dev/video2", Source("device", 2)),
-        ("v4l2:///dev/video1", Source("device", 1)),
-    ],
-)
-def test_parse_source(address, parsed):
-    assert parse_source(address) == parsed
 
 
 def test_a_missing_video_device(sources):

@@ -25,10 +25,11 @@ from pathlib import Path
 
 import pytest
 
+from live.keys import lease_key, stream_stats_key
+from live.redis import get_redis, key
 from platform_config import selectors as config_selectors
 from platform_config.models import Node
 from streams.models import Stream
-from streams.selectors import stream_stats_key
 from tests.support.workers import (
     ManagedProcess,
     WorkerProcess,
@@ -37,8 +38,6 @@ from tests.support.workers import (
     spawn_beat,
     spawn_worker,
 )
-from visionaire_site.redis import get_redis, key
-from workers.leases import lease_key
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 

@@ -80,7 +80,7 @@ def record(n: int, **fields) -> EventRecord:
 
 
 def submit(sink: EventSink, rec: EventRecord, timestamp: float = SEEN_AT) -> bool:
-    return sink.submit(desired=DESIRED, analytic_id="NFV4-FR", record=rec, timestamp=timestamp)
+    return sink.submit(DESIRED.stamp(rec, analytic_id="NFV4-FR", emitted_at=timestamp))
 
 
 @transactional
@@ -135,10 +135,10 @@ def test_a_full_queue_drops_and_counts(sinks, media_root, monkeypatch):
     entered, release = threading.Event(), threading.Event()
     real = event_services.events_create_batch
 
-    def slow_store(*, items):
+    def slow_store(*, records):
         entered.set()
         release.wait(10)
-        return real(items=items)
+        return real(records=records)
 
     monkeypatch.setattr(sink_module, "events_create_batch", slow_store)
     sink = sinks(capacity=10, batch_size=1, batch_wait_s=0)
@@ -224,7 +224,7 @@ def test_settings_shape_the_process_sink(settings):
     settings.EVENT_QUEUE_CAPACITY = 37
     settings.EVENT_BATCH_SIZE = 7
     settings.EVENT_BATCH_WAIT_MS = 20
-    sink_module.event_sink.cache_clear()
+    sink_module.event_sink_forget()
     try:
         assert sink_module.event_sink_started() is None
         sink = sink_module.event_sink()
@@ -232,4 +232,4 @@ def test_settings_shape_the_process_sink(settings):
         assert sink_module.event_sink_started() is sink
         assert sink.stop(timeout=5)
     finally:
-        sink_module.event_sink.cache_clear()
+        sink_module.event_sink_forget()

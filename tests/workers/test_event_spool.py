@@ -11,7 +11,10 @@ The outage is the store raising what Django raises when PostgreSQL is gone
 
 from __future__ import annotations
 
+import base64
+import json
 import threading
+import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -52,7 +55,7 @@ def jpeg(n: int) -> bytes:
 
 def submit(sink: EventSink, n: int) -> bool:
     record = EventRecord(primary_text=f"event {n}", pipeline_data={"n": n}, image_jpeg=jpeg(n))
-    return sink.submit(desired=DESIRED, analytic_id="TEST-BRIGHT", record=record, timestamp=SEEN_AT + n)
+    return sink.submit(DESIRED.stamp(record, analytic_id="TEST-BRIGHT", emitted_at=SEEN_AT + n))
 
 
 class FlakyStore:
@@ -65,11 +68,11 @@ class FlakyStore:
         self.stored: list[int] = []
         self.attempts = 0
 
-    def __call__(self, *, items):
+    def __call__(self, *, records):
         self.attempts += 1
         if self.down.is_set():
             raise OperationalError('connection failed: connection to server on socket ".s.PGSQL.5432" failed')
-        events = event_services.events_create_batch(items=items)
+        events = event_services.events_create_batch(records=records)
         self.stored.extend(event.pipeline_data["n"] for event in events)
         if self.lose_next_commit:
             # The COMMIT went through, but the connection died before its answer.
@@ -229,9 +232,55 @@ def test_a_bad_event_during_replay_costs_only_itself(store, sinks, media_root):
         record = EventRecord(primary_text=f"event {n}", pipeline_data={"n": n}, image_jpeg=jpeg(n))
         if n == 12:  # in the spool: an embedding of the wrong size is refused by the database
             record = EventRecord(primary_text="bad", pipeline_data={"n": n}, embedding=[1.0, 2.0])
-        sink.submit(desired=DESIRED, analytic_id="TEST-BRIGHT", record=record, timestamp=SEEN_AT + n)
+        sink.submit(DESIRED.stamp(record, analytic_id="TEST-BRIGHT", emitted_at=SEEN_AT + n))
     store.down.clear()
     assert sink.flush(timeout=30)
     stats = sink.stats()
     assert (stats["written"], stats["failed"], stats["dropped"]) == (13, 1, 0)
     assert store.stored == [n for n in range(14) if n != 12]
+
+
+@transactional
+def test_a_spool_of_the_earlier_line_layout_is_replayed(store, sinks, media_root, tmp_path):
+    """Lines written before events carried their stream (a worker upgraded during an
+    outage): the analytic's record, its stream and the emitting frame's time beside them."""
+    spool_dir = tmp_path / "spool"
+    spool_dir.mkdir()
+    lines = []
+    for n in (1, 2):
+        lines.append(
+            json.dumps(
+                {
+                    "event_id": uuid.UUID(int=n).hex,
+                    "image_name": "",
+                    "analytic_id": "TEST-BRIGHT",
+                    "timestamp": SEEN_AT + n,
+                    "stream": {
+                        "stream_id": DESIRED.stream_id,
+                        "node_num": 0,
+                        "name": "Camera Lobby",
+                        "address": DESIRED.address,
+                        "latitude": DESIRED.latitude,
+                        "longitude": DESIRED.longitude,
+                    },
+                    "record": {
+                        "primary_text": f"event {n}",
+                        "secondary_text": "",
+                        "pipeline_data": {"n": n},
+                        "image_jpeg": base64.b64encode(jpeg(n)).decode(),
+                        "embedding": None,
+                        "search_text": "",
+                        "timestamp": None if n == 1 else SEEN_AT - 5,
+                    },
+                }
+            )
+        )
+    (spool_dir / "events.jsonl").write_text("\n".join(lines) + "\n")
+    sink = sinks()
+    assert sink.flush(timeout=30)
+    assert sink.stats()["replayed"] == 2
+    events = {event.pipeline_data["n"]: event for event in Event.objects.all()}
+    assert events[1].event_id == uuid.UUID(int=1) and events[1].timestamp.timestamp() == SEEN_AT + 1
+    assert events[2].timestamp.timestamp() == SEEN_AT - 5  # the record's own time wins
+    assert {event.stream_name for event in events.values()} == {"Camera Lobby"}
+    stored_crops_match(media_root, 2)

@@ -18,8 +18,8 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
+from live.keys import RESTART_CHANNEL, RESTART_GENERATION_KEY, heartbeat_key
 from platform_config.models import Node
-from platform_config.nodes import RESTART_CHANNEL, RESTART_GENERATION_KEY, heartbeat_key
 from workers import node_agent
 from workers.node_agent import GpuProbe, detect_run_mode, outbound_ip
 
@@ -56,9 +56,10 @@ def test_agent_registers_node_and_reports_online_then_offline_after_clean_stop(a
     assert node.ip_address == outbound_ip()
     assert node.last_started_at is not None
     assert set(beat) == {
-        "node_num", "ts", "started_at", "uptime_sec", "ip_address", "hostname", "pid", "run_mode",
+        "v", "node_num", "ts", "started_at", "uptime_sec", "ip_address", "hostname", "pid", "run_mode",
         "cpu_percent", "ram_percent", "swap_memory_percent", "gpus", "last_restart_at", "restart_generation",
     }  # fmt: skip
+    assert beat["v"] == 1  # the live contract's message version (live.messages)
     assert beat["node_num"] == 3 and beat["run_mode"] == "CPU" and beat["gpus"] == []
     assert beat["last_restart_at"] is None and beat["restart_generation"] == 0
     assert redis_client.smembers("visionaire:nodes") == {"3"}
@@ -319,7 +320,7 @@ def test_gpu_probe_without_driver_reports_no_gpus(monkeypatch):
 
 def test_run_mode_is_cpu_where_cuda_does_not_run():
     # This machine has ONNX Runtime's CPU build only: the probe model runs on CPU.
-    from workers import model_runtime
+    from analytics import runtime as model_runtime
 
     assert model_runtime.cuda_works() is False
     assert model_runtime.providers() == ["CPUExecutionProvider"]
@@ -330,7 +331,7 @@ def test_run_mode_is_cpu_where_cuda_does_not_run():
 
 
 def test_run_mode_is_gpu_only_with_working_cuda_and_a_visible_gpu(monkeypatch):
-    from workers import model_runtime
+    from analytics import runtime as model_runtime
 
     monkeypatch.setattr(model_runtime, "cuda_works", lambda: True)
     monkeypatch.setitem(sys.modules, "pynvml", _FakeNvml())

@@ -22,13 +22,11 @@ from collections.abc import Callable
 import pytest
 
 from events.models import Event
+from live.keys import control_queue, lease_key, pipeline_stats_key, stream_stats_key
 from platform_config.models import Node
 from streams.models import Stream
-from streams.selectors import pipeline_stats_key, stream_stats_key
-from streams.services import control_queue
 from tests.support.redis_server import RedisServer
 from tests.support.workers import WorkerProcess, runner_events, spawn_worker
-from workers.leases import lease_key
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 

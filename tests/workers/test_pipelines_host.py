@@ -3,7 +3,8 @@
 import numpy as np
 
 from analytics.plugins import Frame
-from workers.pipelines import PipelineHost, PipelineSpec, PipelineState
+from live.states import PipelineState
+from workers.pipelines import PipelineHost, PipelineSpec
 
 BRIGHT = PipelineSpec(analytic_id="TEST-BRIGHT", config={"sampling_time_ms": 0}, seat_active=True)
 

@@ -26,13 +26,11 @@ from redis.retry import Retry
 
 from analytics.plugins import EventRecord, ProcessResult
 from events.models import Event
+from live.keys import control_queue, lease_key, pipeline_stats_key, starting_key, stream_stats_key
 from streams.models import Stream
-from streams.selectors import pipeline_stats_key, stream_stats_key
-from streams.services import control_queue
 from tests.support.analytics import BrightnessProcessor
 from workers.control import ControlListener
-from workers.event_sink import event_sink, event_sink_started
-from workers.leases import lease_key, starting_key
+from workers.event_sink import event_sink, event_sink_forget, event_sink_started
 from workers.runner import RUNNERS, StreamRunner
 
 from .conftest import wait_for
@@ -68,7 +66,7 @@ def fresh_event_sink():
 
     def stop_started_sink() -> None:
         sink = event_sink_started()
-        event_sink.cache_clear()
+        event_sink_forget()
         if sink is not None:
             assert sink.stop(timeout=10), "the event writer did not stop"
 

@@ -1,6 +1,6 @@
-"""A worker's runtime report (workers/runtime_report.py): the face engine warmed
-at start with its provider, the event writer's counters, written to Redis and
-shown by /metrics."""
+"""A worker's runtime report (workers/runtime_report.py): the shared models of the
+installed analytics warmed at start (the face engine, with its provider), the
+event writer's counters, written to Redis and shown by /metrics."""
 
 from __future__ import annotations
 
@@ -9,8 +9,11 @@ import json
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from analytics.face import engine
+from analytics.face.capabilities import FACE_ENGINE
 from analytics.models import Analytic
-from platform_config.nodes import node_heartbeat_write, node_runtime_key, redis_now
+from live.keys import node_runtime_key
+from platform_config.nodes import node_heartbeat_write, redis_now
 from workers import event_sink as sink_module
 from workers import runtime_report
 
@@ -21,16 +24,16 @@ pytestmark = pytest.mark.django_db
 
 @pytest.fixture(autouse=True)
 def fresh_face_state():
-    runtime_report._face_set(state="not_loaded")
+    FACE_ENGINE.status_set(state="not_loaded")
     yield
-    runtime_report._face_set(state="not_loaded")
+    FACE_ENGINE.status_set(state="not_loaded")
 
 
 @pytest.fixture
 def no_process_sink():
-    sink_module.event_sink.cache_clear()
+    sink_module.event_sink_forget()
     yield
-    sink_module.event_sink.cache_clear()
+    sink_module.event_sink_forget()
 
 
 def heartbeat(client, node_num: int = 0) -> None:
@@ -57,7 +60,7 @@ def heartbeat(client, node_num: int = 0) -> None:
 
 
 def test_warm_up_reports_the_engine_and_its_provider():
-    status = runtime_report.face_engine_warm_up()
+    status = FACE_ENGINE.warm_up()
     assert status == {
         "state": "ready",
         "warm_up_seconds": status["warm_up_seconds"],
@@ -69,40 +72,42 @@ def test_warm_up_reports_the_engine_and_its_provider():
         "dim": 128,
     }
     assert status["warm_up_seconds"] > 0
-    assert runtime_report.face_engine_status() == status
+    assert FACE_ENGINE.status() == status
 
 
 def test_a_failed_warm_up_is_reported(monkeypatch):
-    from analytics.face import engine
-
     def broken():
         raise RuntimeError("model file missing")
 
     monkeypatch.setattr(engine, "face_engine", broken)
-    assert runtime_report.face_engine_warm_up() == {
+    assert FACE_ENGINE.warm_up() == {
         "state": "failed",
         "error": "RuntimeError: model file missing",
     }
 
 
-def test_warm_up_only_when_the_face_analytic_is_installed(monkeypatch):
+def test_warm_up_covers_the_models_of_the_installed_analytics(monkeypatch):
+    """The face engine serves both face analytics: warmed once if either is installed."""
     calls = []
-    monkeypatch.setattr(runtime_report, "face_engine_warm_up", lambda: calls.append(1))
-    Analytic.objects.filter(id="NFV4-FR").update(installed=False)
-    runtime_report.face_engine_warm_up_if_installed()
+    monkeypatch.setattr(FACE_ENGINE, "warm_up", lambda: calls.append(1))
+    Analytic.objects.filter(id__in=["NFV4-FR", "NFV4-SS"]).update(installed=False)
+    runtime_report.models_warm_up()
     assert calls == []
-    Analytic.objects.filter(id="NFV4-FR").update(installed=True)
-    runtime_report.face_engine_warm_up_if_installed()
+    Analytic.objects.filter(id="NFV4-SS").update(installed=True)
+    runtime_report.models_warm_up()
     assert calls == [1]
+    Analytic.objects.filter(id="NFV4-FR").update(installed=True)
+    runtime_report.models_warm_up()
+    assert calls == [1, 1]
 
 
 def test_the_report_carries_the_event_writer_counters(redis_client, no_process_sink, settings):
-    runtime_report._face_set(state="warming")
+    FACE_ENGINE.status_set(state="warming")
     report = runtime_report.runtime_report_write(client=redis_client, node_num=3)
     assert report == {
         "node_num": 3,
         "ts": report["ts"],
-        "face_engine": {"state": "warming"},
+        "models": {"face_engine": {"state": "warming"}},
         "event_writer": None,
     }
     settings.EVENT_QUEUE_CAPACITY = 50
@@ -145,7 +150,7 @@ def test_the_reporter_writes_until_stopped(redis_client):
 
 def test_metrics_show_the_face_engine_and_event_writer_of_online_nodes(api, redis_client, no_process_sink):
     heartbeat(redis_client, 0)
-    runtime_report.face_engine_warm_up()
+    FACE_ENGINE.warm_up()
     sink = sink_module.event_sink()
     try:
         sink.dropped = 4  # as if the store had fallen behind

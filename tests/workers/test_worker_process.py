@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-from platform_config.nodes import heartbeat_key
+from live.keys import heartbeat_key
 from tests.support.workers import spawn_worker
 
 from .conftest import wait_for

@@ -16,7 +16,7 @@ engine `visionaire_site.db` (see `base.py`) adds what the pool does not:
 
 Both errors are psycopg `OperationalError`s, so Django turns them into
 `django.db.OperationalError` like any other connection failure;
-`database_outage()` reads the reason back for the 503 answer (`visionaire_site.outage`).
+`core.db.database_outage()` reads the reason back for the 503 answer (`core.outage`).
 """
 
 from __future__ import annotations
@@ -27,7 +27,8 @@ import time
 from collections.abc import Callable
 
 import psycopg
-from django.db import DatabaseError, connection
+
+from core.db import DatabaseBusy, DatabaseUnavailable, one_line
 
 logger = logging.getLogger(__name__)
 
@@ -42,14 +43,6 @@ PROBE_CONNECT_TIMEOUT_SECONDS = 2
 POOL_RECONNECT_SECONDS = 5.0
 # SQLSTATE of "sorry, too many clients already": the server is there, only full.
 TOO_MANY_CONNECTIONS = "53300"
-
-
-class DatabaseUnavailable(psycopg.OperationalError):
-    """The server cannot be reached (refused, gone, starting up or shutting down)."""
-
-
-class DatabaseBusy(psycopg.OperationalError):
-    """The server answers, but no connection of this process's pool came free in time."""
 
 
 class ServerGate:
@@ -97,7 +90,7 @@ class ServerGate:
             if exc.sqlstate == TOO_MANY_CONNECTIONS:
                 self.mark_up()  # full, but there
                 return True
-            self.mark_down(_one_line(exc))
+            self.mark_down(one_line(exc))
             return False
         finally:
             self._probing.release()
@@ -123,39 +116,3 @@ class ServerGate:
 
 
 GATE = ServerGate()
-
-
-def _one_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
-
-
-def database_outage(exc: BaseException) -> str | None:
-    """The 503 message for an exception that means the database cannot serve
-    now ("database unavailable", or "database busy: ..." when the pool stayed
-    full), or None when `exc` is something else (a bug, bad data)."""
-    from django.db import InterfaceError, OperationalError
-
-    connection_errors = (OperationalError, InterfaceError, psycopg.OperationalError, psycopg.InterfaceError)
-    if not isinstance(exc, connection_errors):
-        return None
-    cause = exc if isinstance(exc, psycopg.Error) else exc.__cause__
-    if isinstance(cause, DatabaseBusy):
-        return f"database busy: {cause}"
-    sqlstate = getattr(cause, "sqlstate", None) or ""
-    # The server is there but this statement lost: a deadlock or serialization
-    # conflict (40xxx), a lock it could not get (55P03), a statement timeout (57014).
-    if sqlstate.startswith("40") or sqlstate in ("55P03", "57014"):
-        return f"database busy: {_one_line(cause)}"
-    return "database unavailable"
-
-
-def connection_release() -> None:
-    """Give this thread's connection back to the pool (long-lived worker threads
-    call it after each use, so an idle thread holds none). Inside a transaction
-    (a test's, or the caller's) the connection is left alone."""
-    if connection.connection is not None and not connection.in_atomic_block:
-        try:
-            connection.close()
-        except DatabaseError as exc:  # a broken connection is discarded by the pool anyway
-            logger.debug("closing a database connection failed: %s", exc)

@@ -17,11 +17,11 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
+from core.errors import ApiError
+from core.images import image_from_bytes
 from faces import services
 from faces.models import Keyspace, Person
 from faces.selectors import KeyspaceNotFound, keyspace_get
-from visionaire_site.errors import ApiError
-from visionaire_site.images import image_from_bytes
 
 PHOTO_SUFFIXES = {".jpg", ".jpeg", ".png"}
 

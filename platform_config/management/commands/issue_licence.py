@@ -26,7 +26,7 @@ def _parse_seats(specs: list[str]) -> list[tuple[str, int]]:
     for spec in specs:
         match = SEAT_SPEC.match(spec)
         if match is None:
-            raise CommandError(f"--seats {spec!r}: expected ANALYTIC_ID=COUNT, e.g. NFV4-FR=3")
+            raise CommandError(f"--seats {spec!r}: expected ANALYTIC_ID=COUNT, e.g. MY-ANALYTIC=3")
         count = int(match["count"])
         if not 1 <= count <= MAX_SEATS_PER_ANALYTIC:
             raise CommandError(f"--seats {spec!r}: count must be between 1 and {MAX_SEATS_PER_ANALYTIC}")
@@ -58,7 +58,10 @@ class Command(BaseCommand):
             action="append",
             default=[],
             metavar="ANALYTIC_ID=COUNT",
-            help="Seats of an analytic, e.g. --seats NFV4-FR=3; repeat for more analytics.",
+            help=(
+                "Seats of an analytic, e.g. --seats MY-ANALYTIC=3 (ids as /analytic_list names them); "
+                "repeat for more analytics."
+            ),
         )
         parser.add_argument("--licence-id", help="Licence id (random when omitted).")
 

@@ -3,7 +3,7 @@ without an analytic's overlay, the current frame as JPEG, and an HTML page that
 shows the stream.
 
 The views are asynchronous (an MJPEG response lasts as long as its viewer
-watches) and share the frames through the process's live hub (streams/live.py).
+watches) and share the frames through the process's live hub (viewing/hub.py).
 Their classes are DRF views only for the OpenAPI description: requests are
 served by `_ViewingView.as_view`'s async view, with the contract's JSON errors.
 """
@@ -23,14 +23,14 @@ from django.utils.cache import patch_vary_headers
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 
+from core.api import ApiView
+from core.errors import ApiError, BadRequest, NotFound, error_response
+from core.openapi import ErrorSerializer
 from platform_config.selectors import node_get
-from visionaire_site.api import ApiView
-from visionaire_site.errors import ApiError, BadRequest, NotFound, error_response
-from visionaire_site.openapi import ErrorSerializer
+from streams.models import Pipeline, Stream
 
-from . import live
-from .live_render import BOUNDARY
-from .models import Pipeline, Stream
+from .hub import VariantKey, live_hub, reads_status_parts
+from .render import BOUNDARY
 
 STREAM_ID_RE = re.compile(r"^[0-9a-f]{16}$")
 HEIGHT_RANGE = (16, 4320)
@@ -51,8 +51,8 @@ class ViewingRequest:
     jpeg_quality: int
 
     @property
-    def variant(self) -> live.VariantKey:
-        return live.VariantKey(
+    def variant(self) -> VariantKey:
+        return VariantKey(
             stream_id=self.stream.stream_id,
             analytic_id=self.analytic_id,
             height=self.height,
@@ -222,7 +222,7 @@ class _ViewingView(ApiView):
 
 async def _viewing_request(query, **kwargs) -> ViewingRequest:
     """The checked request (database reads in a thread, a few at a time)."""
-    hub = live.live_hub()
+    hub = live_hub()
     async with hub.db_slots:
         return await sync_to_async(_viewing_request_sync)(query, **kwargs)
 
@@ -238,12 +238,10 @@ def _viewing_request_sync(query, **kwargs) -> ViewingRequest:
 
 
 async def mjpeg_response(request, **kwargs) -> StreamingHttpResponse:
-    hub = live.live_hub()
+    hub = live_hub()
     hub.admit_check()  # refuse early, before any database work, when full
     viewing = await _viewing_request(request.GET, **kwargs)
-    viewer = hub.viewer(
-        viewing.variant, viewing.stream, status_parts=live.reads_status_parts(request.headers)
-    )
+    viewer = hub.viewer(viewing.variant, viewing.stream, status_parts=reads_status_parts(request.headers))
     # The viewer takes its place when the response is sent, and gives it back when
     # its iterator ends (the client went away and the server cancelled it) or, at
     # the latest, when Django closes the response.
@@ -323,7 +321,7 @@ class StreamJpegView(_ViewingView):
         """The current frame as one JPEG: the newest frame under a second old, or the next
         one (waited for up to a few seconds); a placeholder showing the stream's state when
         it delivers no frames."""
-        hub = live.live_hub()
+        hub = live_hub()
         hub.admit_check()
         # One frame has no rate: fps is not a parameter here.
         viewing = await _viewing_request(request.GET, node=node, stream_id=stream_id, fps_allowed=False)
@@ -360,7 +358,7 @@ async def visual_response(request, **kwargs) -> HttpResponse:
     title = stream.name or stream.stream_id
     if viewing.analytic_id is not None:
         title = f"{title} - {viewing.analytic_id}"
-    html = render_to_string("streams/visual.html", {"title": title, "config": config})
+    html = render_to_string("viewing/visual.html", {"title": title, "config": config})
     response = HttpResponse(html, content_type="text/html; charset=utf-8")
     response["Cache-Control"] = "no-store"
     response.xframe_options_exempt = True  # made to be embedded in other pages

@@ -17,7 +17,7 @@ _NODE_NUM_RE = re.compile(r"-?[0-9]{1,20}")
 class ApiView(APIView):
     """Base for the contract's JSON routes: no session auth or CSRF (the optional
     bearer token is checked by middleware), JSON in and out, errors in the
-    contract's shape (see visionaire_site.errors)."""
+    contract's shape (see core.errors)."""
 
     authentication_classes: list = []
     permission_classes: list = []

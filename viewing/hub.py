@@ -3,7 +3,7 @@
 One `LiveHub` per event loop (the ASGI server's) holds:
 
 - a `StreamFeed` per watched stream: one Redis pub/sub subscription to the frames
-  its runner publishes (workers/viewing.py), shared by every viewer of the stream,
+  its runner publishes (live.frames), shared by every viewer of the stream,
   and a keeper task that keeps the stream's watch key alive at the highest rate
   asked for here and reads the stream's live state for placeholders;
 - a `Variant` per (stream, overlay analytic, height, quality, fps): one task that
@@ -34,39 +34,21 @@ import redis
 import redis.asyncio as aioredis
 from django.conf import settings
 
-from visionaire_site.errors import ApiError
-from visionaire_site.redis import LiveStateUnavailable
-from workers.viewing import RateGate, decode_live_message, live_channel, watch_key
+from core.errors import ApiError
+from live.frames import WATCH_REFRESH_SECONDS, WATCH_SCRIPT, WATCH_TTL_MS, RateGate, decode_live_message
+from live.keys import live_channel, watch_key
+from live.redis import LiveStateUnavailable
+from live.states import RUNNING_MESSAGE, StreamState
+from streams.models import Stream
+from streams.selectors import stream_stats_get
 
-from . import live_render as render
-from .models import Stream
-from .selectors import stream_stats_get
+from . import render
 
 logger = logging.getLogger(__name__)
 # Longest wait for a Redis connection to close when a feed or the hub lets go.
 CLOSE_TIMEOUT_SECONDS = 3.0
 
-WATCH_TTL_MS = 3000
-WATCH_REFRESH_SECONDS = 1.0
 PLACEHOLDER_INTERVAL_SECONDS = 1.0
-RUNNING_MESSAGE = "Stream is running.."  # what the runtime says of a running stream
-
-# Keeps the watch key at the highest rate any API process asks for (0 = every
-# frame, the highest of all): a lower rate replaces a higher one only once the
-# process that asked for the higher one has stopped refreshing it for a while.
-WATCH_SCRIPT = """
-local want = tonumber(ARGV[1])
-local current = redis.call('GET', KEYS[1])
-if current then
-  local have = tonumber(current)
-  local higher = have ~= nil and want ~= 0 and (have == 0 or have > want)
-  if higher and redis.call('PTTL', KEYS[1]) > tonumber(ARGV[3]) then
-    return 0
-  end
-end
-redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
-return 1
-"""
 
 
 class ViewingBusy(ApiError):
@@ -134,7 +116,7 @@ def _ms(unix_seconds: float) -> str:
 def placeholder_status(state: str, message: str) -> tuple[str, str]:
     """(state, X-NF-Message-Data) for a stream that delivers no frames."""
     message = " ".join(message.split())
-    if state == "RUNNING":
+    if state == StreamState.RUNNING:
         # Running by its last figures, yet no frame arrives (a runner cut off from Redis).
         return "WAITING", "Stream is waiting for frames"
     if message.lower().startswith("stream is"):
@@ -231,7 +213,7 @@ class Variant:
         )
         headers = [
             ("X-NF-Message-Data", RUNNING_MESSAGE),
-            ("X-NF-Stream-State", "RUNNING"),
+            ("X-NF-Stream-State", StreamState.RUNNING.value),
             ("X-NF-Frame-Ts", _ms(frame.ts)),
         ]
         if rendered.svg is not None:
@@ -244,7 +226,7 @@ class Variant:
                 jpeg=rendered.jpeg,
                 wire=render.multipart_part(rendered.jpeg, headers),
                 message=RUNNING_MESSAGE,
-                state="RUNNING",
+                state=StreamState.RUNNING.value,
                 placeholder=False,
                 frame_ts=frame.ts,
             )
@@ -285,7 +267,7 @@ class StreamFeed:
         self.frame: SourceFrame | None = None
         self.frames_received = 0
         self.started = time.monotonic()
-        self.state: tuple[str, str] = ("INITIALIZING", "Waiting for the stream's first frame")
+        self.state: tuple[str, str] = (StreamState.INITIALIZING.value, "Waiting for the stream's first frame")
         self.known_size: tuple[int, int] = (0, 0)
         self.subscribed = False
         self.ready = asyncio.Event()  # the live state was read once
@@ -310,7 +292,7 @@ class StreamFeed:
         last = self.frame.received if self.frame is not None else self.started
         if now - last >= settings.VIEWING_STALE_SECONDS:
             return True
-        return self.frame is None and self.state[0] != "RUNNING"
+        return self.frame is None and self.state[0] != StreamState.RUNNING
 
     def time_to_silence(self, now: float) -> float:
         last = self.frame.received if self.frame is not None else self.started

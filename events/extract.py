@@ -3,8 +3,8 @@ pipeline becomes stored, searchable, broadcast events.
 
 Where it runs: in the API process that receives the request, synchronously,
 through the same code the pipeline runs on live frames (the analytic's
-`extract_records` when it has one, as NFV4-SS does; otherwise its processor on
-the image as a one-frame stream, flushed), and stored with the same event
+`extract_records` when it has one, as smart search does; otherwise its processor
+on the image as a one-frame stream, flushed), and stored with the same event
 writer service (`events.services.events_create_batch`: crops, rows, one live
 publish after commit). So the answer comes once the events are stored and a
 client may search for them at once; the stream's worker is not involved, and
@@ -21,18 +21,18 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
 
-from events.models import Event
-from events.services import EventInput, events_create_batch
+from analytics.plugins import EventRecord, Frame
+from analytics.registry import get_plugin, validate_config
+from core.errors import BadRequest
 from streams.models import Pipeline
-from visionaire_site.errors import BadRequest
 
-from .plugins import EventRecord, Frame
-from .registry import get_plugin, validate_config
+from .models import Event
+from .services import events_create_batch
 
 TEXT_MAX = 200
 MAX_TIMESTAMP_MS = 253_402_300_799_999  # 9999-12-31T23:59:59.999Z
@@ -75,9 +75,9 @@ def _metadata_timestamp(metadata: dict[str, Any]) -> float | None:
 def _records(pipeline: Pipeline, image: np.ndarray, timestamp: float) -> list[EventRecord]:
     plugin = get_plugin(pipeline.analytic_id)
     config = validate_config(plugin, pipeline.config)
-    hook = getattr(plugin, "extract_records", None)
-    if hook is not None:
-        return list(hook(config, image, timestamp=timestamp))
+    records = plugin.extract_records(config, image, timestamp=timestamp)
+    if records is not None:
+        return list(records)
     processor = plugin.create_processor(config)
     stream = pipeline.stream
     frame = Frame(
@@ -94,20 +94,24 @@ def pipeline_extract(*, pipeline: Pipeline, image: np.ndarray, metadata: dict[st
     taken = _metadata_timestamp(metadata)
     timestamp = taken if taken is not None else time.time()
     extra_text = metadata_search_text(metadata)
-    items = [
-        EventInput(
-            stream=pipeline.stream,
-            analytic_id=pipeline.analytic_id,
-            timestamp=datetime.fromtimestamp(
-                record.timestamp if record.timestamp is not None else timestamp, tz=UTC
-            ),
+    stream = pipeline.stream
+    records = [
+        replace(
+            record,
             pipeline_data={**record.pipeline_data, "source": "extract", "metadata": metadata},
             primary_text=record.primary_text or primary_text,
             secondary_text=record.secondary_text or secondary_text,
-            image_jpeg=record.image_jpeg or None,
-            embedding=record.embedding,
             search_text=" ".join(part for part in (record.search_text, extra_text) if part),
+        ).for_stream(
+            analytic_id=pipeline.analytic_id,
+            stream_id=stream.stream_id,
+            node_num=stream.node_id,
+            name=stream.name,
+            address=stream.address,
+            latitude=stream.latitude,
+            longitude=stream.longitude,
+            emitted_at=timestamp,
         )
         for record in _records(pipeline, image, timestamp)
     ]
-    return events_create_batch(items=items)
+    return events_create_batch(records=records)

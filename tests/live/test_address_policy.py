@@ -9,11 +9,10 @@ import time
 
 import pytest
 
-from streams.address_policy import address_refusal, own_services
-from streams.models import Stream
-from streams.services import stream_address_validate
-from visionaire_site.env import env_networks
-from visionaire_site.errors import BadRequest
+from core.env import env_networks
+from core.errors import BadRequest
+from live.address_policy import address_refusal, own_services
+from live.addresses import address_validate
 from workers.capture import CaptureOptions, CaptureState, FrameSource
 from workers.runner import capture_options
 
@@ -37,7 +36,7 @@ def default_policy(settings):
 
 def refused(address: str) -> str:
     with pytest.raises(BadRequest) as error:
-        stream_address_validate(address)
+        address_validate(address)
     return error.value.message
 
 
@@ -86,14 +85,14 @@ def test_refused_by_default(default_policy, address, reason):
     ],
 )
 def test_camera_networks_stay_allowed(default_policy, address):
-    assert stream_address_validate(address) == address
+    assert address_validate(address).text == address
 
 
 def test_a_remote_database_port_is_refused_on_its_host_only(default_policy):
     default_policy.DATABASE_URL = "postgresql://u@10.9.9.9:5433/db"
     assert "10.9.9.9 port 5433 is this platform's own PostgreSQL port" in refused("rtsp://10.9.9.9:5433/x")
-    assert stream_address_validate("rtsp://10.9.9.8:5433/x")
-    assert stream_address_validate("rtsp://127.0.0.1:5433/x")  # a local relay on the same port number
+    assert address_validate("rtsp://10.9.9.8:5433/x")
+    assert address_validate("rtsp://127.0.0.1:5433/x")  # a local relay on the same port number
 
 
 def test_own_services_read_the_settings(default_policy):
@@ -106,12 +105,12 @@ def test_own_services_read_the_settings(default_policy):
 def test_deny_networks_come_from_settings(default_policy):
     default_policy.STREAM_DENY_NETWORKS = networks("10.0.0.0/8")
     assert "10.7.2.50 is in a refused network (10.0.0.0/8" in refused("rtsp://10.7.2.50/x")
-    assert stream_address_validate("http://169.254.1.1/x")  # link-local allowed once not denied
+    assert address_validate("http://169.254.1.1/x")  # link-local allowed once not denied
 
 
 def test_allow_networks_come_from_settings(default_policy):
     default_policy.STREAM_ALLOW_NETWORKS = networks("127.0.0.0/8", "::1")
-    assert stream_address_validate("rtsp://127.0.0.1:8554/x")
+    assert address_validate("rtsp://127.0.0.1:8554/x")
     message = refused("rtsp://10.7.2.50/x")
     assert "10.7.2.50 is outside the allowed networks (127.0.0.0/8, ::1/128, set by " in message
     # The platform's own ports stay refused inside an allowed network.
@@ -124,7 +123,7 @@ def test_the_test_settings_allow_loopback_only(settings):
 
 def test_address_refusal_checks_every_resolved_address(default_policy, monkeypatch):
     """A name resolving to one camera and one metadata address is refused."""
-    from streams import address_policy
+    from live import address_policy
 
     real = address_policy.resolve
 
@@ -168,16 +167,3 @@ def test_the_runtime_checks_the_policy_before_connecting(settings):
     finally:
         source.stop()
         listener.close()
-
-
-def test_a_capability_check_never_probes_a_stored_address_the_policy_refuses(api, node0):
-    """A stream stored before the policy (or through the ORM) is checked again
-    before the API process opens it."""
-    stream = Stream.objects.create(
-        stream_id="00000000000000c1", node=node0, address="http://169.254.169.254/"
-    )
-    response = api.put(f"/streams/0/{stream.stream_id}", {"check_capability": True})
-    assert response.status_code == 400
-    assert response.json()["message"].startswith(
-        "Invalid stream_address: 169.254.169.254 is in a refused network (169.254.0.0/16"
-    )

@@ -9,7 +9,8 @@ import logging
 import redis
 from django.conf import settings
 
-from .errors import ApiError
+from core.errors import ApiError
+from core.outage import REDIS_UNAVAILABLE
 
 logger = logging.getLogger(__name__)
 
@@ -26,10 +27,6 @@ def get_redis() -> redis.Redis:
     # a lost Redis from hanging a request or a stream loop. Blocking reads through
     # it (the control queue's BRPOP) wait less than its socket timeout.
     return redis.Redis.from_url(settings.REDIS_URL, decode_responses=True, **settings.REDIS_CLIENT_OPTIONS)
-
-
-# The 503 message of every route that needs Redis while it is unreachable.
-REDIS_UNAVAILABLE = "redis unavailable"
 
 
 class LiveStateUnavailable(ApiError):

@@ -7,9 +7,8 @@ and the next request after the server's return works again: nothing here keeps
 state, the pool (visionaire_site.db) and the Redis client reconnect by themselves.
 
 The translation happens in three places, so no route escapes it: DRF's
-exception handler (visionaire_site.errors), `OutageMiddleware.process_exception`
-for every other view (async ones included), and the 500 handler for what fails
-in a middleware.
+exception handler (core.errors), the site's `OutageMiddleware` for every other
+view (async ones included), and the 500 handler for what fails in a middleware.
 """
 
 from __future__ import annotations
@@ -20,11 +19,12 @@ import redis
 
 from .db import database_outage
 from .errors import error_response
-from .redis import REDIS_UNAVAILABLE
 
 logger = logging.getLogger(__name__)
 
 DATABASE_UNAVAILABLE = "database unavailable"
+# The 503 message of every route that needs Redis while it is unreachable.
+REDIS_UNAVAILABLE = "redis unavailable"
 
 
 def _redis_outage(exc: BaseException) -> bool:
@@ -56,16 +56,3 @@ def outage_response(request, exc: BaseException):
         return None
     logger.info("%s %s: %s (%s: %s)", request.method, request.path, message, type(exc).__name__, exc)
     return error_response(503, message)
-
-
-class OutageMiddleware:
-    """Answers 503 for an outage raised by any view (DRF's are answered by its handler first)."""
-
-    def __init__(self, get_response):
-        self.get_response = get_response
-
-    def __call__(self, request):
-        return self.get_response(request)
-
-    def process_exception(self, request, exception):
-        return outage_response(request, exception)

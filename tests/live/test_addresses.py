@@ -1,4 +1,5 @@
-"""stream_address validation: allowed sources, and the tricks that must not pass."""
+"""Stream addresses (live.addresses): the one grammar the API and the capture
+read, the allowed sources, and the tricks that must not pass."""
 
 from __future__ import annotations
 
@@ -6,9 +7,9 @@ import os
 
 import pytest
 
-from streams.services import stream_address_validate
-from visionaire_site.env import env_networks
-from visionaire_site.errors import BadRequest
+from core.env import env_networks
+from core.errors import BadRequest
+from live.addresses import Address, address_parse, address_validate
 
 
 @pytest.fixture(autouse=True)
@@ -41,7 +42,7 @@ VALID = [
 @pytest.mark.parametrize("address", VALID)
 def test_valid_addresses(media_root, address):
     address = address.format(root=media_root)
-    assert stream_address_validate(address) == address
+    assert address_validate(address).text == address
 
 
 INVALID = [
@@ -81,14 +82,14 @@ INVALID = [
 @pytest.mark.parametrize(("address", "reason"), INVALID)
 def test_invalid_addresses(media_root, address, reason):
     with pytest.raises(BadRequest) as error:
-        stream_address_validate(address.format(root=media_root))
+        address_validate(address.format(root=media_root))
     assert error.value.message == "Invalid stream_address: " + reason.format(root=media_root)
 
 
 def test_the_length_limit_is_inclusive(media_root):
     address = "rtsp://cam/" + "a" * 2037
     assert len(address) == 2048
-    assert stream_address_validate(address) == address
+    assert address_validate(address).text == address
 
 
 def test_a_symlink_cannot_escape_the_media_root(media_root, tmp_path):
@@ -99,19 +100,19 @@ def test_a_symlink_cannot_escape_the_media_root(media_root, tmp_path):
     os.symlink(outside / "secret.mp4", os.path.join(media_root, "direct.mp4"))
     for address in (f"{media_root}/link/secret.mp4", f"file://{media_root}/direct.mp4"):
         with pytest.raises(BadRequest) as error:
-            stream_address_validate(address)
+            address_validate(address)
         assert error.value.message == f"Invalid stream_address: a file must be under {media_root}"
 
 
 def test_a_symlink_inside_the_media_root_is_fine(media_root):
     os.makedirs(os.path.join(media_root, "real"))
     os.symlink(os.path.join(media_root, "real"), os.path.join(media_root, "alias"))
-    assert stream_address_validate(f"{media_root}/alias/a.mp4") == f"{media_root}/alias/a.mp4"
+    assert address_validate(f"{media_root}/alias/a.mp4").text == f"{media_root}/alias/a.mp4"
 
 
 def test_allowed_schemes_come_from_settings(media_root, settings):
     settings.STREAM_ALLOWED_SCHEMES = ["rtsp", "rtsps"]
-    assert stream_address_validate("rtsp://cam/1") == "rtsp://cam/1"
+    assert address_validate("rtsp://cam/1").text == "rtsp://cam/1"
     expected = {
         "http://cam/1": "scheme 'http' is not allowed (allowed: rtsp, rtsps)",
         "/dev/video0": "V4L2 devices are not allowed",
@@ -121,5 +122,33 @@ def test_allowed_schemes_come_from_settings(media_root, settings):
     }
     for address, reason in expected.items():
         with pytest.raises(BadRequest) as error:
-            stream_address_validate(address)
+            address_validate(address)
         assert error.value.message == f"Invalid stream_address: {reason}"
+
+
+def network(text: str, scheme: str, host: str, port: int) -> Address:
+    return Address(text, kind="network", scheme=scheme, target=text, host=host, port=port)
+
+
+@pytest.mark.parametrize(
+    ("address", "parsed"),
+    [
+        ("rtsp://cam.local/stream", network("rtsp://cam.local/stream", "rtsp", "cam.local", 554)),
+        ("rtsps://10.0.0.2/s", network("rtsps://10.0.0.2/s", "rtsps", "10.0.0.2", 322)),
+        ("http://10.0.0.2:8080/v.mjpg", network("http://10.0.0.2:8080/v.mjpg", "http", "10.0.0.2", 8080)),
+        ("https://cam/v.mjpg", network("https://cam/v.mjpg", "https", "cam", 443)),
+        ("RTSP://[fd00::7]/v6", network("RTSP://[fd00::7]/v6", "rtsp", "fd00::7", 554)),
+        ("/videos/a.mp4", Address("/videos/a.mp4", "file", "file", "/videos/a.mp4")),
+        ("file:///videos/a%20b.mp4", Address("file:///videos/a%20b.mp4", "file", "file", "/videos/a b.mp4")),
+        ("/dev/video2", Address("/dev/video2", "device", "v4l2", "/dev/video2")),
+        ("v4l2:///dev/video1", Address("v4l2:///dev/video1", "device", "v4l2", "/dev/video1")),
+    ],
+)
+def test_the_grammar_the_capture_reads(address, parsed):
+    """What the stream runtime opens: the same grammar as the API's validation."""
+    assert address_parse(address) == parsed
+
+
+def test_a_device_address_names_its_index():
+    assert address_parse("/dev/video12").device_index == 12
+    assert address_parse("v4l2:///dev/video3").device_index == 3

@@ -3,7 +3,7 @@
 placeholder shown while a stream delivers no frames.
 
 Pure functions on numpy images and bytes, run in worker threads by the live hub
-(streams/live.py): OpenCV releases the GIL while it decodes, resizes and encodes.
+(viewing/hub.py): OpenCV releases the GIL while it decodes, resizes and encodes.
 """
 
 from __future__ import annotations

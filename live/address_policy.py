@@ -8,9 +8,10 @@ answer, and fe80::/10). Cameras on private networks and relays on other
 loopback ports stay allowed. VISIONAIRE_STREAM_ALLOW_NETWORKS (when set, only
 these) and VISIONAIRE_STREAM_DENY_NETWORKS change the networks.
 
-`address_refusal` is the one check: the API runs it when an address is given,
-and the stream runtime again before each connection, on the addresses the host
-name resolves to then, so a name cannot be pointed elsewhere after it passed.
+`address_refusal` is the one check: the API runs it when an address is given
+(live.addresses.address_validate), and the stream runtime again before each
+connection, on the addresses the host name resolves to then, so a name cannot
+be pointed elsewhere after it passed.
 (FFmpeg resolves the name once more itself, and follows HTTP redirects and HLS
 segment URLs without asking: this check covers the address as given.)
 """
@@ -140,15 +141,3 @@ def address_refusal(host: str, port: int) -> str | None:
                 "set by VISIONAIRE_STREAM_ALLOW_NETWORKS)"
             )
     return None
-
-
-def url_refusal(address: str) -> str | None:
-    """`address_refusal` for a network URL (rtsp, rtsps, http, https)."""
-    parts = urlsplit(address)
-    try:
-        port = parts.port or DEFAULT_PORTS.get(parts.scheme.lower(), 0)
-    except ValueError:
-        return None  # a malformed port: the caller's own checks say so
-    if not parts.hostname:
-        return None
-    return address_refusal(parts.hostname, port)

@@ -1,5 +1,5 @@
 """Smart search and extract routes (spec/API.md, "Smart search"): input checks
-here, the searches in events/search.py, the push in analytics/extract.py.
+here, the searches in events/search.py, the push in events/extract.py.
 """
 
 from __future__ import annotations
@@ -14,15 +14,17 @@ from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_sche
 from rest_framework import serializers
 from rest_framework.response import Response
 
-from analytics.extract import pipeline_extract
-from events import search
-from events.search import SearchFilters
+from analytics.plugins import NothingToSearch
+from core.api import ApiView, body_object
+from core.errors import BadRequest, NotFound
+from core.images import image_decode
+from core.openapi import ErrorSerializer
 from platform_config.selectors import node_get
 from streams.models import Pipeline, Stream
-from visionaire_site.api import ApiView, body_object
-from visionaire_site.errors import BadRequest, NotFound
-from visionaire_site.images import image_decode
-from visionaire_site.openapi import ErrorSerializer
+
+from . import search
+from .extract import pipeline_extract
+from .search import SearchFilters
 
 STREAM_ID_RE = re.compile(r"^[0-9a-f]{16}$")
 # A small file can declare a huge picture; decoding it would take gigabytes.
@@ -38,7 +40,7 @@ def _image_limit() -> int:
 
 def image_field_decode(value: Any, *, field: str) -> np.ndarray:
     """A base64 JPEG/PNG from a JSON body, decoded to BGR pixels, under the one
-    image policy of every route (visionaire_site.images) with the search limits."""
+    image policy of every route (core.images) with the search limits."""
     return image_decode(value, field=field, max_bytes=_image_limit(), max_pixels=MAX_IMAGE_PIXELS).pixels
 
 
@@ -220,8 +222,8 @@ class SmartSearchView(ApiView):
                     limit=limit,
                     min_similarity=body.get("min_similarity", search.DEFAULT_IMAGE_MIN_SIMILARITY),
                 )
-            except search.NoFaceFound:
-                raise BadRequest("no face found in the query image") from None
+            except NothingToSearch as refusal:
+                raise BadRequest(refusal.message) from None
         return Response(
             {"code": 200, "message": "success", "results": [search.search_result_body(hit) for hit in hits]}
         )
@@ -233,7 +235,7 @@ class ExtractView(ApiView):
         summary="Push an image to a pipeline",
         description=(
             "The image goes through the pipeline's analytic as the stream's frames do and what it "
-            "makes is stored and broadcast as events before the answer. NFV4-SS stores one event per "
+            "makes is stored and broadcast as events before the answer. Smart search stores one event per "
             "face found (crop and embedding, searchable by photo), or one of the whole image when it "
             "shows none. `metadata` is kept in each event's `pipeline_data.metadata` and its text "
             "values are searchable; `primary_text`, `secondary_text` (strings) and `timestamp_ms` "

@@ -25,7 +25,7 @@ import cv2
 import numpy as np
 from django.conf import settings
 
-from visionaire_site.errors import BadRequest, PayloadTooLarge
+from core.errors import BadRequest, PayloadTooLarge
 
 _DATA_URL_RE = re.compile(r"^data:[a-z0-9.+/-]*;base64,", re.IGNORECASE)
 _WHITESPACE_RE = re.compile(r"\s+")

@@ -3,7 +3,7 @@ read as `/mjpeg/{node}/...` with node "fps"."""
 
 from django.urls import path
 
-from . import viewing_views as views
+from . import views
 
 urlpatterns = [
     path(
