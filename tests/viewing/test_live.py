@@ -58,10 +58,17 @@ def test_fps_in_the_path_and_every_frame(asgi_server, live_stream):
         rate = 4 / (parts[-1].received - parts[0].received)
         assert 1.5 <= rate <= 2.6, rate
         assert parts[0].image().shape == (60, 80, 3)
+    # fps=0: every frame the stream delivers, no cap. Compared with the frames the
+    # capture handed on over the same parts (a busy machine decodes below 25 fps).
+    source = live_stream[1].runner.source
     with MjpegReader(asgi_server.url(f"/mjpeg/0/{LIVE_SID}?fps=0")) as fast:
-        parts = live_parts(fast, 26)
-        rate = 25 / (parts[-1].received - parts[0].received)
-        assert rate >= 18, f"fps=0 should get about the source's 25 fps, got {rate:.1f}"
+        live_parts(fast, 1)
+        delivered = source.frames_decoded - source.frames_dropped
+        parts = live_parts(fast, 25)
+        delivered = source.frames_decoded - source.frames_dropped - delivered
+        assert delivered > 0 and len(parts) >= 0.8 * delivered, (len(parts), delivered)
+        rate = 24 / (parts[-1].received - parts[0].received)
+        assert rate > 6, f"fps=0 is not capped at the default 5 fps, got {rate:.1f}"
         assert parts[0].image().shape == (320, 427, 3)  # the default height
 
 

@@ -171,7 +171,8 @@ def between_writes(redis_client, stream_id: str, read):
         after = stats(redis_client, stream_id), pipeline_stats(redis_client, stream_id)
         return before == after and (*before, value)
 
-    return wait_for(attempt, what="a read between two stats writes")
+    # A slow read (a /metrics scrape on a busy machine) may take several attempts.
+    return wait_for(attempt, timeout=120, what="a read between two stats writes")
 
 
 def add_pipeline(api, stream_id: str, **config) -> None:
