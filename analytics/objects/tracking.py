@@ -65,6 +65,9 @@ class TrackerConfig:
     iou_buffer: float = 0.3  # boxes widened by this share of width/height on each side
     lost_ttl_ms: float = 1500.0  # a lost track ends after this much stream time unseen
     max_tracks: int = 512
+    # Of two detections of one label where one lies this much inside the other, the less
+    # confident is dropped: the detector often gives one object a whole and a part box.
+    max_containment: float = 0.8
 
 
 @dataclass(frozen=True)
@@ -190,6 +193,28 @@ def greedy_match(similarity: np.ndarray, threshold: float) -> list[tuple[int, in
     return pairs
 
 
+def _without_nested(detections: Sequence[Detection], max_containment: float) -> list[Detection]:
+    if len(detections) < 2 or max_containment >= 1.0:
+        return list(detections)
+    ordered = sorted(detections, key=lambda d: -d.confidence)
+    boxes = np.array([d.box for d in ordered])
+    x1 = np.maximum(boxes[:, None, 0], boxes[None, :, 0])
+    y1 = np.maximum(boxes[:, None, 1], boxes[None, :, 1])
+    x2 = np.minimum(boxes[:, None, 2], boxes[None, :, 2])
+    y2 = np.minimum(boxes[:, None, 3], boxes[None, :, 3])
+    inter = np.clip(x2 - x1, 0, None) * np.clip(y2 - y1, 0, None)
+    area = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
+    inside = inter / np.maximum(area[:, None], 1e-9)  # [i, j]: share of box i inside box j
+    kept: list[int] = []
+    for i, detection in enumerate(ordered):
+        if not any(
+            ordered[j].label == detection.label and max(inside[i, j], inside[j, i]) >= max_containment
+            for j in kept
+        ):
+            kept.append(i)
+    return [ordered[i] for i in kept]
+
+
 # --- tracks --------------------------------------------------------------------------------
 
 _NEW, _TRACKED, _LOST = "new", "tracked", "lost"
@@ -257,12 +282,15 @@ class ByteTracker:
         self._last_ms = timestamp_ms
 
         if self._tracks:
-            means, covs = _predict(
-                np.stack([t.mean for t in self._tracks]), np.stack([t.cov for t in self._tracks]), steps
-            )
+            means = np.stack([t.mean for t in self._tracks])
+            # As ByteTrack: a track not seen last frame keeps its size (a growing box
+            # would otherwise swell without a measurement to stop it).
+            means[[t.state != _TRACKED for t in self._tracks], 7] = 0.0
+            means, covs = _predict(means, np.stack([t.cov for t in self._tracks]), steps)
             for track, mean, cov in zip(self._tracks, means, covs, strict=True):
                 track.mean, track.cov = mean, cov
 
+        detections = _without_nested(detections, cfg.max_containment)
         high = [d for d in detections if d.confidence >= cfg.high_score]
         low = [d for d in detections if d.confidence < cfg.high_score]
         confirmed = [t for t in self._tracks if t.state != _NEW]
