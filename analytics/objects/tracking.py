@@ -163,9 +163,10 @@ def buffered_iou(a: np.ndarray, b: np.ndarray, buffer: float) -> np.ndarray:
         return np.zeros((len(a), len(b)))
 
     def widen(boxes):
-        w = (boxes[:, 2] - boxes[:, 0]) * buffer
-        h = (boxes[:, 3] - boxes[:, 1]) * buffer
-        return np.stack([boxes[:, 0] - w, boxes[:, 1] - h, boxes[:, 2] + w, boxes[:, 3] + h], axis=1)
+        # By the longer side on all four: a walking person moves sideways by a good part
+        # of their height per second, far more than their narrow box's width.
+        pad = np.maximum(boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1]) * buffer
+        return np.stack([boxes[:, 0] - pad, boxes[:, 1] - pad, boxes[:, 2] + pad, boxes[:, 3] + pad], axis=1)
 
     a, b = widen(a), widen(b)
     x1 = np.maximum(a[:, None, 0], b[None, :, 0])
