@@ -87,7 +87,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.quick:
         args.frames, args.rounds = 30, 1
 
-    info = machine()
+    import cv2
+    import onnxruntime
+
+    info = {**machine(), "opencv": cv2.__version__, "onnxruntime": onnxruntime.__version__}
     say(
         f"machine: {info['nproc']} CPUs ({info['cpu']}), {info['ram_gib']} GiB RAM, Python {info['python']}, "
         f"OpenCV {info['opencv']}, ONNX Runtime {info['onnxruntime']}, load average {info['loadavg_1m']}"
