@@ -32,7 +32,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.detector import emit, machine, say  # noqa: E402
+from bench._common import emit, machine, say  # noqa: E402
 
 CROWD_OFFSETS = [(0, 0), (-300, 0), (300, 0), (0, -150), (0, 150), (-300, 150), (300, -150), (150, 250)]
 
@@ -90,7 +90,7 @@ def main(argv: list[str] | None = None) -> int:
     import cv2
     import onnxruntime
 
-    info = {**machine(), "opencv": cv2.__version__, "onnxruntime": onnxruntime.__version__}
+    info = machine(opencv=cv2.__version__, onnxruntime=onnxruntime.__version__)
     say(
         f"machine: {info['nproc']} CPUs ({info['cpu']}), {info['ram_gib']} GiB RAM, Python {info['python']}, "
         f"OpenCV {info['opencv']}, ONNX Runtime {info['onnxruntime']}, load average {info['loadavg_1m']}"
