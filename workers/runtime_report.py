@@ -1,5 +1,6 @@
 """What a worker process says about its own machinery, beside the heartbeat:
-the face engine (warming, ready with which provider, or failed) and the event
+the face engine (warming, ready with which provider, or failed), the face
+embedding runtime's figures (batches, refusals, latency) and the event
 writer's counters (written, dropped, failed, queued).
 
 A reporter thread writes it as JSON to `visionaire:node:<N>:runtime` every
@@ -102,12 +103,17 @@ def face_engine_warm_up_thread() -> None:
 
 
 def runtime_snapshot() -> dict[str, Any]:
+    from analytics.face.batching import face_embed_runtime_started
+
     from .event_sink import event_sink_started
 
     sink = event_sink_started()
+    embed_runtime = face_embed_runtime_started()
     return {
         "face_engine": face_engine_status(),
         "event_writer": sink.stats() if sink is not None else None,
+        # Batches, refusals and latency of the face embeddings of this worker's streams.
+        "face_embedding": embed_runtime.stats() if embed_runtime is not None else None,
     }
 
 

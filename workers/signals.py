@@ -87,6 +87,10 @@ def stop_stream_runners(**_kwargs) -> None:
     from .runner import RUNNERS
 
     RUNNERS.stop_all(timeout=settings.STREAM_STOP_TIMEOUT_SECONDS)
+    # The streams flushed their tracks: no face waits for the embedding runtime any more.
+    from analytics.face.batching import face_embed_runtime_stop
+
+    face_embed_runtime_stop(timeout=settings.STREAM_STOP_TIMEOUT_SECONDS)
     # The runners' last events (tracks flushed at close) are queued: store them before exit.
     sink = event_sink_started()
     if sink is not None and not sink.stop(timeout=settings.STREAM_STOP_TIMEOUT_SECONDS):

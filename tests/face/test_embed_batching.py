@@ -14,6 +14,7 @@ import pytest
 
 from analytics.face import batching
 from analytics.face.batching import BatchingEmbedder, EmbedderBusy, faces_embed
+from analytics.face.engine import face_engine
 from analytics.face.plugin import FaceRecognitionConfig, FaceRecognitionProcessor
 from tests.face.images import side_by_side
 from tests.face.test_fr_processor import OBAMA_ID, STEP, T0, Gallery, canvas, play
@@ -206,7 +207,8 @@ def test_the_worker_runtime_follows_settings(settings, engine, images, detected)
     try:
         runtime = batching.face_embed_runtime()
         assert (runtime.batch_size, runtime.max_wait_s, runtime.capacity) == (4, 0.0025, 12)
-        assert runtime.embedder is engine.embedder and batching.face_embed_runtime() is runtime
+        # Over the process's engine now (another test may have made a new one since `engine`).
+        assert runtime.embedder is face_engine().embedder and batching.face_embed_runtime() is runtime
         assert batching.face_embed_runtime_started() is runtime
         vectors = runtime.embed_many(images["pair"], detected["pair"])
         assert (
@@ -215,6 +217,11 @@ def test_the_worker_runtime_follows_settings(settings, engine, images, detected)
         # A processor made by the plugin (no engine given) embeds through it.
         processor = FaceRecognitionProcessor(FaceRecognitionConfig())
         assert processor.embedder is runtime
+        # The worker's runtime report carries its figures (for /metrics and operators).
+        from workers.runtime_report import runtime_snapshot
+
+        figures = runtime_snapshot()["face_embedding"]
+        assert figures["batch_size"] == 4 and figures["items"] >= 2 and figures["busy"] == 0
     finally:
         assert batching.face_embed_runtime_stop(WAIT)
     assert not runtime.running and batching.face_embed_runtime_started() is None
@@ -222,7 +229,7 @@ def test_the_worker_runtime_follows_settings(settings, engine, images, detected)
     settings.FACE_EMBED_BATCH_SIZE = 0
     try:
         runtime = batching.face_embed_runtime()
-        gpu = engine.embedder.provider in batching.GPU_PROVIDERS
+        gpu = face_engine().embedder.provider in batching.GPU_PROVIDERS
         assert runtime.batch_size == (batching.GPU_BATCH_SIZE if gpu else batching.CPU_BATCH_SIZE)
     finally:
         assert batching.face_embed_runtime_stop(WAIT)
