@@ -32,8 +32,10 @@ recognition through the route, and NFV4-FR streams (issue 14).
                 faces in a row that move to another row every 8 frames, so four
                 tracks end together every 8 frames. 1 and 4 threads (streams),
                 each analysing frames as fast as it can: faces embedded one per
-                model call (unbatched, as before) against the worker's batching
-                runtime (batched); analysed frames/s per stream and together.
+                model call (unbatched, as before) against the worker's runtime
+                at batch size 1 (`frame`: a frame's due faces in one call, each
+                stream its own) and at batch 8 (`streams`: batches across
+                streams); analysed frames/s per stream and together.
 
 Servers: DATABASE_URL and REDIS_URL when both are set, else embedded PostgreSQL
 and Redis in a temporary folder deleted afterwards. Readable lines, and one JSON
@@ -506,9 +508,7 @@ class OneAtATime:
         return np.concatenate([self.embedder.embed_chips(chip[None]) for chip in chips])
 
 
-def scenario_streams(
-    photo_dir: Path, *, streams_list: list[int], seconds: float, rounds: int, batch: int
-) -> None:
+def scenario_streams(photo_dir: Path, *, streams_list: list[int], seconds: float, rounds: int) -> None:
     from analytics.face.batching import BatchingEmbedder
     from analytics.face.engine import face_engine
     from analytics.face.plugin import FaceMatch, FaceRecognitionConfig, FaceRecognitionProcessor
@@ -522,19 +522,26 @@ def scenario_streams(
         return FaceMatch(face_id="p", similarity=engine.similarity(embedding, enrolled), name="P")
 
     config = FaceRecognitionConfig(fr_timeout_dump=100, dumping_interval=0, fr_min_face_size=32)
-    say(f"\nstreams: crowd frames (4 faces, new tracks every {SWITCH_EVERY} frames), batch {batch} wait 5 ms")
+    # unbatched: one face per model call (before); frame: the worker's runtime at batch
+    # size 1 (each stream embeds a frame's due faces in one call); streams: the runtime
+    # batching across streams (batch 8, wait 5 ms).
+    modes = {"unbatched": None, "frame": 1, "streams": 8}
+    say(f"\nstreams: crowd frames (4 faces, new tracks every {SWITCH_EVERY} frames); modes {modes}")
     for streams in streams_list:
-        rates: dict[str, list[float]] = {"unbatched": [], "batched": []}
+        rates: dict[str, list[float]] = {mode: [] for mode in modes}
         embeds: dict[str, int] = {}
+        batches: dict[str, float] = {}
         for round_ in range(rounds):
-            order = list(rates) if round_ % 2 == 0 else list(reversed(rates))
+            order = list(modes) if round_ % 2 == 0 else list(reversed(modes))
             for mode in order:
                 runtime = None
-                if mode == "batched":
-                    runtime = BatchingEmbedder(engine.embedder, batch_size=batch, max_wait_ms=5, capacity=256)
-                    embedder = runtime
-                else:
+                if modes[mode] is None:
                     embedder = OneAtATime(engine.embedder)
+                else:
+                    runtime = BatchingEmbedder(
+                        engine.embedder, batch_size=modes[mode], max_wait_ms=5, capacity=256
+                    )
+                    embedder = runtime
                 processors = [
                     FaceRecognitionProcessor(config, engine=engine, matcher=matcher, embedder=embedder)
                     for _ in range(streams)
@@ -552,28 +559,42 @@ def scenario_streams(
                 finally:
                     if runtime is not None:
                         runtime.stop()
+                        batches[mode] = runtime.stats()["mean_batch_size"]
                 rates[mode].append(analysed / seconds)
                 embeds[mode] = sum(p.matches for p in processors)
-        ratios = [b / u for b, u in zip(rates["batched"], rates["unbatched"], strict=True)]
+        ratios = {
+            mode: [r / u for r, u in zip(rates[mode], rates["unbatched"], strict=True)]
+            for mode in modes
+            if mode != "unbatched"
+        }
         result = {
             "bench": "face_streams_batching",
             "streams": streams,
-            "unbatched_fps_total": round(statistics.median(rates["unbatched"]), 2),
-            "batched_fps_total": round(statistics.median(rates["batched"]), 2),
-            "unbatched_fps_per_stream": round(statistics.median(rates["unbatched"]) / streams, 2),
-            "batched_fps_per_stream": round(statistics.median(rates["batched"]) / streams, 2),
-            "ratio": round(statistics.median(ratios), 3),
-            "ratio_rounds": [round(r, 3) for r in ratios],
+            **{f"{mode}_fps_total": round(statistics.median(rates[mode]), 2) for mode in modes},
+            **{
+                f"{mode}_fps_per_stream": round(statistics.median(rates[mode]) / streams, 2) for mode in modes
+            },
+            **{f"ratio_{mode}": round(statistics.median(values), 3) for mode, values in ratios.items()},
+            **{f"ratio_{mode}_rounds": [round(r, 3) for r in values] for mode, values in ratios.items()},
+            "mean_batch_size_last_round": batches,
             "embeddings_last_round": embeds,
-            "batch_size": batch,
             "loadavg_1m": round(os.getloadavg()[0], 2),
         }
         say(
-            f"  {streams} stream(s): unbatched {result['unbatched_fps_total']} frames/s "
-            f"({result['unbatched_fps_per_stream']} per stream), "
-            f"batched {result['batched_fps_total']} frames/s "
-            f"({result['batched_fps_per_stream']} per stream): ratio x{result['ratio']} (rounds "
-            f"{result['ratio_rounds']}); embeddings in the last round {embeds}"
+            f"  {streams} stream(s): "
+            + "; ".join(
+                f"{mode} {result[f'{mode}_fps_total']} frames/s "
+                f"({result[f'{mode}_fps_per_stream']} per stream)"
+                for mode in modes
+            )
+        )
+        say(
+            "    against unbatched: "
+            + ", ".join(
+                f"{mode} x{result[f'ratio_{mode}']} (rounds {result[f'ratio_{mode}_rounds']})"
+                for mode in ratios
+            )
+            + f"; faces embedded in the last round {embeds}, mean batch {batches}"
         )
         emit(result)
 
@@ -626,7 +647,7 @@ def main(argv=None) -> int:
             engine = face_engine()
             engine.warm_up()
             say(f"face engine: {engine.describe()}")
-            batch = default_batch_size(engine.embedder)
+            batch = default_batch_size(engine.embedder)  # across streams
             try:
                 if "embed" in scenarios:
                     measured = scenario_embed(
@@ -635,16 +656,17 @@ def main(argv=None) -> int:
                     say(f"  fastest at 4 streams: batch size {measured}; the default here is {batch}")
                 if "enroll" in scenarios:
                     scenario_enroll(
-                        photo_dir, count=args.photos, rounds=max(2, args.rounds - 1), batch_size=batch
+                        photo_dir,
+                        count=args.photos,
+                        rounds=max(2, args.rounds - 1),
+                        batch_size=default_batch_size(engine.embedder, bulk=True),
                     )
                 if "recognition" in scenarios:
                     scenario_recognition(
                         photo_dir, sizes=args.sizes, probes=args.probes, embedded=endpoints.embedded
                     )
                 if "streams" in scenarios:
-                    scenario_streams(
-                        photo_dir, streams_list=[1, 4], seconds=args.seconds, rounds=args.rounds, batch=batch
-                    )
+                    scenario_streams(photo_dir, streams_list=[1, 4], seconds=args.seconds, rounds=args.rounds)
             finally:
                 bench_faces.cleanup()
                 if endpoints.embedded:

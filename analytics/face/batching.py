@@ -16,10 +16,16 @@ full it refuses at once (`EmbedderBusy`): a stream whose faces are refused
 embeds them at a later frame, so a slow model delays events, never the capture
 or the frames of other streams.
 
-On a CPU the embedder gains from batches, unlike the object detector
-(bench/README.md, "Face embedding in batches"): ONNX Runtime spends much less
-per face on a batch of 8 than on single faces, so batches are the default on
-both CPU and GPU.
+Where batches pay was measured (bench/face_batching.py, bench/README.md "Face
+embeddings in batches"). One thread embedding a batch of 8 chips spends about
+half the time per face of single chips, so bulk enrollment, where one thread
+embeds, always batches. Across streams on a 2-core CPU, though, streams each
+running their own faces side by side embedded 1.04-1.5 times more faces per
+second than one inference thread taking their faces in batches (the streams'
+own model calls keep both cores busy; the batcher waits for company), as for
+the object detector. So a CPU-only worker runs batch size 1 by default: each
+stream embeds its own faces, all the faces of a frame in one model call; a GPU
+worker batches across streams (one call for 32 chips costs little more than one).
 """
 
 from __future__ import annotations
@@ -36,10 +42,14 @@ from .engine import DetectedFace, FaceEmbedder
 
 logger = logging.getLogger(__name__)
 
-# Batch sizes when the setting is 0: measured on the 2-core CPU (bench/embed_batching.py);
+# Batch sizes across streams when the setting is 0: measured on a 2-core CPU
+# (bench/face_batching.py: batching across streams trailed each stream's own calls);
 # on a GPU a batch of 32 chips of 150x150 costs little more than one.
-CPU_BATCH_SIZE = 8
+CPU_BATCH_SIZE = 1
 GPU_BATCH_SIZE = 32
+# Bulk enrollment's batches (one embedding thread, no other callers): 8 chips per call
+# took about half the time per face of one on a CPU (bench/README.md).
+BULK_CPU_BATCH_SIZE = 8
 GPU_PROVIDERS = {"CUDAExecutionProvider", "TensorrtExecutionProvider", "dlib-cuda"}
 
 FacesOfImages = Sequence[tuple[np.ndarray, DetectedFace]]
@@ -86,7 +96,7 @@ class BatchingEmbedder(BatchingRuntime[np.ndarray, np.ndarray]):
         self,
         embedder: FaceEmbedder,
         *,
-        batch_size: int = CPU_BATCH_SIZE,
+        batch_size: int = 8,
         max_wait_ms: float = 5.0,
         capacity: int = 128,
         name: str = "face-embedder",
@@ -142,8 +152,12 @@ class BatchingEmbedder(BatchingRuntime[np.ndarray, np.ndarray]):
         return self.embed_many(image_bgr, [face])[0]
 
 
-def default_batch_size(embedder: FaceEmbedder) -> int:
-    return GPU_BATCH_SIZE if embedder.provider in GPU_PROVIDERS else CPU_BATCH_SIZE
+def default_batch_size(embedder: FaceEmbedder, *, bulk: bool = False) -> int:
+    """The batch size when the setting is 0: across a worker's streams, or for one
+    thread embedding many faces (`bulk`: enrollment)."""
+    if embedder.provider in GPU_PROVIDERS:
+        return GPU_BATCH_SIZE
+    return BULK_CPU_BATCH_SIZE if bulk else CPU_BATCH_SIZE
 
 
 _runtime: BatchingEmbedder | None = None

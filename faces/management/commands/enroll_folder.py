@@ -115,7 +115,8 @@ class Command(BaseCommand):
         ]
         if not jobs:
             raise CommandError(f"no photos (.jpg, .jpeg, .png) in the sub-folders of {path}")
-        batch = batch_size or settings.FACE_EMBED_BATCH_SIZE or default_batch_size(face_engine().embedder)
+        embedder = face_engine().embedder
+        batch = batch_size or settings.FACE_EMBED_BATCH_SIZE or default_batch_size(embedder, bulk=True)
         progress = _Progress(len(jobs), self.stdout) if not no_progress else None
         try:
             report = folder_enroll(
