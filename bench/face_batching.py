@@ -223,7 +223,8 @@ def photo_folder(photo_dir: Path, target: Path, count: int) -> int:
                 if written == count:
                     break
                 image = cv2.imdecode(np.frombuffer(files[name], np.uint8), cv2.IMREAD_COLOR)
-                folder = target / person
+                # A new person per JPEG quality: nobody reaches VISIONAIRE_FACE_MAX_VARIATIONS.
+                folder = target / f"{person} {96 - quality}"
                 folder.mkdir(parents=True, exist_ok=True)
                 ok, data = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, quality])
                 (folder / f"{Path(name).stem}-q{quality}.jpg").write_bytes(data.tobytes())
