@@ -634,6 +634,7 @@ def main(argv=None) -> int:
     scenarios = args.only or ["embed", "enroll", "recognition", "streams"]
     started = time.monotonic()
     info = machine()
+    info.setdefault("opencv", cv2.__version__)
     say(
         f"machine: {info['nproc']} CPUs ({info['cpu']}), {info['ram_gib']} GiB RAM, Python {info['python']}, "
         f"OpenCV {info['opencv']}, load average {info['loadavg_1m']}"
