@@ -11,9 +11,9 @@ it is `dumping_interval` ms old: the best sample is embedded (dlib's network on
 ONNX Runtime by default) and matched against the pipeline's `keyspace`; `KNOWN`
 with the person's name when the similarity reaches `similarity_threshold`, else
 `UNKNOWN`. The tracks due at a frame are embedded in one call of the worker's
-batching runtime (analytics/face/batching.py), where they share batches with
-the faces of the worker's other streams; when its queue is full, they wait for
-a later frame instead of holding this one up.
+embedding runtime (analytics/face/batching.py), which at a batch size above 1
+batches them with the faces of the worker's other streams; when its queue is
+full, they wait for a later frame instead of holding this one up.
 
 Embedding once per track, not per frame, is what keeps the CPU cost near the
 detector's: the embedder is ~5x slower per face than detection per frame.
