@@ -119,17 +119,33 @@ class SharedModel:
         warm: Callable[[], dict[str, Any]],
         gpu_service: str = "",
         info_metric: ModelInfoMetric | None = None,
+        figures: Callable[[], dict[str, Any] | None] | None = None,
+        stop: Callable[[float], object] | None = None,
     ) -> None:
         self.name = name  # its key in the runtime report's `models`
         self.gpu_service = gpu_service  # reported under the GPU in /resource_stats while on CUDA
         self.info_metric = info_metric
         self._warm = warm
+        # Running figures the report carries beside the state (e.g. a batching runtime's
+        # batches, refusals and latency; None while there are none), and what stops the
+        # model's own threads at worker shutdown (given a timeout in seconds).
+        self._figures = figures
+        self._stop = stop
         self._lock = threading.Lock()
         self._status: dict[str, Any] = {"state": "not_loaded"}
 
     def status(self) -> dict[str, Any]:
         with self._lock:
-            return dict(self._status)
+            status = dict(self._status)
+        if self._figures is not None:
+            figures = self._figures()
+            if figures is not None:
+                status["figures"] = figures
+        return status
+
+    def stop(self, timeout: float) -> None:
+        if self._stop is not None:
+            self._stop(timeout)
 
     def status_set(self, **fields: Any) -> None:
         with self._lock:

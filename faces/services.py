@@ -130,6 +130,13 @@ def faces_detect(image: np.ndarray) -> list[DetectedFace]:
 
 def face_for_enrollment(image: np.ndarray) -> EnrollmentFace:
     """The photo's one face, if it is fit for enrollment; FaceRejected (400) otherwise."""
+    face, blur = enrollment_face_check(image)
+    embedding = face_engine().embedder.embed(image, face)
+    return EnrollmentFace(face=face, embedding=embedding, blur=blur, frontal=frontal_score(face))
+
+
+def enrollment_face_check(image: np.ndarray) -> tuple[DetectedFace, float]:
+    """The checks of `face_for_enrollment` without the embedding: the one face and its blur score."""
     faces = faces_detect(image)
     if not faces:
         raise FaceRejected("image: no face found in the image", "no_face")
@@ -147,8 +154,7 @@ def face_for_enrollment(image: np.ndarray) -> EnrollmentFace:
             f"image: face too blurry (blur score {blur:.1f}, minimum {settings.FACE_ENROLL_MIN_BLUR:g})",
             "too_blurry",
         )
-    embedding = face_engine().embedder.embed(image, face)
-    return EnrollmentFace(face=face, embedding=embedding, blur=blur, frontal=frontal_score(face))
+    return face, blur
 
 
 def face_for_search(image: np.ndarray, *, field: str = "image") -> tuple[DetectedFace, np.ndarray]:
@@ -172,14 +178,17 @@ def face_enroll(
     category: str | None = None,
     identity_number: str | None = None,
     notes: str | None = None,
+    found: EnrollmentFace | None = None,
 ) -> FaceVariation:
     """Enroll the photo's one face: a new person (a new face id, or the one
     given) or, for an existing face id, a new variation of that person. Identity
-    fields given update the person."""
+    fields given update the person. `found`: the photo's face already checked
+    and embedded (bulk enrollment embeds photos in batches)."""
     keyspace_row = keyspace_get(name=keyspace)
     if face_id is not None:
         name_validate(face_id, field="face_id")
-    found = face_for_enrollment(image.pixels)
+    if found is None:
+        found = face_for_enrollment(image.pixels)
     identity = {
         key: value
         for key, value in (

@@ -148,7 +148,8 @@ def heartbeat_decode(raw: str | bytes | None) -> dict[str, Any] | None:
 
 class RuntimeReport(TypedDict):
     """What a worker process says about its own machinery, beside the heartbeat:
-    the state of each shared model (by name, see analytics.runtime) and the event
+    the state of each shared model (by name, see analytics.runtime; with its running
+    `figures` when it has some, e.g. a batching runtime's) and the event
     writer's counters (None before the writer has started)."""
 
     node_num: int

@@ -349,6 +349,15 @@ FACE_ONNX_MEAN = env_float("VISIONAIRE_FACE_ONNX_MEAN", 127.5)
 FACE_ONNX_STD = env_float("VISIONAIRE_FACE_ONNX_STD", 127.5, minimum=1e-6)
 FACE_ONNX_RGB = env_bool("VISIONAIRE_FACE_ONNX_RGB", True)
 FACE_ONNX_SIMILARITY_SCALE = env_float("VISIONAIRE_FACE_ONNX_SIMILARITY_SCALE", 4.0, minimum=0.01)
+# Each worker's face embedding runtime (the face analytics' batching.py): the faces of all
+# its streams are embedded together, up to this many per model call or after this
+# wait; beyond the queue, faces are refused (a stream embeds them at a later frame).
+# Batch size 0: 32 on a GPU, 1 on a CPU (batches across streams did not pay there, see
+# bench/README.md); 1: each stream embeds its own faces (a frame's faces in one call).
+# enroll_folder batches by this too (0: 8 on a CPU, 32 on a GPU).
+FACE_EMBED_BATCH_SIZE = env_int("VISIONAIRE_FACE_EMBED_BATCH_SIZE", 0, minimum=0, maximum=256)
+FACE_EMBED_BATCH_WAIT_MS = env_float("VISIONAIRE_FACE_EMBED_BATCH_WAIT_MS", 5.0, minimum=0.0)
+FACE_EMBED_QUEUE_CAPACITY = env_int("VISIONAIRE_FACE_EMBED_QUEUE_CAPACITY", 128, minimum=1, maximum=10_000)
 # Frames are shrunk to this longest side before detection (smallest face found: ~16 px at that scale).
 FACE_DETECT_MAX_SIDE = env_int("VISIONAIRE_FACE_DETECT_MAX_SIDE", 640, minimum=64, maximum=4096)
 FACE_DETECT_MIN_SCORE = env_float("VISIONAIRE_FACE_DETECT_MIN_SCORE", 0.8, minimum=0.0)

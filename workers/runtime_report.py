@@ -1,6 +1,7 @@
 """What a worker process says about its own machinery, beside the heartbeat:
 the shared models of the analytics (warming, ready with which provider, or
-failed) and the event writer's counters (written, dropped, failed, queued).
+failed, and their running figures, e.g. a batching runtime's) and the event
+writer's counters (written, dropped, failed, queued).
 
 A reporter thread writes it (live.messages.RuntimeReport) to the node's runtime
 key every NODE_HEARTBEAT_SECONDS, expiring like a heartbeat, so a dead worker's

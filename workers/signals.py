@@ -82,6 +82,11 @@ def stop_stream_runners(**_kwargs) -> None:
     from .runner import RUNNERS
 
     RUNNERS.stop_all(timeout=settings.STREAM_STOP_TIMEOUT_SECONDS)
+    # The streams flushed their tracks: nothing waits for the models' own threads any more.
+    from analytics.registry import shared_models
+
+    for model in shared_models():
+        model.stop(settings.STREAM_STOP_TIMEOUT_SECONDS)
     # The runners' last events (tracks flushed at close) are queued: store them before exit.
     sink = event_sink_started()
     if sink is not None and not sink.stop(timeout=settings.STREAM_STOP_TIMEOUT_SECONDS):

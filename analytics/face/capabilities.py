@@ -27,10 +27,26 @@ def _face_engine_warm() -> dict:
     return {"warm_up_seconds": round(face.warm_up(), 3), **face.describe()}
 
 
+def _face_embedding_figures() -> dict | None:
+    from .batching import face_embed_runtime_started
+
+    runtime = face_embed_runtime_started()
+    return dict(runtime.stats()) if runtime is not None else None
+
+
+def _face_embedding_stop(timeout: float) -> None:
+    from .batching import face_embed_runtime_stop
+
+    face_embed_runtime_stop(timeout=timeout)
+
+
 FACE_ENGINE = SharedModel(
     "face_engine",
     warm=_face_engine_warm,
     gpu_service=FACE_GPU_SERVICE,
+    # The batching runtime that embeds the faces of this worker's streams.
+    figures=_face_embedding_figures,
+    stop=_face_embedding_stop,
     info_metric=ModelInfoMetric(
         "visionaire_face_engine_info",
         "1 for the face engine of the node's worker: its state, the detector's ONNX Runtime provider, "

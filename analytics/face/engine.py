@@ -410,19 +410,28 @@ class OnnxEmbedder:
         size = (self.input_size, self.input_size)
         return cv2.warpAffine(image_bgr, matrix, size, borderMode=cv2.BORDER_CONSTANT)
 
-    def embed_many(self, image_bgr: np.ndarray, faces: list[DetectedFace]) -> np.ndarray:
+    def chips(self, image_bgr: np.ndarray, faces: list[DetectedFace]) -> np.ndarray:
+        """The faces aligned and normalised: the model's input, [N, 3, size, size] float32."""
         if not faces:
-            return np.zeros((0, self.dim), dtype=np.float32)
+            return np.zeros((0, 3, self.input_size, self.input_size), dtype=np.float32)
         image = _as_bgr(image_bgr)
         crops = np.stack([self.aligned(image, face) for face in faces]).astype(np.float32)
         if self.rgb:
             crops = crops[..., ::-1]
-        tensor = np.ascontiguousarray(((crops - self.mean) / self.std).transpose(0, 3, 1, 2))
+        return np.ascontiguousarray(((crops - self.mean) / self.std).transpose(0, 3, 1, 2))
+
+    def embed_chips(self, tensor: np.ndarray) -> np.ndarray:
+        """L2-normalised embeddings of `chips()` output (of one image or several)."""
+        if len(tensor) == 0:
+            return np.zeros((0, self.dim), dtype=np.float32)
         if self.batched:
             vectors = self._run(tensor)
         else:
-            vectors = np.concatenate([self._run(tensor[i : i + 1]) for i in range(len(faces))])
+            vectors = np.concatenate([self._run(tensor[i : i + 1]) for i in range(len(tensor))])
         return _normalise(vectors)
+
+    def embed_many(self, image_bgr: np.ndarray, faces: list[DetectedFace]) -> np.ndarray:
+        return self.embed_chips(self.chips(image_bgr, faces))
 
     def embed(self, image_bgr: np.ndarray, face: DetectedFace) -> np.ndarray:
         return self.embed_many(image_bgr, [face])[0]

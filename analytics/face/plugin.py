@@ -7,9 +7,13 @@ score from detection confidence, size, frontality and sharpness; samples that
 fail `fr_min_face_size`, `frontal_only`, `fr_blur_filter_threshold` or
 `dumping_confidence_threshold` are not kept). A track's one event is made when
 it ends (`fr_timeout_dump` ms unseen) or, for a face that stays in view, once
-it is `dumping_interval` ms old: the best sample is embedded (dlib by default)
-and matched against the pipeline's `keyspace`; `KNOWN` with the person's name
-when the similarity reaches `similarity_threshold`, else `UNKNOWN`.
+it is `dumping_interval` ms old: the best sample is embedded (dlib's network on
+ONNX Runtime by default) and matched against the pipeline's `keyspace`; `KNOWN`
+with the person's name when the similarity reaches `similarity_threshold`, else
+`UNKNOWN`. The tracks due at a frame are embedded in one call of the worker's
+embedding runtime (analytics/face/batching.py), which at a batch size above 1
+batches them with the faces of the worker's other streams; when its queue is
+full, they wait for a later frame instead of holding this one up.
 
 Embedding once per track, not per frame, is what keeps the CPU cost near the
 detector's: the embedder is ~5x slower per face than detection per frame.
@@ -26,6 +30,7 @@ from typing import Any
 import numpy as np
 from pydantic import Field, field_validator
 
+from analytics.batching import ModelBusy
 from analytics.plugins import (
     AnalyticPlugin,
     EventRecord,
@@ -292,11 +297,16 @@ def _inside(x: float, y: float, polygon: np.ndarray) -> bool:
 
 
 class FaceRecognitionProcessor(Processor):
-    def __init__(self, config: FaceRecognitionConfig, *, engine=None, matcher: Matcher | None = None):
+    def __init__(
+        self, config: FaceRecognitionConfig, *, engine=None, matcher: Matcher | None = None, embedder=None
+    ):
+        from .batching import face_embed_runtime
         from .engine import face_engine
 
         self.config = config
         self.engine = engine or face_engine()
+        # The worker's batching runtime by default; an engine given (tests) brings its own embedder.
+        self.embedder = embedder or (self.engine.embedder if engine is not None else face_embed_runtime())
         self.matcher = matcher or enrolled_match
         self.tracker = IoUTracker(
             iou_threshold=config.matching_iou_threshold,
@@ -310,6 +320,10 @@ class FaceRecognitionProcessor(Processor):
         self.rejected: dict[str, int] = {"size": 0, "confidence": 0, "frontal": 0, "blur": 0, "area": 0}
         # Events made before a failure in the same frame, handed out with the next one.
         self._carry: list[EventRecord] = []
+        # Ended tracks whose faces the embedder refused (busy): tried again at the next frame.
+        self._deferred: list[Track] = []
+        self.deferred = 0  # times tracks were put off because the embedder was busy
+        self.lost = 0  # tracks that never got their event: put off beyond MAX_TRACKS, or at close
 
     # -- the frame loop --------------------------------------------------------------
     def process(self, frame: Frame) -> ProcessResult:
@@ -335,7 +349,16 @@ class FaceRecognitionProcessor(Processor):
         return ProcessResult(overlay=overlay, events=self._decide_all(due))
 
     def close(self) -> ProcessResult:
-        return ProcessResult(events=self._decide_all(self.tracker.flush()))
+        events = self._decide_all(self.tracker.flush())
+        if self._deferred:
+            self.lost += len(self._deferred)
+            logger.warning(
+                "%s: %d faces not recognised at close: the face embedder was busy",
+                ANALYTIC_ID,
+                len(self._deferred),
+            )
+            self._deferred = []
+        return ProcessResult(events=events)
 
     # -- per face ---------------------------------------------------------------------
     def _excluded(self, face, width: int, height: int) -> bool:
@@ -394,13 +417,34 @@ class FaceRecognitionProcessor(Processor):
 
     # -- per track ----------------------------------------------------------------------
     def _decide_all(self, tracks: list[Track]) -> list[EventRecord]:
+        from .batching import faces_embed
+
         events, self._carry = self._carry, []
+        # Not yet reported and with a usable face; each track once.
+        pending = list({id(t): t for t in [*self._deferred, *tracks] if not t.decided and t.samples}.values())
+        self._deferred = []
+        if not pending:
+            return events
+        try:
+            embeddings = faces_embed(self.embedder, [(t.best.crop, t.best.face) for t in pending])
+        except ModelBusy:
+            # The embedder is behind: live tracks are due again at the next frame,
+            # ended ones are kept (the newest MAX_TRACKS) and tried with it.
+            self.deferred += 1
+            live = {id(t) for t in self.tracker.tracks}
+            ended = [t for t in pending if id(t) not in live]
+            self.lost += max(0, len(ended) - MAX_TRACKS)
+            self._deferred = ended[-MAX_TRACKS:]
+            return events
+        except Exception:
+            for track in pending:
+                track.decided = True  # one failure, not one per frame
+            self._carry = events
+            raise
         failure: Exception | None = None
-        for track in tracks:
-            if track.decided or not track.samples:
-                continue  # already reported, or never a usable face
+        for track, embedding in zip(pending, embeddings, strict=True):
             try:
-                events.append(self._decide(track))
+                events.append(self._decide(track, embedding))
             except Exception as exc:
                 track.decided = True  # one failure, not one per frame
                 failure = failure or exc
@@ -410,11 +454,10 @@ class FaceRecognitionProcessor(Processor):
             raise failure
         return events
 
-    def _decide(self, track: Track) -> EventRecord:
+    def _decide(self, track: Track, embedding: np.ndarray) -> EventRecord:
         from .engine import crop_jpeg
 
         best = track.best
-        embedding = self.engine.embedder.embed(best.crop, best.face)
         match = self.matcher(embedding, self.config.keyspace)
         self.matches += 1
         similarity = float(match.similarity) if match is not None else 0.0
