@@ -61,10 +61,11 @@ def checked(check: Callable[..., Any], *args, **kwargs) -> Any:
 
 
 class InputSerializer(serializers.Serializer):
-    """A JSON object with only the declared keys: unknown keys are refused, then
-    missing required ones (in `required_order`, else declaration order), then each
-    field's value in declaration order, then `validate()`. Message wording is set
-    per route by the hooks below."""
+    # A JSON object with only the declared keys: unknown keys are refused, then
+    # missing required ones (in `required_order`, else declaration order), then each
+    # field's value in declaration order, then `validate()`. The wording is set per
+    # route by the attributes below. (Comments, not a docstring: a docstring would
+    # describe every subclass in the OpenAPI document.)
 
     # Templates: {field} is the object's path (empty at the root), {names} the unknown
     # keys sorted, {first} the first of them, {allowed} the declared keys sorted.
@@ -268,8 +269,26 @@ class JsonObjectField(_Strict, serializers.JSONField):
 
 @extend_schema_field({"type": "string"})
 class RawField(serializers.Field):
-    """Any JSON value, handed on unchecked to a `validate()` that checks it last
-    (a base64 image: decoding is the costly check, after every cheap one)."""
+    """Any JSON value, handed on unchecked to a `validate()` that checks it last."""
 
     def to_internal_value(self, data: Any) -> Any:
+        return data
+
+
+@extend_schema_field({"type": "string", "minLength": 1})
+class Base64ImageField(RawField):
+    """A base64 JPEG/PNG, decoded by the serializer's `validate()` with
+    core.images.image_decode: decoding is the costly check, after every cheap one."""
+
+
+class StrictChoiceField(_Strict, serializers.ChoiceField):
+    default_message = "must be one of {choices}"
+
+    def __init__(self, choices, *, message: str | None = None, **kwargs):
+        self.message = message
+        super().__init__(choices, **kwargs)
+
+    def to_internal_value(self, data: Any) -> Any:
+        if not isinstance(data, str) or data not in self.choices:
+            self._refuse(choices=", ".join(str(choice) for choice in self.choices))
         return data

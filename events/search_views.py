@@ -22,6 +22,7 @@ from core.errors import BadRequest, NotFound
 from core.images import image_decode
 from core.openapi import ErrorSerializer
 from core.validation import (
+    Base64ImageField,
     InputSerializer,
     JsonObjectField,
     RawField,
@@ -160,7 +161,7 @@ class SmartSearchRequestSerializer(InputSerializer):
 class ExtractRequestSerializer(InputSerializer):
     unknown_name_max = None
 
-    image = RawField(help_text="Base64 JPEG/PNG.")
+    image = Base64ImageField(help_text="Base64 JPEG/PNG.")
     metadata = JsonObjectField(required=False, message="{field} must be a JSON object")
 
     def validate(self, attrs: dict) -> dict:

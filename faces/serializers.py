@@ -11,8 +11,8 @@ from rest_framework import serializers
 
 from core.images import image_decode
 from core.validation import (
+    Base64ImageField,
     InputSerializer,
-    RawField,
     StrictCharField,
     StrictIntegerField,
     StrictListField,
@@ -55,7 +55,7 @@ def _identity_text(max_length: int, help_text: str, *, allow_control: bool = Fal
 
 
 class FaceInput(InputSerializer):
-    """The /v1/face bodies: a nested object given as null counts as absent."""
+    # The /v1/face bodies; the keyspace is looked up (404) before the image is decoded.
 
     def _keyspace(self, attrs: dict) -> str:
         keyspace_get(name=attrs["keyspace"])  # 404 before the costly image decode
@@ -63,6 +63,7 @@ class FaceInput(InputSerializer):
 
 
 class FaceParams(InputSerializer):
+    # A nested object of the /v1/face bodies: null counts as absent.
     null_as_empty = True
 
 
@@ -92,7 +93,7 @@ class FaceEnrollmentSerializer(FaceInput):
 
     additional_params = FaceEnrollmentParamsSerializer(required=False)
     keyspace = NameField()
-    image = RawField(help_text=IMAGE_HELP)
+    image = Base64ImageField(help_text=IMAGE_HELP)
 
     def validate(self, attrs: dict) -> dict:
         params = attrs.get("additional_params") or {}
@@ -125,7 +126,7 @@ class FaceRecognitionQuerySerializer(FaceInput):
 
     additional_params = FaceRecognitionParamsSerializer(required=False)
     keyspace = NameField()
-    image = RawField(help_text=IMAGE_HELP + " The largest face is searched.")
+    image = Base64ImageField(help_text=IMAGE_HELP + " The largest face is searched.")
 
     def validate(self, attrs: dict) -> dict:
         params = attrs.get("additional_params") or {}
@@ -210,7 +211,7 @@ class FaceDeleteVariationResponseSerializer(serializers.Serializer):
 
 
 class FaceExtractEmbeddingSerializer(FaceInput):
-    image = RawField(help_text=IMAGE_HELP)
+    image = Base64ImageField(help_text=IMAGE_HELP)
 
     def validate(self, attrs: dict) -> dict:
         return {"image": image_decode(attrs["image"], field="image")}
@@ -224,7 +225,7 @@ class FaceExtractEmbeddingResponseSerializer(serializers.Serializer):
 
 
 class FaceImageContentSerializer(FaceParams):
-    content = RawField(help_text=IMAGE_HELP + " The largest face is compared.")
+    content = Base64ImageField(help_text=IMAGE_HELP + " The largest face is compared.")
 
 
 class FaceMatchQuerySerializer(FaceInput):

@@ -8,7 +8,13 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
-from core.validation import InputSerializer, StrictBooleanField, StrictCharField, StrictIntegerField
+from core.validation import (
+    InputSerializer,
+    StrictBooleanField,
+    StrictCharField,
+    StrictChoiceField,
+    StrictIntegerField,
+)
 
 from .models import LogLevel
 
@@ -38,22 +44,12 @@ def _setting_int(low: int, high: int, **kwargs) -> StrictIntegerField:
 
 
 class ConfigChangeSerializer(InputSerializer):
-    """Any subset of the keys; unknown keys are refused. `validated_data` is keyed
-    by the PlatformConfig field each key is stored in."""
+    """Any subset of the keys; unknown keys are refused."""
+
+    # `validated_data` is keyed by the PlatformConfig field each key is stored in.
 
     unknown_message = CONFIG_ERROR + ": unknown key '{first}' (allowed: {allowed})"
     not_object_message = CONFIG_ERROR + ": the body must be a JSON object"
-
-
-class _LogLevelField(StrictCharField):
-    def __init__(self, **kwargs):
-        super().__init__(**kwargs)
-        self.choices = tuple(LogLevel.values)
-
-    def to_internal_value(self, data):
-        if not isinstance(data, str) or data not in self.choices:
-            self._refuse(CONFIG_ERROR + ": {field} must be one of " + ", ".join(self.choices))
-        return data
 
 
 RETENTION_DAYS = (1, 36_500)
@@ -65,7 +61,9 @@ class PlatformConfigPatchSerializer(ConfigChangeSerializer):
     enable_cors = StrictBooleanField(
         required=False, message=CONFIG_ERROR + ": {field} must be a boolean (true or false)"
     )
-    log_level = _LogLevelField(required=False)
+    log_level = StrictChoiceField(
+        LogLevel.values, required=False, message=CONFIG_ERROR + ": {field} must be one of {choices}"
+    )
 
 
 class PlatformConfigSerializer(PlatformConfigPatchSerializer):
