@@ -25,7 +25,7 @@ from rest_framework import serializers
 from rest_framework.fields import empty
 
 from .api import body_object
-from .errors import WHOLE_MESSAGE, ApiError, BadRequest
+from .errors import WHOLE_MESSAGE, ApiError, BadRequest, validation_message
 
 
 def refuse(message: str) -> NoReturn:
@@ -33,8 +33,9 @@ def refuse(message: str) -> NoReturn:
     raise serializers.ValidationError(message, code=WHOLE_MESSAGE)
 
 
-def _refuse_object(message: str) -> NoReturn:
-    # A serializer's own errors must be a mapping (DRF builds `errors` from it).
+def refuse_input(message: str) -> NoReturn:
+    """`refuse`, from a serializer's own `to_internal_value` (its errors must be a
+    mapping: DRF builds `errors` from it)."""
     raise serializers.ValidationError({"non_field_errors": [message]}, code=WHOLE_MESSAGE)
 
 
@@ -89,7 +90,7 @@ class InputSerializer(serializers.Serializer):
     def to_internal_value(self, data: Any) -> Any:
         path = field_path(self)
         if not isinstance(data, Mapping):
-            _refuse_object(self.not_object_message.format(field=path or "the body"))
+            refuse_input(self.not_object_message.format(field=path or "the body"))
         unknown = sorted(str(name) for name in data if name not in self.fields)
         if unknown:
             limit = self.unknown_name_max
@@ -98,19 +99,32 @@ class InputSerializer(serializers.Serializer):
                 first=unknown[0][:60],
                 allowed=", ".join(sorted(self.fields)),
             )
-            _refuse_object(f"{path}: {message}" if path else message)
+            refuse_input(f"{path}: {message}" if path else message)
         order = self.required_order or [name for name, field in self.fields.items() if field.required]
         for name in order if self.required_first else ():
             if name not in data:
-                _refuse_object(self.required_message.format(field=self._join(path, name)))
+                refuse_input(self.required_message.format(field=self._join(path, name)))
         return super().to_internal_value(data)
+
+
+def _valid(serializer: serializers.Serializer) -> dict[str, Any]:
+    # A 400 in the contract's words, also where no DRF exception handler runs
+    # (the asynchronous viewing routes, services called by the admin).
+    if not serializer.is_valid():
+        raise BadRequest(validation_message(serializer.errors))
+    return serializer.validated_data
+
+
+def data_validated(serializer_class: type[serializers.Serializer], data: Any, **context) -> dict[str, Any]:
+    """`data` (parsed JSON) checked by `serializer_class`, for services that take a
+    body from elsewhere than a request (the admin)."""
+    return _valid(serializer_class(data=data, context=context))
 
 
 def validated(serializer_class: type[serializers.Serializer], request, **context) -> dict[str, Any]:
     """The request's JSON body checked by `serializer_class`: its validated data."""
     serializer = serializer_class(data=body_object(request), context={"request": request, **context})
-    serializer.is_valid(raise_exception=True)
-    return serializer.validated_data
+    return _valid(serializer)
 
 
 def query_validated(serializer_class: type[serializers.Serializer], query, **context) -> dict[str, Any]:
@@ -124,8 +138,7 @@ def query_validated(serializer_class: type[serializers.Serializer], query, **con
     if repeated:
         raise BadRequest(f"query parameter(s) given more than once: {', '.join(repeated)}")
     serializer = serializer_class(data={name: query[name] for name in query}, context=context)
-    serializer.is_valid(raise_exception=True)
-    return serializer.validated_data
+    return _valid(serializer)
 
 
 # --- strict JSON fields ----------------------------------------------------------------

@@ -15,7 +15,8 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from core.errors import BadRequest, validation_message
+from core.errors import BadRequest
+from core.validation import data_validated
 
 from . import licence as licence_doc
 from .models import LicenceCheckin, LicenceStatus, PlatformConfig
@@ -54,10 +55,7 @@ def platform_config_current() -> PlatformConfig:
 def _validated_changes(data: Any, serializer_class: type[ConfigChangeSerializer]) -> dict[str, Any]:
     """The change checked by the route's serializer (the one source of the limits):
     PlatformConfig field -> value."""
-    serializer = serializer_class(data=data)
-    if not serializer.is_valid():
-        raise BadRequest(validation_message(serializer.errors))
-    return dict(serializer.validated_data)
+    return dict(data_validated(serializer_class, data))
 
 
 def _config_update(*, data: Any, serializer_class: type[ConfigChangeSerializer]) -> PlatformConfig:
