@@ -74,8 +74,8 @@ def video(tmp_path, settings, media) -> str:
     root = tmp_path / "videos"
     root.mkdir()
     settings.STREAM_MEDIA_ROOT = os.path.realpath(root)
-    # testsrc scrolls a gradient: there is motion in every frame.
-    return shutil.copy(media.small_h264(seconds=2), os.path.join(settings.STREAM_MEDIA_ROOT, "moving.mp4"))
+    # testsrc2 moves shapes across the picture: about 3% of it changes from frame to frame.
+    return shutil.copy(media.small_h264(seconds=2, pattern="testsrc2"), os.path.join(settings.STREAM_MEDIA_ROOT, "moving.mp4"))
 
 
 def test_the_config_is_served_and_the_model_warms(api, motion):
