@@ -156,11 +156,9 @@ class FaceRecognitionResponseSerializer(serializers.Serializer):
     result = FaceRecognitionResultSerializer()
 
 
-class FaceDeleteEnrollmentSerializer(FaceInput):
-    required_order = ("keyspace", "face_ids")
-
-    face_ids = StrictListField(
-        child=NameField(label="face_ids[]"),
+def _id_list(child) -> StrictListField:
+    return StrictListField(
+        child=child,
         min_length=1,
         max_length=MAX_LIST_ITEMS,
         messages={
@@ -168,6 +166,12 @@ class FaceDeleteEnrollmentSerializer(FaceInput):
             "max_length": "{field} must have at most {max_length} items",
         },
     )
+
+
+class FaceDeleteEnrollmentSerializer(FaceInput):
+    required_order = ("keyspace", "face_ids")
+
+    face_ids = _id_list(NameField(label="face_ids[]"))
     keyspace = NameField()
 
     def validate(self, attrs: dict) -> dict:
@@ -189,15 +193,7 @@ class FaceDeleteVariationSerializer(FaceInput):
     required_order = ("keyspace", "face_id", "variations")
 
     face_id = NameField()
-    variations = StrictListField(
-        child=VariationNumberField(),
-        min_length=1,
-        max_length=MAX_LIST_ITEMS,
-        messages={
-            "type": "{field} must be a non-empty list",
-            "max_length": "{field} must have at most {max_length} items",
-        },
-    )
+    variations = _id_list(VariationNumberField())
     keyspace = NameField()
 
     def validate(self, attrs: dict) -> dict:

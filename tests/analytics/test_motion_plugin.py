@@ -75,7 +75,10 @@ def video(tmp_path, settings, media) -> str:
     root.mkdir()
     settings.STREAM_MEDIA_ROOT = os.path.realpath(root)
     # testsrc2 moves shapes across the picture: about 3% of it changes from frame to frame.
-    return shutil.copy(media.small_h264(seconds=2, pattern="testsrc2"), os.path.join(settings.STREAM_MEDIA_ROOT, "moving.mp4"))
+    return shutil.copy(
+        media.small_h264(seconds=2, pattern="testsrc2"),
+        os.path.join(settings.STREAM_MEDIA_ROOT, "moving.mp4"),
+    )
 
 
 def test_the_config_is_served_and_the_model_warms(api, motion):
