@@ -53,18 +53,26 @@ def error_response(status: int, message: str) -> JsonResponse:
     return JsonResponse(error_body(status, message), status=status)
 
 
-def _first_validation_message(detail, prefix: str = "") -> str:
-    """Flatten DRF's nested validation detail into one line naming the field."""
+# The code of a validation message that already names its field in the
+# contract's words (core.validation.refuse): it is answered as it is.
+WHOLE_MESSAGE = "whole"
+
+
+def validation_message(detail, prefix: str = "") -> str:
+    """Flatten DRF's nested validation detail into one line naming the field: the
+    first error in the order the fields are declared."""
     if isinstance(detail, dict):
         for key, value in detail.items():
             name = prefix if key == "non_field_errors" else (f"{prefix}.{key}" if prefix else str(key))
-            return _first_validation_message(value, name)
+            return validation_message(value, name)
         return "invalid input"
     if isinstance(detail, list):
         if not detail:
             return f"{prefix}: invalid value" if prefix else "invalid input"
-        return _first_validation_message(detail[0], prefix)
+        return validation_message(detail[0], prefix)
     text = str(detail)
+    if getattr(detail, "code", None) == WHOLE_MESSAGE:
+        return text
     return f"{prefix}: {text}" if prefix else text
 
 
@@ -83,7 +91,7 @@ def exception_handler(exc, context):
     if isinstance(exc, drf_exceptions.MethodNotAllowed):
         return Response(error_body(405, f"method {context['request'].method} not allowed"), status=405)
     if isinstance(exc, drf_exceptions.ValidationError):
-        return Response(error_body(400, _first_validation_message(exc.detail)), status=400)
+        return Response(error_body(400, validation_message(exc.detail)), status=400)
     if isinstance(exc, drf_exceptions.APIException):
         return Response(error_body(exc.status_code, str(exc.detail)), status=exc.status_code)
     from .outage import outage_message

@@ -22,7 +22,6 @@ from .errors import error_response
 
 logger = logging.getLogger(__name__)
 
-DATABASE_UNAVAILABLE = "database unavailable"
 # The 503 message of every route that needs Redis while it is unreachable.
 REDIS_UNAVAILABLE = "redis unavailable"
 

@@ -28,7 +28,7 @@ import numpy as np
 
 from analytics.plugins import EventRecord, Frame
 from analytics.registry import get_plugin, validate_config
-from core.errors import BadRequest
+from core.validation import refuse
 from streams.models import Pipeline
 
 from .models import Event
@@ -56,20 +56,20 @@ def metadata_search_text(metadata: dict[str, Any]) -> str:
     return words[:METADATA_TEXT_MAX].strip()
 
 
-def _metadata_text(metadata: dict[str, Any], key: str) -> str:
-    value = metadata.get(key, "")
-    if not isinstance(value, str) or len(value) > TEXT_MAX:
-        raise BadRequest(f"metadata.{key} must be a string of at most {TEXT_MAX} characters")
-    return value
-
-
-def _metadata_timestamp(metadata: dict[str, Any]) -> float | None:
-    if "timestamp_ms" not in metadata:
-        return None
-    value = metadata["timestamp_ms"]
-    if type(value) is not int or not 0 <= value <= MAX_TIMESTAMP_MS:
-        raise BadRequest(f"metadata.timestamp_ms must be an integer between 0 and {MAX_TIMESTAMP_MS}")
-    return value / 1000
+def extract_metadata_validate(metadata: dict[str, Any]) -> dict[str, Any]:
+    """The keys of `metadata` that the events use, checked (after the image: the
+    order a client should fix them in): the part of the /extract body's schema
+    that depends on the free-form object."""
+    texts = {}
+    for key in ("primary_text", "secondary_text"):
+        value = metadata.get(key, "")
+        if not isinstance(value, str) or len(value) > TEXT_MAX:
+            refuse(f"metadata.{key} must be a string of at most {TEXT_MAX} characters")
+        texts[key] = value
+    taken = metadata.get("timestamp_ms")
+    if "timestamp_ms" in metadata and (type(taken) is not int or not 0 <= taken <= MAX_TIMESTAMP_MS):
+        refuse(f"metadata.timestamp_ms must be an integer between 0 and {MAX_TIMESTAMP_MS}")
+    return {"metadata": metadata, **texts, "taken": taken / 1000 if taken is not None else None}
 
 
 def _records(pipeline: Pipeline, image: np.ndarray, timestamp: float) -> list[EventRecord]:
@@ -86,12 +86,18 @@ def _records(pipeline: Pipeline, image: np.ndarray, timestamp: float) -> list[Ev
     return [*processor.process(frame).events, *processor.close().events]
 
 
-def pipeline_extract(*, pipeline: Pipeline, image: np.ndarray, metadata: dict[str, Any]) -> list[Event]:
-    """Run `image` through the pipeline's analytic and store what it makes; nothing
-    is stored if any event fails."""
-    primary_text = _metadata_text(metadata, "primary_text")
-    secondary_text = _metadata_text(metadata, "secondary_text")
-    taken = _metadata_timestamp(metadata)
+def pipeline_extract(
+    *,
+    pipeline: Pipeline,
+    image: np.ndarray,
+    metadata: dict[str, Any],
+    primary_text: str = "",
+    secondary_text: str = "",
+    taken: float | None = None,
+) -> list[Event]:
+    """Run `image` through the pipeline's analytic and store what it makes (the
+    texts and time given override none the analytic set); nothing is stored if
+    any event fails."""
     timestamp = taken if taken is not None else time.time()
     extra_text = metadata_search_text(metadata)
     stream = pipeline.stream

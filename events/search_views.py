@@ -1,37 +1,54 @@
-"""Smart search and extract routes (spec/API.md, "Smart search"): input checks
-here, the searches in events/search.py, the push in events/extract.py.
+"""Smart search and extract routes (spec/API.md, "Smart search"): each body
+checked by its serializer here, the searches in events/search.py, the push in
+events/extract.py.
 """
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 import numpy as np
 from django.conf import settings
+from django.core.validators import RegexValidator
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import serializers
+from rest_framework.fields import empty
 from rest_framework.response import Response
 
 from analytics.plugins import NothingToSearch
-from core.api import ApiView, body_object
+from core.api import ApiView
 from core.errors import BadRequest, NotFound
 from core.images import image_decode
 from core.openapi import ErrorSerializer
+from core.validation import (
+    Base64ImageField,
+    InputSerializer,
+    JsonObjectField,
+    RawField,
+    StrictCharField,
+    StrictFloatField,
+    StrictIntegerField,
+    StrictListField,
+    refuse,
+    validated,
+)
 from platform_config.selectors import node_get
-from streams.models import Pipeline, Stream
+from streams.models import Pipeline
+from streams.selectors import stream_get
 
 from . import search
-from .extract import pipeline_extract
+from .extract import extract_metadata_validate, pipeline_extract
 from .search import SearchFilters
+from .selectors import MAX_TIMESTAMP_MS
+from .serializers import STREAM_ID_PATTERN
 
-STREAM_ID_RE = re.compile(r"^[0-9a-f]{16}$")
+STREAM_IDS_MESSAGE = "stream_ids must be a list of stream ids (16 lowercase hex characters each)"
+ANALYTIC_IDS_MESSAGE = "analytic_ids must be a list of analytic ids (strings of 1 to 40 characters)"
+
 # A small file can declare a huge picture; decoding it would take gigabytes.
 MAX_IMAGE_PIXELS = 40_000_000
-MAX_TIMESTAMP_MS = 253_402_300_799_999  # 9999-12-31T23:59:59.999Z
-SEARCH_KEYS = {"type", "query", "limit", "min_similarity", "stream_ids", "analytic_ids", "from_ms", "to_ms"}
-EXTRACT_KEYS = {"image", "metadata"}
+QUERY_TYPES = ("image", "text")
 
 
 def _image_limit() -> int:
@@ -44,71 +61,8 @@ def image_field_decode(value: Any, *, field: str) -> np.ndarray:
     return image_decode(value, field=field, max_bytes=_image_limit(), max_pixels=MAX_IMAGE_PIXELS).pixels
 
 
-def _refuse_unknown(body: dict, allowed: set[str]) -> None:
-    unknown = sorted(set(body) - allowed)
-    if unknown:
-        raise BadRequest(f"unknown field(s): {', '.join(unknown)}")
-
-
-def _int_field(body: dict, name: str, low: int, high: int) -> None:
-    value = body.get(name)
-    if name in body and (type(value) is not int or not low <= value <= high):
-        raise BadRequest(f"{name} must be an integer between {low} and {high}")
-
-
-def search_request_validate(body: dict) -> np.ndarray | None:
-    """The checks of POST /smart-search, in the order a client should fix them;
-    the decoded query image for `type: image`."""
-    _refuse_unknown(body, SEARCH_KEYS)
-    if body.get("type") not in ("image", "text"):
-        raise BadRequest("invalid query type")
-    query = body.get("query")
-    if query is None:
-        raise BadRequest("query: this field is required")
-    if body["type"] == "text":
-        if not isinstance(query, str):
-            raise BadRequest("query must be a string")
-        if not query.strip():
-            raise BadRequest("query must not be empty")
-        if len(query) > 200:
-            raise BadRequest("query must be at most 200 characters")
-        if any(ord(char) < 32 for char in query):
-            raise BadRequest("query must not contain control characters")
-    _int_field(body, "limit", 1, 1000)
-    similarity = body.get("min_similarity")
-    if "min_similarity" in body and (
-        isinstance(similarity, bool) or not isinstance(similarity, int | float) or not 0 <= similarity <= 1
-    ):
-        raise BadRequest("min_similarity must be a number between 0 and 1")
-    stream_ids = body.get("stream_ids")
-    if "stream_ids" in body and (
-        not isinstance(stream_ids, list)
-        or not all(isinstance(item, str) and STREAM_ID_RE.match(item) for item in stream_ids)
-    ):
-        raise BadRequest("stream_ids must be a list of stream ids (16 lowercase hex characters each)")
-    analytic_ids = body.get("analytic_ids")
-    if "analytic_ids" in body and (
-        not isinstance(analytic_ids, list)
-        or not all(isinstance(item, str) and 0 < len(item) <= 40 for item in analytic_ids)
-    ):
-        raise BadRequest("analytic_ids must be a list of analytic ids (strings of 1 to 40 characters)")
-    _int_field(body, "from_ms", 0, MAX_TIMESTAMP_MS)
-    _int_field(body, "to_ms", 0, MAX_TIMESTAMP_MS)
-    if "from_ms" in body and "to_ms" in body and body["from_ms"] > body["to_ms"]:
-        raise BadRequest("from_ms must not be after to_ms")
-    # The image is decoded last: it is the costly check.
-    if body["type"] == "image":
-        return image_field_decode(query, field="query")
-    return None
-
-
 def extract_pipeline_get(*, node: str, stream_id: str, pipeline_id: str) -> Pipeline:
-    node_row = node_get(node)
-    if not STREAM_ID_RE.match(stream_id):
-        raise BadRequest(f"invalid stream_id '{stream_id[:40]}': it must be 16 lowercase hex characters")
-    stream = Stream.objects.filter(stream_id=stream_id, node=node_row).first()
-    if stream is None:
-        raise NotFound("stream not found")
+    stream = stream_get(node=node_get(node), stream_id=stream_id)
     # An id PostgreSQL could not even compare (NUL bytes) is simply not found.
     plausible = 0 < len(pipeline_id) <= 40 and all(ord(char) >= 32 for char in pipeline_id)
     pipeline = Pipeline.objects.filter(stream=stream, analytic_id=pipeline_id).first() if plausible else None
@@ -117,30 +71,102 @@ def extract_pipeline_get(*, node: str, stream_id: str, pipeline_id: str) -> Pipe
     return pipeline
 
 
-def extract_request_validate(body: dict) -> np.ndarray:
-    """The checks of POST /extract; the decoded image."""
-    _refuse_unknown(body, EXTRACT_KEYS)
-    if "image" not in body:
-        raise BadRequest("image: this field is required")
-    if "metadata" in body and not isinstance(body["metadata"], dict):
-        raise BadRequest("metadata must be a JSON object")
-    return image_field_decode(body["image"], field="image")
+# --- input: the one check of each body, in the order a client should fix them --------
 
 
-# --- OpenAPI description -----------------------------------------------------
+class QueryTypeField(serializers.ChoiceField):
+    def validate_empty_values(self, data):
+        if data is empty or data is None:
+            refuse("invalid query type")
+        return super().validate_empty_values(data)
+
+    def to_internal_value(self, data: Any) -> str:
+        if not isinstance(data, str) or data not in QUERY_TYPES:
+            refuse("invalid query type")
+        return data
 
 
-class SmartSearchRequestSerializer(serializers.Serializer):
-    type = serializers.ChoiceField(choices=["image", "text"])
-    query = serializers.CharField(help_text="Base64 JPEG/PNG for type image, text for type text.")
-    limit = serializers.IntegerField(required=False, min_value=1, max_value=1000, help_text="Default 50.")
-    min_similarity = serializers.FloatField(
-        required=False, min_value=0, max_value=1, help_text="Default 0.3 for text, 0.5 for images."
+class QueryField(RawField):
+    def validate_empty_values(self, data):
+        if data is empty or data is None:
+            refuse("query: this field is required")
+        return super().validate_empty_values(data)
+
+
+def _timestamp_field(help_text: str) -> StrictIntegerField:
+    return StrictIntegerField(
+        required=False,
+        min_value=0,
+        max_value=MAX_TIMESTAMP_MS,
+        message="{field} must be an integer between {min} and {max}",
+        help_text=help_text,
     )
-    stream_ids = serializers.ListField(child=serializers.RegexField(STREAM_ID_RE.pattern), required=False)
-    analytic_ids = serializers.ListField(child=serializers.CharField(max_length=40), required=False)
-    from_ms = serializers.IntegerField(required=False, min_value=0, help_text="Unix ms, inclusive.")
-    to_ms = serializers.IntegerField(required=False, min_value=0, help_text="Unix ms, inclusive.")
+
+
+class SmartSearchRequestSerializer(InputSerializer):
+    unknown_name_max = None
+    required_first = False  # a missing type is an invalid one
+
+    type = QueryTypeField(choices=list(QUERY_TYPES))
+    query = QueryField(help_text="Base64 JPEG/PNG for type image, text for type text.")
+    limit = StrictIntegerField(
+        required=False,
+        min_value=1,
+        max_value=1000,
+        message="{field} must be an integer between {min} and {max}",
+        help_text="Default 50.",
+    )
+    min_similarity = StrictFloatField(
+        required=False,
+        min_value=0,
+        max_value=1,
+        message="{field} must be a number between {min} and {max}",
+        help_text="Default 0.3 for text, 0.5 for images.",
+    )
+    stream_ids = StrictListField(
+        child=StrictCharField(validators=[RegexValidator(STREAM_ID_PATTERN)]),
+        required=False,
+        messages={"type": STREAM_IDS_MESSAGE, "item": STREAM_IDS_MESSAGE},
+    )
+    analytic_ids = StrictListField(
+        child=StrictCharField(max_length=40),
+        required=False,
+        messages={"type": ANALYTIC_IDS_MESSAGE, "item": ANALYTIC_IDS_MESSAGE},
+    )
+    from_ms = _timestamp_field("Unix ms, inclusive.")
+    to_ms = _timestamp_field("Unix ms, inclusive.")
+
+    def validate_query(self, value: Any) -> Any:
+        if self.initial_data.get("type") != "text":
+            return value
+        if not isinstance(value, str):
+            refuse("query must be a string")
+        if not value.strip():
+            refuse("query must not be empty")
+        if len(value) > 200:
+            refuse("query must be at most 200 characters")
+        if any(ord(char) < 32 for char in value):
+            refuse("query must not contain control characters")
+        return value
+
+    def validate(self, attrs: dict) -> dict:
+        if "from_ms" in attrs and "to_ms" in attrs and attrs["from_ms"] > attrs["to_ms"]:
+            refuse("from_ms must not be after to_ms")
+        # The image is decoded last: it is the costly check.
+        if attrs["type"] == "image":
+            attrs["image"] = image_field_decode(attrs["query"], field="query")
+        return attrs
+
+
+class ExtractRequestSerializer(InputSerializer):
+    unknown_name_max = None
+
+    image = Base64ImageField(help_text="Base64 JPEG/PNG.")
+    metadata = JsonObjectField(required=False, message="{field} must be a JSON object")
+
+    def validate(self, attrs: dict) -> dict:
+        image = image_field_decode(attrs["image"], field="image")
+        return {"image": image, **extract_metadata_validate(attrs.get("metadata", {}))}
 
 
 class SmartSearchResultSerializer(serializers.Serializer):
@@ -158,11 +184,6 @@ class SmartSearchResponseSerializer(serializers.Serializer):
     code = serializers.IntegerField(default=200)
     message = serializers.CharField(default="success")
     results = SmartSearchResultSerializer(many=True, help_text="Highest similarity first.")
-
-
-class ExtractRequestSerializer(serializers.Serializer):
-    image = serializers.CharField(help_text="Base64 JPEG/PNG.")
-    metadata = serializers.DictField(required=False)
 
 
 class ExtractResponseSerializer(serializers.Serializer):
@@ -198,8 +219,8 @@ class SmartSearchView(ApiView):
         tags=["smart search"],
     )
     def post(self, request):
-        body = body_object(request)
-        image = search_request_validate(body)
+        body = validated(SmartSearchRequestSerializer, request)
+        image = body.get("image")
         filters = SearchFilters(
             stream_ids=body.get("stream_ids"),
             analytic_ids=body.get("analytic_ids"),
@@ -259,9 +280,7 @@ class ExtractView(ApiView):
     )
     def post(self, request, node: str, stream_id: str, pipeline_id: str):
         pipeline = extract_pipeline_get(node=node, stream_id=stream_id, pipeline_id=pipeline_id)
-        body = body_object(request)
-        image = extract_request_validate(body)
-        pipeline_extract(pipeline=pipeline, image=image, metadata=body.get("metadata", {}))
+        pipeline_extract(pipeline=pipeline, **validated(ExtractRequestSerializer, request))
         return Response(
             {
                 "code": 200,

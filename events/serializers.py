@@ -15,7 +15,7 @@ STREAM_ID_PATTERN = r"^[0-9a-f]{16}$"
 
 
 class EventListQuerySerializer(serializers.Serializer):
-    """The filters of GET /events. Unknown parameters are refused by the view."""
+    """The filters of GET /events (unknown or repeated parameters are refused first)."""
 
     stream_id = serializers.RegexField(
         STREAM_ID_PATTERN,

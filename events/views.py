@@ -14,6 +14,7 @@ from rest_framework.response import Response
 from core.api import ApiView
 from core.errors import BadRequest, NotFound
 from core.openapi import ErrorSerializer
+from core.validation import query_validated
 
 from . import selectors
 from .serializers import (
@@ -40,17 +41,6 @@ class IgnoreAcceptNegotiation(BaseContentNegotiation):
         return renderers[0], renderers[0].media_type
 
 
-def query_params(request, allowed: set[str]) -> dict[str, str]:
-    """The query string as a plain dict: unknown or repeated parameters are refused."""
-    unknown = sorted(set(request.query_params) - allowed)
-    if unknown:
-        raise BadRequest(f"unknown query parameter(s): {', '.join(unknown)}")
-    repeated = sorted(name for name, values in request.query_params.lists() if len(values) > 1)
-    if repeated:
-        raise BadRequest(f"query parameter(s) given more than once: {', '.join(repeated)}")
-    return {name: request.query_params[name] for name in request.query_params}
-
-
 def parse_event_id(raw: str) -> uuid.UUID:
     try:
         return uuid.UUID(raw)
@@ -71,10 +61,7 @@ class EventListView(ApiView):
         tags=["events"],
     )
     def get(self, request):
-        params = query_params(request, set(EventListQuerySerializer().fields))
-        query = EventListQuerySerializer(data=params)
-        query.is_valid(raise_exception=True)
-        filters = dict(query.validated_data)
+        filters = dict(query_validated(EventListQuerySerializer, request.query_params))
         raw_cursor = filters.pop("cursor", None)
         cursor = selectors.EventCursor.decode(raw_cursor) if raw_cursor is not None else None
         events, next_cursor = selectors.event_list(**filters, cursor=cursor)

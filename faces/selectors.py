@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-from django.db.models import QuerySet
-
 from analytics.face.gallery import KeyspaceMissing
 from core.errors import NotFound
 
-from .models import FaceVariation, Keyspace, Person
+from .models import Keyspace, Person
 
 
 class KeyspaceNotFound(NotFound, KeyspaceMissing):
@@ -21,14 +19,6 @@ def keyspace_get(*, name: str) -> Keyspace:
     if keyspace is None:
         raise KeyspaceNotFound()
     return keyspace
-
-
-def person_list(*, keyspace: Keyspace) -> QuerySet[Person]:
-    return Person.objects.filter(keyspace=keyspace)
-
-
-def variation_list(*, person: Person) -> QuerySet[FaceVariation]:
-    return FaceVariation.objects.filter(person=person).order_by("variation")
 
 
 def enrollment_count() -> int:

@@ -1,15 +1,74 @@
-"""OpenAPI description of the /v1/face routes (the views validate bodies
-themselves, so each error names the field the way the contract's errors do)."""
+"""Input and output shapes of the /v1/face routes. The input serializers are
+the one check of each body (core.validation): checks in the order a client
+should fix them, each error naming the field in the contract's words; a
+keyspace that does not exist answers 404 before the costly image decode."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from rest_framework import serializers
 
+from core.images import image_decode
+from core.validation import (
+    Base64ImageField,
+    InputSerializer,
+    StrictCharField,
+    StrictIntegerField,
+    StrictListField,
+    checked,
+    field_path,
+)
+
+from . import services
+from .selectors import keyspace_get
+
 IMAGE_HELP = "Base64 JPEG or PNG (a `data:image/...;base64,` prefix is accepted)."
+MAX_LIST_ITEMS = 1000
 
 
-class FaceKeyspaceSerializer(serializers.Serializer):
-    keyspace = serializers.CharField(max_length=64, help_text="1 to 64 letters, digits or _ . @ : -")
+class NameField(StrictCharField):
+    """A keyspace or face id name (faces.services.name_validate)."""
+
+    def __init__(self, *, label: str | None = None, **kwargs):
+        self.label_in_messages = label
+        kwargs.setdefault("max_length", 64)
+        super().__init__(**kwargs)
+
+    def to_internal_value(self, data: Any) -> str:
+        return checked(services.name_validate, data, field=self.label_in_messages or field_path(self))
+
+
+def _identity_text(max_length: int, help_text: str, *, allow_control: bool = False) -> StrictCharField:
+    return StrictCharField(
+        required=False,
+        allow_null=True,
+        allow_blank=True,
+        max_length=max_length,
+        allow_control=allow_control,
+        help_text=help_text,
+        messages={
+            "type": "{field} must be a string",
+            "max_length": "{field} must be at most {max_length} characters",
+        },
+    )
+
+
+class FaceInput(InputSerializer):
+    # The /v1/face bodies; the keyspace is looked up (404) before the image is decoded.
+
+    def _keyspace(self, attrs: dict) -> str:
+        keyspace_get(name=attrs["keyspace"])  # 404 before the costly image decode
+        return attrs["keyspace"]
+
+
+class FaceParams(InputSerializer):
+    # A nested object of the /v1/face bodies: null counts as absent.
+    null_as_empty = True
+
+
+class FaceKeyspaceSerializer(FaceInput):
+    keyspace = NameField(help_text="1 to 64 letters, digits or _ . @ : -")
 
 
 class FaceKeyspaceResponseSerializer(serializers.Serializer):
@@ -17,26 +76,34 @@ class FaceKeyspaceResponseSerializer(serializers.Serializer):
     keyspace = serializers.CharField()
 
 
-class FaceEnrollmentParamsSerializer(serializers.Serializer):
-    face_id = serializers.CharField(
+class FaceEnrollmentParamsSerializer(FaceParams):
+    face_id = NameField(
         required=False,
-        max_length=64,
+        allow_null=True,
         help_text="An existing face id adds a variation; a new one is created; absent, one is generated.",
     )
-    name = serializers.CharField(
-        required=False, max_length=200, help_text="[ours] The person's name (primary_text of events)."
-    )
-    category = serializers.CharField(
-        required=False, max_length=100, help_text="[ours] Group such as Employee (secondary_text of events)."
-    )
-    identity_number = serializers.CharField(required=False, max_length=64, help_text="[ours]")
-    notes = serializers.CharField(required=False, max_length=2000, help_text="[ours]")
+    name = _identity_text(200, "[ours] The person's name (primary_text of events).")
+    category = _identity_text(100, "[ours] Group such as Employee (secondary_text of events).")
+    identity_number = _identity_text(64, "[ours]")
+    notes = _identity_text(2000, "[ours]", allow_control=True)
 
 
-class FaceEnrollmentSerializer(serializers.Serializer):
-    image = serializers.CharField(help_text=IMAGE_HELP)
-    keyspace = serializers.CharField(max_length=64)
+class FaceEnrollmentSerializer(FaceInput):
+    required_order = ("image", "keyspace")
+
     additional_params = FaceEnrollmentParamsSerializer(required=False)
+    keyspace = NameField()
+    image = Base64ImageField(help_text=IMAGE_HELP)
+
+    def validate(self, attrs: dict) -> dict:
+        params = attrs.get("additional_params") or {}
+        keyspace = self._keyspace(attrs)
+        return {
+            "keyspace": keyspace,
+            "face_id": params.get("face_id"),
+            **{name: params.get(name) for name in ("name", "category", "identity_number", "notes")},
+            "image": image_decode(attrs["image"], field="image"),
+        }
 
 
 class FaceEnrollmentResponseSerializer(serializers.Serializer):
@@ -44,14 +111,31 @@ class FaceEnrollmentResponseSerializer(serializers.Serializer):
     variation = serializers.IntegerField(min_value=1)
 
 
-class FaceRecognitionParamsSerializer(serializers.Serializer):
-    candidate_count = serializers.IntegerField(required=False, min_value=1, max_value=100, default=5)
+class FaceRecognitionParamsSerializer(FaceParams):
+    candidate_count = StrictIntegerField(
+        required=False,
+        min_value=1,
+        max_value=100,
+        default=5,
+        message="{field} must be an integer between {min} and {max}",
+    )
 
 
-class FaceRecognitionQuerySerializer(serializers.Serializer):
-    image = serializers.CharField(help_text=IMAGE_HELP + " The largest face is searched.")
-    keyspace = serializers.CharField(max_length=64)
+class FaceRecognitionQuerySerializer(FaceInput):
+    required_order = ("image", "keyspace")
+
     additional_params = FaceRecognitionParamsSerializer(required=False)
+    keyspace = NameField()
+    image = Base64ImageField(help_text=IMAGE_HELP + " The largest face is searched.")
+
+    def validate(self, attrs: dict) -> dict:
+        params = attrs.get("additional_params") or {}
+        keyspace = self._keyspace(attrs)
+        return {
+            "keyspace": keyspace,
+            "candidate_count": params.get("candidate_count", 5),
+            "image": image_decode(attrs["image"], field="image"),
+        }
 
 
 class FaceCandidateSerializer(serializers.Serializer):
@@ -72,23 +156,48 @@ class FaceRecognitionResponseSerializer(serializers.Serializer):
     result = FaceRecognitionResultSerializer()
 
 
-class FaceDeleteEnrollmentSerializer(serializers.Serializer):
-    keyspace = serializers.CharField(max_length=64)
-    face_ids = serializers.ListField(
-        child=serializers.CharField(max_length=64), min_length=1, max_length=1000
+def _id_list(child) -> StrictListField:
+    return StrictListField(
+        child=child,
+        min_length=1,
+        max_length=MAX_LIST_ITEMS,
+        messages={
+            "type": "{field} must be a non-empty list",
+            "max_length": "{field} must have at most {max_length} items",
+        },
     )
+
+
+class FaceDeleteEnrollmentSerializer(FaceInput):
+    required_order = ("keyspace", "face_ids")
+
+    face_ids = _id_list(NameField(label="face_ids[]"))
+    keyspace = NameField()
+
+    def validate(self, attrs: dict) -> dict:
+        return {**attrs, "keyspace": self._keyspace(attrs)}
 
 
 class FaceDeleteEnrollmentResponseSerializer(serializers.Serializer):
     deleted_face_ids = serializers.ListField(child=serializers.CharField())
 
 
-class FaceDeleteVariationSerializer(serializers.Serializer):
-    keyspace = serializers.CharField(max_length=64)
-    face_id = serializers.CharField(max_length=64)
-    variations = serializers.ListField(
-        child=serializers.IntegerField(min_value=1), min_length=1, max_length=1000
-    )
+class VariationNumberField(StrictIntegerField):
+    def __init__(self, **kwargs):
+        super().__init__(
+            min_value=1, max_value=2**31 - 1, message="variations must be a list of positive integers"
+        )
+
+
+class FaceDeleteVariationSerializer(FaceInput):
+    required_order = ("keyspace", "face_id", "variations")
+
+    face_id = NameField()
+    variations = _id_list(VariationNumberField())
+    keyspace = NameField()
+
+    def validate(self, attrs: dict) -> dict:
+        return {**attrs, "keyspace": self._keyspace(attrs)}
 
 
 class FaceDeleteVariationResponseSerializer(serializers.Serializer):
@@ -97,8 +206,11 @@ class FaceDeleteVariationResponseSerializer(serializers.Serializer):
     deleted_variations = serializers.ListField(child=serializers.IntegerField())
 
 
-class FaceExtractEmbeddingSerializer(serializers.Serializer):
-    image = serializers.CharField(help_text=IMAGE_HELP)
+class FaceExtractEmbeddingSerializer(FaceInput):
+    image = Base64ImageField(help_text=IMAGE_HELP)
+
+    def validate(self, attrs: dict) -> dict:
+        return {"image": image_decode(attrs["image"], field="image")}
 
 
 class FaceExtractEmbeddingResponseSerializer(serializers.Serializer):
@@ -108,13 +220,19 @@ class FaceExtractEmbeddingResponseSerializer(serializers.Serializer):
     )
 
 
-class FaceImageContentSerializer(serializers.Serializer):
-    content = serializers.CharField(help_text=IMAGE_HELP + " The largest face is compared.")
+class FaceImageContentSerializer(FaceParams):
+    content = Base64ImageField(help_text=IMAGE_HELP + " The largest face is compared.")
 
 
-class FaceMatchQuerySerializer(serializers.Serializer):
+class FaceMatchQuerySerializer(FaceInput):
     image_a = FaceImageContentSerializer()
     image_b = FaceImageContentSerializer()
+
+    def validate(self, attrs: dict) -> dict:
+        return {
+            name: image_decode(attrs[name]["content"], field=f"{name}.content")
+            for name in ("image_a", "image_b")
+        }
 
 
 class FaceMatchResultSerializer(serializers.Serializer):

@@ -1,26 +1,21 @@
-"""The /v1/face routes (spec/API.md, "Face enrollment and face search"): input
-checks in the order a client should fix them, then one service call."""
+"""The /v1/face routes (spec/API.md, "Face enrollment and face search"): the
+body checked by its serializer (faces/serializers.py), then one service call."""
 
 from __future__ import annotations
-
-from typing import Any
 
 from django.db import DatabaseError
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework.response import Response
 
-from core.api import ApiView, body_object
-from core.errors import ApiError, BadRequest
-from core.images import image_decode
+from core.api import ApiView
+from core.errors import ApiError
 from core.openapi import ErrorSerializer
+from core.validation import validated
 
 from . import serializers as s
 from . import services
-from .selectors import keyspace_get
 
 TAGS = ["face enrollment"]
-MAX_LIST_ITEMS = 1000
-IDENTITY_LIMITS = {"name": 200, "category": 100, "identity_number": 64, "notes": 2000}
 
 
 def _error(description: str) -> OpenApiResponse:
@@ -30,56 +25,6 @@ def _error(description: str) -> OpenApiResponse:
 BAD_IMAGE = "Malformed body, an image that is not a JPEG/PNG or cannot be decoded, no face in the image."
 TOO_LARGE = _error("Body or image over the size limits (bytes, or pixels the image header declares).")
 NO_KEYSPACE = _error("Unknown keyspace (`keyspace not found`).")
-
-
-def _body(request, allowed: set[str], required: tuple[str, ...]) -> dict[str, Any]:
-    body = body_object(request)
-    unknown = sorted(set(body) - allowed)
-    if unknown:
-        raise BadRequest(f"unknown field(s): {', '.join(name[:40] for name in unknown)}")
-    for name in required:
-        if name not in body:
-            raise BadRequest(f"{name}: this field is required")
-    return body
-
-
-def _object(value: Any, *, field: str, allowed: set[str]) -> dict[str, Any]:
-    if value is None:
-        return {}
-    if not isinstance(value, dict):
-        raise BadRequest(f"{field} must be a JSON object")
-    unknown = sorted(set(value) - allowed)
-    if unknown:
-        raise BadRequest(f"{field}: unknown field(s): {', '.join(name[:40] for name in unknown)}")
-    return value
-
-
-def _keyspace(body: dict) -> str:
-    name = services.name_validate(body["keyspace"], field="keyspace")
-    keyspace_get(name=name)  # 404 before the costly image decode
-    return name
-
-
-def _text(params: dict, name: str) -> str | None:
-    value = params.get(name)
-    if value is None:
-        return None
-    if not isinstance(value, str):
-        raise BadRequest(f"additional_params.{name} must be a string")
-    if len(value) > IDENTITY_LIMITS[name]:
-        raise BadRequest(f"additional_params.{name} must be at most {IDENTITY_LIMITS[name]} characters")
-    if name != "notes" and any(ord(char) < 32 for char in value):
-        raise BadRequest(f"additional_params.{name} must not contain control characters")
-    return value
-
-
-def _list(body: dict, name: str) -> list:
-    value = body[name]
-    if not isinstance(value, list) or not value:
-        raise BadRequest(f"{name} must be a non-empty list")
-    if len(value) > MAX_LIST_ITEMS:
-        raise BadRequest(f"{name} must have at most {MAX_LIST_ITEMS} items")
-    return value
 
 
 class KeyspaceView(ApiView):
@@ -97,7 +42,7 @@ class KeyspaceView(ApiView):
         tags=TAGS,
     )
     def post(self, request):
-        body = _body(request, {"keyspace"}, ("keyspace",))
+        body = validated(s.FaceKeyspaceSerializer, request)
         keyspace = services.keyspace_create(name=body["keyspace"])
         return Response({"message": "keyspace successfully created", "keyspace": keyspace.name})
 
@@ -125,19 +70,7 @@ class EnrollmentView(ApiView):
         tags=TAGS,
     )
     def post(self, request):
-        body = _body(request, {"image", "keyspace", "additional_params"}, ("image", "keyspace"))
-        params = _object(
-            body.get("additional_params"),
-            field="additional_params",
-            allowed={"face_id", *IDENTITY_LIMITS},
-        )
-        face_id = params.get("face_id")
-        if face_id is not None:
-            services.name_validate(face_id, field="additional_params.face_id")
-        identity = {name: _text(params, name) for name in IDENTITY_LIMITS}
-        keyspace = _keyspace(body)
-        image = image_decode(body["image"], field="image")
-        variation = services.face_enroll(keyspace=keyspace, image=image, face_id=face_id, **identity)
+        variation = services.face_enroll(**validated(s.FaceEnrollmentSerializer, request))
         return Response({"face_id": variation.person.face_id, "variation": variation.variation})
 
 
@@ -158,16 +91,7 @@ class RecognitionView(ApiView):
         tags=TAGS,
     )
     def post(self, request):
-        body = _body(request, {"image", "keyspace", "additional_params"}, ("image", "keyspace"))
-        params = _object(
-            body.get("additional_params"), field="additional_params", allowed={"candidate_count"}
-        )
-        count = params.get("candidate_count", 5)
-        if type(count) is not int or not 1 <= count <= 100:
-            raise BadRequest("additional_params.candidate_count must be an integer between 1 and 100")
-        keyspace = _keyspace(body)
-        image = image_decode(body["image"], field="image")
-        candidates = services.faces_recognize(keyspace=keyspace, image=image, candidate_count=count)
+        candidates = services.faces_recognize(**validated(s.FaceRecognitionQuerySerializer, request))
         found = [
             {"face_id": c.face_id, "similarity": c.similarity, "variation": c.variation} for c in candidates
         ]
@@ -189,10 +113,7 @@ class DeleteEnrollmentView(ApiView):
         tags=TAGS,
     )
     def post(self, request):
-        body = _body(request, {"keyspace", "face_ids"}, ("keyspace", "face_ids"))
-        face_ids = [services.name_validate(item, field="face_ids[]") for item in _list(body, "face_ids")]
-        keyspace = _keyspace(body)
-        deleted = services.enrollments_delete(keyspace=keyspace, face_ids=face_ids)
+        deleted = services.enrollments_delete(**validated(s.FaceDeleteEnrollmentSerializer, request))
         return Response({"deleted_face_ids": deleted})
 
 
@@ -211,15 +132,14 @@ class DeleteVariationView(ApiView):
         tags=TAGS,
     )
     def post(self, request):
-        body = _body(request, {"keyspace", "face_id", "variations"}, ("keyspace", "face_id", "variations"))
-        face_id = services.name_validate(body["face_id"], field="face_id")
-        variations = _list(body, "variations")
-        if not all(type(item) is int and 1 <= item <= 2**31 - 1 for item in variations):
-            raise BadRequest("variations must be a list of positive integers")
-        keyspace = _keyspace(body)
-        deleted = services.variations_delete(keyspace=keyspace, face_id=face_id, variations=variations)
+        body = validated(s.FaceDeleteVariationSerializer, request)
+        deleted = services.variations_delete(**body)
         return Response(
-            {"message": "variations successfully deleted", "face_id": face_id, "deleted_variations": deleted}
+            {
+                "message": "variations successfully deleted",
+                "face_id": body["face_id"],
+                "deleted_variations": deleted,
+            }
         )
 
 
@@ -234,9 +154,8 @@ class ExtractEmbeddingView(ApiView):
         tags=TAGS,
     )
     def post(self, request):
-        body = _body(request, {"image"}, ("image",))
-        image = image_decode(body["image"], field="image")
-        return Response({"embeddings": services.embeddings_extract(image=image)})
+        body = validated(s.FaceExtractEmbeddingSerializer, request)
+        return Response({"embeddings": services.embeddings_extract(**body)})
 
 
 class MatchView(ApiView):
@@ -250,16 +169,8 @@ class MatchView(ApiView):
         tags=TAGS,
     )
     def post(self, request):
-        body = _body(request, {"image_a", "image_b"}, ("image_a", "image_b"))
-        images = {}
-        for name in ("image_a", "image_b"):
-            part = _object(body[name], field=name, allowed={"content"})
-            if "content" not in part:
-                raise BadRequest(f"{name}.content: this field is required")
-            images[name] = part["content"]
-        image_a = image_decode(images["image_a"], field="image_a.content")
-        image_b = image_decode(images["image_b"], field="image_b.content")
-        match, similarity = services.faces_compare(image_a=image_a, image_b=image_b)
+        images = validated(s.FaceMatchQuerySerializer, request)
+        match, similarity = services.faces_compare(**images)
         return Response({"face_match": {"match": match, "similarity": similarity}})
 
 

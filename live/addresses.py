@@ -27,7 +27,6 @@ from .address_policy import DEFAULT_PORTS, address_refusal
 STREAM_ADDRESS_MAX_LENGTH = 2048
 V4L2_DEVICE_RE = re.compile(r"/dev/video[0-9]{1,3}")
 NETWORK_SCHEMES = ("rtsp", "rtsps", "http", "https")
-SUPPORTED_SCHEMES = (*NETWORK_SCHEMES, "file", "v4l2")
 DEVICE_PREFIX = "/dev/video"
 
 

@@ -13,20 +13,23 @@ from core.errors import ApiError
 from . import services
 from .models import LicenceCheckin, Node, PlatformConfig
 from .selectors import platform_config_get
+from .serializers import DatabaseConfigPatchSerializer, PlatformConfigPatchSerializer
+
+
+def _wire_fields(serializer_class) -> dict[str, str]:
+    """Wire key -> PlatformConfig field, as the route's serializer declares them."""
+    return {name: field.source for name, field in serializer_class().fields.items()}
 
 
 def _config_bodies(changes: dict) -> tuple[dict, dict]:
     """The changed fields as the two routes' bodies (wire key -> value)."""
-    platform = {
-        name: changes[spec.field]
-        for name, spec in services.PLATFORM_SETTINGS.items()
-        if spec.field in changes
-    }
-    covered = {services.PLATFORM_SETTINGS[name].field for name in platform}  # retention is in both
+    platform_fields = _wire_fields(PlatformConfigPatchSerializer)
+    platform = {name: changes[field] for name, field in platform_fields.items() if field in changes}
+    covered = {platform_fields[name] for name in platform}  # retention is in both
     database = {
-        name: changes[spec.field]
-        for name, spec in services.DATABASE_SETTINGS.items()
-        if spec.field in changes and spec.field not in covered
+        name: changes[field]
+        for name, field in _wire_fields(DatabaseConfigPatchSerializer).items()
+        if field in changes and field not in covered
     }
     return platform, database
 
@@ -34,10 +37,10 @@ def _config_bodies(changes: dict) -> tuple[dict, dict]:
 def _config_error_field(message: str) -> str | None:
     # The services' messages name the wire key ("invalid configuration value: <key> must …").
     detail = message.partition(": ")[2]
-    for specs in (services.PLATFORM_SETTINGS, services.DATABASE_SETTINGS):
-        for name, spec in specs.items():
+    for serializer_class in (PlatformConfigPatchSerializer, DatabaseConfigPatchSerializer):
+        for name, field in _wire_fields(serializer_class).items():
             if detail.startswith(f"{name} "):
-                return spec.field
+                return field
     return None
 
 
@@ -54,8 +57,8 @@ class PlatformConfigAdminForm(forms.ModelForm):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        # The services hold the limits (and their messages): the model's own bounds would
-        # refuse first, in other words.
+        # The routes' serializers hold the limits (and their messages): the model's own
+        # bounds would refuse first, in other words.
         for name in ("max_streams_per_node", "event_retention_days", "max_events_per_stream"):
             field = self.fields[name]
             field.validators = []

@@ -1,14 +1,24 @@
-"""Request and response shapes of the platform routes, for the OpenAPI document.
-
-Validation of the config bodies is done by platform_config.services (strict JSON
-types, one message format); these serializers describe the wire shapes.
+"""Request and response shapes of the platform routes. The config serializers
+are the one source of the settings' limits: they check every change (from the
+API and the admin alike, through platform_config.services) and describe it in
+the OpenAPI document.
 """
 
 from __future__ import annotations
 
 from rest_framework import serializers
 
+from core.validation import (
+    InputSerializer,
+    StrictBooleanField,
+    StrictCharField,
+    StrictChoiceField,
+    StrictIntegerField,
+)
+
 from .models import LogLevel
+
+CONFIG_ERROR = "invalid configuration value"
 
 
 class VersionSerializer(serializers.Serializer):
@@ -23,20 +33,46 @@ class PlatformIdentitySerializer(serializers.Serializer):
     deployment_key = serializers.CharField()
 
 
-class PlatformConfigSerializer(serializers.Serializer):
-    max_streams_per_node = serializers.IntegerField(min_value=1, max_value=1024)
-    event_retention_days = serializers.IntegerField(min_value=1, max_value=36_500)
-    enable_cors = serializers.BooleanField()
-    log_level = serializers.ChoiceField(choices=LogLevel.values)
+def _setting_int(low: int, high: int, **kwargs) -> StrictIntegerField:
+    return StrictIntegerField(
+        required=False,
+        min_value=low,
+        max_value=high,
+        message=CONFIG_ERROR + ": {field} must be an integer between {min} and {max}",
+        **kwargs,
+    )
 
 
-class PlatformConfigPatchSerializer(PlatformConfigSerializer):
+class ConfigChangeSerializer(InputSerializer):
     """Any subset of the keys; unknown keys are refused."""
+
+    # `validated_data` is keyed by the PlatformConfig field each key is stored in.
+
+    unknown_message = CONFIG_ERROR + ": unknown key '{first}' (allowed: {allowed})"
+    not_object_message = CONFIG_ERROR + ": the body must be a JSON object"
+
+
+RETENTION_DAYS = (1, 36_500)
+
+
+class PlatformConfigPatchSerializer(ConfigChangeSerializer):
+    max_streams_per_node = _setting_int(1, 1024)
+    event_retention_days = _setting_int(*RETENTION_DAYS)
+    enable_cors = StrictBooleanField(
+        required=False, message=CONFIG_ERROR + ": {field} must be a boolean (true or false)"
+    )
+    log_level = StrictChoiceField(
+        LogLevel.values, required=False, message=CONFIG_ERROR + ": {field} must be one of {choices}"
+    )
+
+
+class PlatformConfigSerializer(PlatformConfigPatchSerializer):
+    """The whole configuration, as answered."""
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         for field in self.fields.values():
-            field.required = False
+            field.required = True
 
 
 class PlatformConfigResponseSerializer(serializers.Serializer):
@@ -45,16 +81,18 @@ class PlatformConfigResponseSerializer(serializers.Serializer):
     config = PlatformConfigSerializer()
 
 
-class DatabaseConfigSerializer(serializers.Serializer):
-    retention_days = serializers.IntegerField(min_value=1, max_value=36_500)
-    max_events_per_stream = serializers.IntegerField(min_value=1, max_value=100_000_000)
+class DatabaseConfigPatchSerializer(ConfigChangeSerializer):
+    retention_days = _setting_int(*RETENTION_DAYS, source="event_retention_days")
+    max_events_per_stream = _setting_int(1, 100_000_000)
 
 
-class DatabaseConfigPatchSerializer(DatabaseConfigSerializer):
+class DatabaseConfigSerializer(DatabaseConfigPatchSerializer):
+    """The retention settings, as answered."""
+
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         for field in self.fields.values():
-            field.required = False
+            field.required = True
 
 
 class DatabaseConfigResponseSerializer(serializers.Serializer):
@@ -79,9 +117,18 @@ class CheckinResponseSerializer(serializers.Serializer):
     checkin = CheckinSerializer()
 
 
-class CheckinRequestSerializer(serializers.Serializer):
-    access_key = serializers.CharField(help_text='"AKID-" followed by the licence id.')
-    secret_key = serializers.CharField(help_text='"sk-<payload>.<signature>", as issued.')
+class CheckinRequestSerializer(InputSerializer):
+    unknown_message = "unknown field '{first}' (allowed: access_key, secret_key)"
+    required_message = "missing field {field}"
+
+    access_key = StrictCharField(
+        allow_blank=True, message="{field} must be a string", help_text='"AKID-" followed by the licence id.'
+    )
+    secret_key = StrictCharField(
+        allow_blank=True,
+        message="{field} must be a string",
+        help_text='"sk-<payload>.<signature>", as issued.',
+    )
 
 
 class MessageSerializer(serializers.Serializer):

@@ -8,7 +8,6 @@ and other processes are told to reload once the change is committed.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -17,78 +16,34 @@ from django.db import transaction
 from django.utils import timezone
 
 from core.errors import BadRequest
+from core.validation import data_validated
 
 from . import licence as licence_doc
-from .models import LicenceCheckin, LicenceStatus, LogLevel, PlatformConfig
+from .models import LicenceCheckin, LicenceStatus, PlatformConfig
 from .selectors import apply_log_level, licence_get, platform_config_get, platform_config_invalidate
+from .serializers import (
+    ConfigChangeSerializer,
+    DatabaseConfigPatchSerializer,
+    DatabaseConfigSerializer,
+    PlatformConfigPatchSerializer,
+    PlatformConfigSerializer,
+)
 from .signals import licence_changed
 
 logger = logging.getLogger(__name__)
 
-CONFIG_ERROR = "invalid configuration value"
 LICENCE_ERROR = "invalid license credentials"
 
 
 # --- configuration ---------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class IntSetting:
-    field: str
-    minimum: int
-    maximum: int
-
-    def check(self, name: str, value: Any) -> Any:
-        # bool is an int subclass in Python; JSON true is not a number.
-        if isinstance(value, bool) or not isinstance(value, int) or not self.minimum <= value <= self.maximum:
-            raise BadRequest(
-                f"{CONFIG_ERROR}: {name} must be an integer between {self.minimum} and {self.maximum}"
-            )
-        return value
-
-
-@dataclass(frozen=True)
-class BoolSetting:
-    field: str
-
-    def check(self, name: str, value: Any) -> Any:
-        if not isinstance(value, bool):
-            raise BadRequest(f"{CONFIG_ERROR}: {name} must be a boolean (true or false)")
-        return value
-
-
-@dataclass(frozen=True)
-class ChoiceSetting:
-    field: str
-    choices: tuple[str, ...]
-
-    def check(self, name: str, value: Any) -> Any:
-        if not isinstance(value, str) or value not in self.choices:
-            raise BadRequest(f"{CONFIG_ERROR}: {name} must be one of {', '.join(self.choices)}")
-        return value
-
-
-RETENTION_DAYS = IntSetting("event_retention_days", 1, 36_500)
-
-# Wire key -> how it is checked and which PlatformConfig field holds it.
-PLATFORM_SETTINGS = {
-    "max_streams_per_node": IntSetting("max_streams_per_node", 1, 1024),
-    "event_retention_days": RETENTION_DAYS,
-    "enable_cors": BoolSetting("enable_cors"),
-    "log_level": ChoiceSetting("log_level", tuple(LogLevel.values)),
-}
-DATABASE_SETTINGS = {
-    "retention_days": RETENTION_DAYS,
-    "max_events_per_stream": IntSetting("max_events_per_stream", 1, 100_000_000),
-}
-
-
 def platform_config_as_dict(config: PlatformConfig) -> dict[str, Any]:
-    return {name: getattr(config, spec.field) for name, spec in PLATFORM_SETTINGS.items()}
+    return dict(PlatformConfigSerializer(config).data)
 
 
 def database_config_as_dict(config: PlatformConfig) -> dict[str, Any]:
-    return {name: getattr(config, spec.field) for name, spec in DATABASE_SETTINGS.items()}
+    return dict(DatabaseConfigSerializer(config).data)
 
 
 def platform_config_current() -> PlatformConfig:
@@ -97,19 +52,14 @@ def platform_config_current() -> PlatformConfig:
     return PlatformConfig.objects.filter(pk=1).first() or platform_config_get()
 
 
-def _validated_changes(data: Any, specs: dict) -> dict[str, Any]:
-    if not isinstance(data, dict):
-        raise BadRequest(f"{CONFIG_ERROR}: the body must be a JSON object")
-    unknown = sorted(set(data) - set(specs))
-    if unknown:
-        raise BadRequest(
-            f"{CONFIG_ERROR}: unknown key '{unknown[0][:60]}' (allowed: {', '.join(sorted(specs))})"
-        )
-    return {specs[name].field: specs[name].check(name, value) for name, value in data.items()}
+def _validated_changes(data: Any, serializer_class: type[ConfigChangeSerializer]) -> dict[str, Any]:
+    """The change checked by the route's serializer (the one source of the limits):
+    PlatformConfig field -> value."""
+    return dict(data_validated(serializer_class, data))
 
 
-def _config_update(*, data: Any, specs: dict) -> PlatformConfig:
-    changes = _validated_changes(data, specs)
+def _config_update(*, data: Any, serializer_class: type[ConfigChangeSerializer]) -> PlatformConfig:
+    changes = _validated_changes(data, serializer_class)
     platform_config_get()  # creates the row on a fresh install
     with transaction.atomic():
         config = PlatformConfig.objects.select_for_update().get(pk=1)
@@ -127,13 +77,13 @@ def _config_update(*, data: Any, specs: dict) -> PlatformConfig:
 
 def platform_config_update(*, data: Any) -> PlatformConfig:
     """Apply any subset of the /config/platform keys; nothing is saved on error."""
-    return _config_update(data=data, specs=PLATFORM_SETTINGS)
+    return _config_update(data=data, serializer_class=PlatformConfigPatchSerializer)
 
 
 def database_config_update(*, data: Any) -> PlatformConfig:
     """Apply any subset of the /config/database keys; nothing is saved on error.
     Retention itself is enforced by the periodic clean-up job."""
-    return _config_update(data=data, specs=DATABASE_SETTINGS)
+    return _config_update(data=data, serializer_class=DatabaseConfigPatchSerializer)
 
 
 # --- identity ----------------------------------------------------------------

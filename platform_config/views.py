@@ -7,15 +7,14 @@ from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework.response import Response
 
 from core.api import ApiView, body_object
-from core.errors import BadRequest
 from core.openapi import ErrorSerializer
+from core.validation import validated
 
 from . import serializers as s
 from . import services
 from .selectors import licence_get
 
 BAD_REQUEST = OpenApiResponse(ErrorSerializer, description="Invalid input; the message names the field.")
-CHECKIN_FIELDS = ("access_key", "secret_key")
 
 
 def _success(**fields) -> Response:
@@ -72,21 +71,6 @@ class DatabaseConfigView(ApiView):
         return _success(config=services.database_config_as_dict(config))
 
 
-def _checkin_credentials(request) -> tuple[str, str]:
-    body = body_object(request)
-    unknown = sorted(set(body) - set(CHECKIN_FIELDS))
-    if unknown:
-        raise BadRequest(f"unknown field '{unknown[0][:60]}' (allowed: access_key, secret_key)")
-    values = []
-    for name in CHECKIN_FIELDS:
-        if name not in body:
-            raise BadRequest(f"missing field {name}")
-        if not isinstance(body[name], str):
-            raise BadRequest(f"{name} must be a string")
-        values.append(body[name])
-    return values[0], values[1]
-
-
 class CheckinView(ApiView):
     @extend_schema(
         operation_id="config_checkin_get",
@@ -112,8 +96,7 @@ class CheckinView(ApiView):
         },
     )
     def post(self, request):
-        access_key, secret_key = _checkin_credentials(request)
-        checkin = services.licence_checkin(access_key=access_key, secret_key=secret_key)
+        checkin = services.licence_checkin(**validated(s.CheckinRequestSerializer, request))
         return Response(
             {"code": 200, "message": "checkin successful", "checkin": services.checkin_as_dict(checkin)}
         )

@@ -10,7 +10,6 @@ served by `_ViewingView.as_view`'s async view, with the contract's JSON errors.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from urllib.parse import urlencode
 
@@ -24,19 +23,17 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 
 from core.api import ApiView
-from core.errors import ApiError, BadRequest, NotFound, error_response
+from core.errors import ApiError, NotFound, error_response
 from core.openapi import ErrorSerializer
+from core.validation import query_validated
 from platform_config.selectors import node_get
 from streams.models import Pipeline, Stream
+from streams.selectors import stream_get
 
 from .hub import VariantKey, live_hub, reads_status_parts
 from .render import BOUNDARY
+from .serializers import FrameQuerySerializer, ViewingQuerySerializer
 
-STREAM_ID_RE = re.compile(r"^[0-9a-f]{16}$")
-HEIGHT_RANGE = (16, 4320)
-QUALITY_RANGE = (1, 100)
-DEFAULT_HEIGHT = 320
-DEFAULT_JPEG_QUALITY = 60
 NO_CACHE = {"Cache-Control": "no-cache, no-store, must-revalidate", "Pragma": "no-cache", "Expires": "0"}
 
 
@@ -67,17 +64,6 @@ def analytic_id_plausible(value: str) -> bool:
     return 0 < len(value) <= 40 and all(ord(char) >= 32 for char in value)
 
 
-def _int_param(name: str, raw: str, low: int, high: int | None) -> int:
-    bounds = f"between {low} and {high}" if high is not None else f"at least {low}"
-    try:
-        value = int(raw)
-    except ValueError:
-        raise BadRequest(f"invalid {name} '{raw[:40]}': it must be an integer {bounds}") from None
-    if value < low or (high is not None and value > high):
-        raise BadRequest(f"invalid {name} {value}: it must be {bounds}")
-    return value
-
-
 def viewing_request_parse(
     query,
     *,
@@ -89,12 +75,7 @@ def viewing_request_parse(
 ) -> ViewingRequest:
     """Check path and query of a visualization route: 400 for malformed input
     (the message names it), 404 for an unknown node, stream or pipeline."""
-    node_row = node_get(node)
-    if not STREAM_ID_RE.match(stream_id):
-        raise BadRequest(f"invalid stream_id '{stream_id[:40]}': it must be 16 lowercase hex characters")
-    stream = Stream.objects.filter(stream_id=stream_id, node=node_row).first()
-    if stream is None:
-        raise NotFound("stream not found")
+    stream = stream_get(node=node_get(node), stream_id=stream_id)
     if analytic_id is not None:
         if not (
             analytic_id_plausible(analytic_id)
@@ -102,59 +83,26 @@ def viewing_request_parse(
         ):
             raise NotFound("stream or analytic not found")
 
-    allowed = {"height", "jpeg_quality", "token"} | ({"fps"} if fps_allowed else set())
-    unknown = sorted(set(query) - allowed)
-    if unknown:
-        raise BadRequest(f"unknown query parameter(s): {', '.join(unknown)}")
-    repeated = sorted(name for name, values in query.lists() if len(values) > 1)
-    if repeated:
-        raise BadRequest(f"query parameter(s) given more than once: {', '.join(repeated)}")
-    if path_fps is not None and "fps" in query:
-        raise BadRequest("fps: give it in the path or in the query, not both")
-    fps_raw = path_fps if path_fps is not None else query.get("fps")
+    serializer = ViewingQuerySerializer if fps_allowed else FrameQuerySerializer
+    params = query_validated(serializer, query, path_fps=path_fps)
     return ViewingRequest(
         stream=stream,
         analytic_id=analytic_id,
-        fps=_int_param("fps", fps_raw, 0, None) if fps_raw is not None else 0,
-        height=_int_param("height", query["height"], *HEIGHT_RANGE) if "height" in query else DEFAULT_HEIGHT,
-        jpeg_quality=(
-            _int_param("jpeg_quality", query["jpeg_quality"], *QUALITY_RANGE)
-            if "jpeg_quality" in query
-            else DEFAULT_JPEG_QUALITY
-        ),
+        fps=params.get("fps", 0),
+        height=params["height"],
+        jpeg_quality=params["jpeg_quality"],
     )
 
 
 # --- OpenAPI description -----------------------------------------------------
 
 _PATH = OpenApiParameter.PATH
-_QUERY = OpenApiParameter.QUERY
 NODE = OpenApiParameter("node", OpenApiTypes.INT, _PATH, description="Node number, from 0.")
 STREAM_ID = OpenApiParameter("stream_id", OpenApiTypes.STR, _PATH, description="16 lowercase hex characters.")
 ANALYTIC_ID = OpenApiParameter(
     "analytic_id", OpenApiTypes.STR, _PATH, description="Analytic whose overlay to draw."
 )
 PATH_FPS = OpenApiParameter("fps", OpenApiTypes.INT, _PATH, description="Frame-rate cap; 0 = unlimited.")
-QUERY_FPS = OpenApiParameter(
-    "fps",
-    OpenApiTypes.INT,
-    _QUERY,
-    required=False,
-    description="Frame-rate cap, >= 0; 0 = unlimited (default).",
-)
-HEIGHT = OpenApiParameter(
-    "height",
-    OpenApiTypes.INT,
-    _QUERY,
-    required=False,
-    description="Frame height in px, 16-4320 (default 320).",
-)
-JPEG_QUALITY = OpenApiParameter(
-    "jpeg_quality", OpenApiTypes.INT, _QUERY, required=False, description="JPEG quality, 1-100 (default 60)."
-)
-TOKEN = OpenApiParameter(
-    "token", OpenApiTypes.STR, _QUERY, required=False, description="API token, when tokens are configured."
-)
 ERRORS = {
     400: OpenApiResponse(ErrorSerializer, description="Malformed node, stream id or query parameter."),
     404: OpenApiResponse(ErrorSerializer, description="Unknown node, stream or pipeline."),
@@ -257,7 +205,7 @@ class MjpegView(_ViewingView):
     @extend_schema(
         operation_id="mjpeg",
         summary="Live MJPEG of a stream",
-        parameters=[NODE, STREAM_ID, QUERY_FPS, HEIGHT, JPEG_QUALITY, TOKEN],
+        parameters=[NODE, STREAM_ID, ViewingQuerySerializer],
         responses=MJPEG,
         tags=["visualization"],
     )
@@ -271,7 +219,7 @@ class MjpegAnalyticView(_ViewingView):
     @extend_schema(
         operation_id="mjpeg_analytic",
         summary="Live MJPEG of a stream with an analytic's overlay",
-        parameters=[NODE, STREAM_ID, ANALYTIC_ID, QUERY_FPS, HEIGHT, JPEG_QUALITY, TOKEN],
+        parameters=[NODE, STREAM_ID, ANALYTIC_ID, ViewingQuerySerializer],
         responses=MJPEG,
         tags=["visualization"],
     )
@@ -285,7 +233,7 @@ class MjpegFpsView(_ViewingView):
     @extend_schema(
         operation_id="mjpeg_fps",
         summary="Live MJPEG of a stream, frame-rate cap in the path",
-        parameters=[PATH_FPS, NODE, STREAM_ID, HEIGHT, JPEG_QUALITY, TOKEN],
+        parameters=[PATH_FPS, NODE, STREAM_ID, FrameQuerySerializer],
         responses=MJPEG,
         tags=["visualization"],
     )
@@ -298,7 +246,7 @@ class MjpegFpsAnalyticView(_ViewingView):
     @extend_schema(
         operation_id="mjpeg_fps_analytic",
         summary="Live MJPEG with an analytic's overlay, frame-rate cap in the path",
-        parameters=[PATH_FPS, NODE, STREAM_ID, ANALYTIC_ID, HEIGHT, JPEG_QUALITY, TOKEN],
+        parameters=[PATH_FPS, NODE, STREAM_ID, ANALYTIC_ID, FrameQuerySerializer],
         responses=MJPEG,
         tags=["visualization"],
     )
@@ -313,7 +261,7 @@ class StreamJpegView(_ViewingView):
     @extend_schema(
         operation_id="stream_jpeg",
         summary="The current frame of a stream",
-        parameters=[NODE, STREAM_ID, HEIGHT, JPEG_QUALITY, TOKEN],
+        parameters=[NODE, STREAM_ID, FrameQuerySerializer],
         responses=JPEG,
         tags=["visualization"],
     )
@@ -369,7 +317,7 @@ class VisualView(_ViewingView):
     @extend_schema(
         operation_id="visual",
         summary="HTML page showing a stream live",
-        parameters=[NODE, STREAM_ID, QUERY_FPS, HEIGHT, JPEG_QUALITY, TOKEN],
+        parameters=[NODE, STREAM_ID, ViewingQuerySerializer],
         responses=HTML,
         tags=["visualization"],
     )
@@ -383,7 +331,7 @@ class VisualAnalyticView(_ViewingView):
     @extend_schema(
         operation_id="visual_analytic",
         summary="HTML page showing a stream live with an analytic's overlay",
-        parameters=[NODE, STREAM_ID, ANALYTIC_ID, QUERY_FPS, HEIGHT, JPEG_QUALITY, TOKEN],
+        parameters=[NODE, STREAM_ID, ANALYTIC_ID, ViewingQuerySerializer],
         responses=HTML,
         tags=["visualization"],
     )

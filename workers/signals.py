@@ -26,11 +26,6 @@ _reporter = None
 _warm_up: threading.Thread | None = None
 
 
-def current_agent():
-    """The agent of this worker process, or None outside a running worker."""
-    return _agent
-
-
 def _restart_streams() -> None:
     from .runner import RUNNERS
 

@@ -540,10 +540,6 @@ def face_engine() -> FaceEngine:
         return _engine
 
 
-def face_engine_loaded() -> bool:
-    return _engine is not None
-
-
 def face_engine_reset() -> None:
     """Forget the engine (tests that change the embedder settings)."""
     global _engine

@@ -24,7 +24,6 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -45,6 +44,7 @@ from core.db import connection_release
 
 from .capabilities import FACE_ENGINE, FACE_IMAGE_SEARCH
 from .gallery import FaceMatch, KeyspaceMissing, gallery_get
+from .sampling import face_sample
 from .tracker import IoUTracker, Track
 
 logger = logging.getLogger(__name__)
@@ -54,9 +54,6 @@ KNOWN, UNKNOWN = "KNOWN", "UNKNOWN"
 # frontal_score() gives about 0.5 for a head turned 30°: beyond that, dlib's
 # embedding of the same person drifts towards other people's.
 FRONTAL_MIN_SCORE = 0.5
-# Samples are stored as a crop of the frame around the face, this many face
-# sizes on each side: enough for the embedder's alignment and the event's crop.
-SAMPLE_MARGIN = 0.75
 # Live tracks per pipeline; a crowd beyond this ends its oldest tracks early.
 MAX_TRACKS = 64
 # A face unseen for longer than this starts a new track when it shows again, even
@@ -271,19 +268,6 @@ def enrolled_match(embedding: np.ndarray, keyspace: str) -> FaceMatch | None:
 # --- the processor ----------------------------------------------------------------
 
 
-@dataclass
-class FaceSample:
-    """One face of a track: a crop of the frame around it, and the face in the
-    crop's coordinates (what the embedder and crop_jpeg take)."""
-
-    quality: float
-    timestamp: float
-    score: float
-    frame_box: tuple[int, int, int, int]
-    crop: np.ndarray
-    face: Any  # engine.DetectedFace, in crop coordinates
-
-
 def _inside(x: float, y: float, polygon: np.ndarray) -> bool:
     """Even-odd ray casting; `polygon` is an (n, 2) array in the same units."""
     inside = False
@@ -372,7 +356,7 @@ class FaceRecognitionProcessor(Processor):
         return False
 
     def _sample(self, track: Track, face, image: np.ndarray, now: float) -> None:
-        from .engine import DetectedFace, blur_score, frontal_score
+        from .engine import blur_score, frontal_score
 
         config = self.config
         if face.size < config.fr_min_face_size:
@@ -399,20 +383,7 @@ class FaceRecognitionProcessor(Processor):
         )
         if len(track.samples) >= config.fr_sampling_size and quality <= track.samples[-1].quality:
             return  # not among the best: skip the copy
-        height, width = image.shape[:2]
-        x, y, w, h = face.box
-        x0, y0 = max(0, int(x - SAMPLE_MARGIN * w)), max(0, int(y - SAMPLE_MARGIN * h))
-        x1, y1 = min(width, int(x + w + SAMPLE_MARGIN * w)), min(height, int(y + h + SAMPLE_MARGIN * h))
-        local = DetectedFace(
-            box=(x - x0, y - y0, w, h),
-            score=face.score,
-            landmarks=face.landmarks - np.array([x0, y0], dtype=np.float32),
-        )
-        # A copy: the capture may reuse the frame's buffer.
-        crop = np.ascontiguousarray(image[y0:y1, x0:x1]).copy()
-        sample = FaceSample(
-            quality=quality, timestamp=now, score=face.score, frame_box=tuple(face.box), crop=crop, face=local
-        )
+        sample = face_sample(face, image, quality=quality, timestamp=now)
         track.offer(sample, config.fr_sampling_size)
 
     # -- per track ----------------------------------------------------------------------
@@ -455,8 +426,6 @@ class FaceRecognitionProcessor(Processor):
         return events
 
     def _decide(self, track: Track, embedding: np.ndarray) -> EventRecord:
-        from .engine import crop_jpeg
-
         best = track.best
         match = self.matcher(embedding, self.config.keyspace)
         self.matches += 1
@@ -465,7 +434,6 @@ class FaceRecognitionProcessor(Processor):
         track.decided = True
         track.status = KNOWN if known else UNKNOWN
         track.label = (match.name or match.face_id) if known else "unknown"
-        x, y, w, h = best.frame_box
         return EventRecord(
             primary_text=match.name if known else "",
             secondary_text=match.secondary_text if known else "",
@@ -474,9 +442,9 @@ class FaceRecognitionProcessor(Processor):
                 "status": track.status,
                 "similarity": round(similarity, 4),
                 "confidence_detection": round(float(best.score), 4),
-                "bounding_box": {"left": int(x), "top": int(y), "width": int(w), "height": int(h)},
+                "bounding_box": best.bounding_box,
             },
-            image_jpeg=crop_jpeg(best.crop, best.face),
+            image_jpeg=best.crop_jpeg(),
             embedding=[float(v) for v in embedding],
             search_text=" ".join(p for p in (match.name if known else "", track.status.lower()) if p),
             timestamp=best.timestamp,

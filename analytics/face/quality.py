@@ -231,9 +231,10 @@ def face_quality(chip_rgb: np.ndarray, face: DetectedFace, *, kind: str = "dlib"
 def aligned_chip(embedder, image_bgr: np.ndarray, face: DetectedFace) -> tuple[np.ndarray, str]:
     """The face's aligned chip as the embedder sees it (RGB) and its kind: dlib's
     chip for the dlib embedders, the ArcFace-template crop for ONNX ones."""
-    if hasattr(embedder, "chips"):
-        return embedder.chips(image_bgr, [face])[0], "dlib"
-    return cv2.cvtColor(embedder.aligned(image_bgr, face), cv2.COLOR_BGR2RGB), "arcface"
+    # ONNX embedders align to the ArcFace template (their `chips` are model tensors).
+    if hasattr(embedder, "aligned"):
+        return cv2.cvtColor(embedder.aligned(image_bgr, face), cv2.COLOR_BGR2RGB), "arcface"
+    return embedder.chips(image_bgr, [face])[0], "dlib"
 
 
 def assess(embedder, image_bgr: np.ndarray, face: DetectedFace) -> tuple[FaceQuality, np.ndarray]:

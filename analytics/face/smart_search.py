@@ -22,7 +22,6 @@ the whole image when it shows none, with the caller's metadata.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 from typing import Any
 
 import cv2
@@ -41,6 +40,7 @@ from analytics.plugins import (
 from analytics.registry import register
 
 from .capabilities import FACE_ENGINE, FACE_IMAGE_SEARCH
+from .sampling import FaceSample, face_sample
 from .tracker import IoUTracker, Track
 
 logger = logging.getLogger(__name__)
@@ -50,9 +50,6 @@ FACE_TEXT = "face"
 IMAGE_TEXT = "image"
 # Live tracks per pipeline; a crowd beyond this ends its oldest tracks early.
 MAX_TRACKS = 64
-# Samples are a crop of the frame around the face, this many face sizes on each
-# side: enough for the embedder's alignment and the event's crop.
-SAMPLE_MARGIN = 0.75
 # A pushed image without a face is stored whole, shrunk to this longest side.
 STORED_IMAGE_MAX_SIDE = 640
 COLOR_FACE = "#29b6f6"
@@ -110,19 +107,6 @@ class SmartSearchConfig(StrictConfig):
     )
 
 
-@dataclass
-class FaceSample:
-    """One face of a track: a crop of the frame around it and the face in the
-    crop's coordinates (what the embedder and crop_jpeg take)."""
-
-    quality: float
-    timestamp: float
-    score: float
-    frame_box: tuple[int, int, int, int]
-    crop: np.ndarray
-    face: Any  # engine.DetectedFace, in crop coordinates
-
-
 def _quality(face) -> float:
     """Bigger, surer and more frontal faces embed better."""
     from .engine import frontal_score
@@ -131,42 +115,19 @@ def _quality(face) -> float:
 
 
 def _sample(face, image: np.ndarray, timestamp: float) -> FaceSample:
-    from .engine import DetectedFace
-
-    height, width = image.shape[:2]
-    x, y, w, h = face.box
-    x0, y0 = max(0, int(x - SAMPLE_MARGIN * w)), max(0, int(y - SAMPLE_MARGIN * h))
-    x1, y1 = min(width, int(x + w + SAMPLE_MARGIN * w)), min(height, int(y + h + SAMPLE_MARGIN * h))
-    local = DetectedFace(
-        box=(x - x0, y - y0, w, h),
-        score=face.score,
-        landmarks=face.landmarks - np.array([x0, y0], dtype=np.float32),
-    )
-    # A copy: the capture may reuse the frame's buffer.
-    crop = np.ascontiguousarray(image[y0:y1, x0:x1]).copy()
-    return FaceSample(
-        quality=_quality(face),
-        timestamp=timestamp,
-        score=face.score,
-        frame_box=tuple(face.box),
-        crop=crop,
-        face=local,
-    )
+    return face_sample(face, image, quality=_quality(face), timestamp=timestamp)
 
 
 def _face_record(engine, sample: FaceSample, *, extra: dict[str, Any] | None = None) -> EventRecord:
-    from .engine import crop_jpeg
-
-    embedding = engine.embedder.embed(sample.crop, sample.face)
-    x, y, w, h = sample.frame_box
+    embedding = sample.embed(engine)
     return EventRecord(
         pipeline_data={
             "object": FACE_TEXT,
             "confidence_detection": round(float(sample.score), 4),
-            "bounding_box": {"left": int(x), "top": int(y), "width": int(w), "height": int(h)},
+            "bounding_box": sample.bounding_box,
             **(extra or {}),
         },
-        image_jpeg=crop_jpeg(sample.crop, sample.face),
+        image_jpeg=sample.crop_jpeg(),
         embedding=[float(value) for value in embedding],
         search_text=FACE_TEXT,
         timestamp=sample.timestamp,
