@@ -31,6 +31,12 @@ def variation_list(*, person: Person) -> QuerySet[FaceVariation]:
     return FaceVariation.objects.filter(person=person).order_by("variation")
 
 
+def gallery_size(*, keyspace: Keyspace) -> int:
+    """Enrolled faces (variations) in a keyspace: what a stranger is compared with
+    when a search takes the best variation of each person."""
+    return FaceVariation.objects.filter(keyspace=keyspace).count()
+
+
 def enrollment_count() -> int:
     """Enrolled face ids (people) over every keyspace."""
     return Person.objects.count()

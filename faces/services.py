@@ -9,6 +9,7 @@ transactional), so a refused request changes nothing.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import re
 import uuid
@@ -22,6 +23,7 @@ from django.db import connection, transaction
 from django.db.models import Max
 from pgvector.django import CosineDistance
 
+from analytics.face.calibration import MatchDecision, decide
 from analytics.face.engine import (
     DetectedFace,
     blur_score,
@@ -35,7 +37,7 @@ from core.errors import ApiError, BadRequest, Conflict, NotFound
 from core.images import DecodedImage
 
 from .models import FaceVariation, Keyspace, Person
-from .selectors import enrollment_count, keyspace_count, keyspace_get
+from .selectors import enrollment_count, gallery_size, keyspace_count, keyspace_get
 
 logger = logging.getLogger(__name__)
 
@@ -78,6 +80,20 @@ class Candidate:
     secondary_text: str
     similarity: float
     variation: int
+    # The 1:N decision at the keyspace's size (`faces_recognize`): named at the
+    # threshold in force, and P(a stranger scores this high in a keyspace this large).
+    match: bool = False
+    false_match_probability: float | None = None
+
+
+@dataclass(frozen=True)
+class Recognition:
+    """A 1:N search's answer: candidates, the similarity a candidate needs to be
+    named (`threshold`) and the enrolled faces searched (`gallery_size`)."""
+
+    candidates: list[Candidate]
+    threshold: float
+    gallery_size: int
 
 
 @dataclass(frozen=True)
@@ -364,12 +380,27 @@ def faces_match(*, keyspace: str, embedding: Sequence[float], limit: int = 1) ->
     return faces_nearest(keyspace=keyspace_get(name=keyspace), embedding=embedding, limit=limit)
 
 
+def match_decide(similarity: float, *, size: int) -> MatchDecision:
+    """The route's 1:N decision (`/v1/face/recognition`): at the similarity that names a
+    stranger with probability VISIONAIRE_FACE_MAX_FALSE_MATCH_RATE in a keyspace of
+    `size` enrolled faces, or VISIONAIRE_FACE_RECOGNITION_THRESHOLD when set."""
+    return decide(
+        similarity,
+        gallery_size=max(1, size),
+        embedder_name=face_engine().embedder.name,
+        max_false_match_rate=settings.FACE_MAX_FALSE_MATCH_RATE,
+        similarity_threshold=settings.FACE_RECOGNITION_THRESHOLD,
+        fallback_threshold=settings.FACE_MATCH_THRESHOLD,
+    )
+
+
 class EnrolledGallery:
     """The gallery the face-recognition analytic matches against (analytics.face.gallery):
     the people enrolled through /v1/face, registered when the app starts."""
 
     def match(self, keyspace: str, embedding: Sequence[float]) -> FaceMatch | None:
-        candidates = faces_match(keyspace=keyspace, embedding=embedding, limit=1)
+        keyspace_row = keyspace_get(name=keyspace)
+        candidates = faces_nearest(keyspace=keyspace_row, embedding=embedding, limit=1)
         if not candidates:
             return None
         best = candidates[0]
@@ -378,14 +409,27 @@ class EnrolledGallery:
             similarity=best.similarity,
             name=best.name,
             secondary_text=best.secondary_text,
+            gallery_size=gallery_size(keyspace=keyspace_row),
         )
 
 
-def faces_recognize(*, keyspace: str, image: DecodedImage, candidate_count: int) -> list[Candidate]:
-    """1:N: the largest face of the photo searched in the keyspace."""
+def faces_recognize(*, keyspace: str, image: DecodedImage, candidate_count: int) -> Recognition:
+    """1:N: the largest face of the photo searched in the keyspace, each candidate
+    decided at the keyspace's size."""
     keyspace_row = keyspace_get(name=keyspace)
     _face, embedding = face_for_search(image.pixels)
-    return faces_nearest(keyspace=keyspace_row, embedding=embedding, limit=candidate_count)
+    candidates = faces_nearest(keyspace=keyspace_row, embedding=embedding, limit=candidate_count)
+    size = gallery_size(keyspace=keyspace_row)
+    decided = []
+    threshold = match_decide(0.0, size=size).threshold
+    for candidate in candidates:
+        decision = match_decide(candidate.similarity, size=size)
+        decided.append(
+            dataclasses.replace(
+                candidate, match=decision.accepted, false_match_probability=decision.false_match_probability
+            )
+        )
+    return Recognition(candidates=decided, threshold=threshold, gallery_size=size)
 
 
 def embeddings_extract(*, image: DecodedImage) -> list[list[float]]:

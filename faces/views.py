@@ -143,7 +143,8 @@ class EnrollmentView(ApiView):
 
 class RecognitionView(ApiView):
     """The photo's largest face searched in a keyspace: up to `candidate_count` distinct face ids, each
-    with its nearest variation, highest similarity first."""
+    with its nearest variation, highest similarity first; each says whether it is named at the keyspace's
+    size (`match`) and how likely a stranger scores as high (`false_match_probability`)."""
 
     @extend_schema(
         operation_id="face_recognition",
@@ -167,11 +168,23 @@ class RecognitionView(ApiView):
             raise BadRequest("additional_params.candidate_count must be an integer between 1 and 100")
         keyspace = _keyspace(body)
         image = image_decode(body["image"], field="image")
-        candidates = services.faces_recognize(keyspace=keyspace, image=image, candidate_count=count)
-        found = [
-            {"face_id": c.face_id, "similarity": c.similarity, "variation": c.variation} for c in candidates
+        found = services.faces_recognize(keyspace=keyspace, image=image, candidate_count=count)
+        candidates = [
+            {
+                "face_id": c.face_id,
+                "similarity": c.similarity,
+                "variation": c.variation,
+                "match": c.match,
+                "false_match_probability": c.false_match_probability,
+            }
+            for c in found.candidates
         ]
-        return Response({"result": {"face_recognition": {"candidates": found}}})
+        recognition = {
+            "candidates": candidates,
+            "threshold": round(found.threshold, 4),
+            "gallery_size": found.gallery_size,
+        }
+        return Response({"result": {"face_recognition": recognition}})
 
 
 class DeleteEnrollmentView(ApiView):

@@ -357,6 +357,15 @@ FACE_ENROLL_MIN_FACE_SIZE = env_int("VISIONAIRE_FACE_ENROLL_MIN_FACE_SIZE", 48, 
 FACE_ENROLL_MIN_BLUR = env_float("VISIONAIRE_FACE_ENROLL_MIN_BLUR", 4.0, minimum=0.0)
 # /v1/face/match answers match=true at or above this similarity.
 FACE_MATCH_THRESHOLD = env_float("VISIONAIRE_FACE_MATCH_THRESHOLD", 0.85, minimum=0.0)
+# /v1/face/recognition names a candidate (`match`) at the similarity that keeps the chance of
+# naming a stranger at this rate for the keyspace's size (the face score model);
+# VISIONAIRE_FACE_RECOGNITION_THRESHOLD, when set, is a fixed similarity instead.
+FACE_MAX_FALSE_MATCH_RATE = env_float("VISIONAIRE_FACE_MAX_FALSE_MATCH_RATE", 0.01, minimum=1e-9)
+if not FACE_MAX_FALSE_MATCH_RATE < 1:
+    raise ImproperlyConfigured(
+        f"VISIONAIRE_FACE_MAX_FALSE_MATCH_RATE must be below 1 (got {FACE_MAX_FALSE_MATCH_RATE})"
+    )
+FACE_RECOGNITION_THRESHOLD = env_float("VISIONAIRE_FACE_RECOGNITION_THRESHOLD", None, minimum=0.0)
 FACE_MAX_ENROLLMENT = env_int("VISIONAIRE_FACE_MAX_ENROLLMENT", 100_000, minimum=1)
 FACE_MAX_KEYSPACE = env_int("VISIONAIRE_FACE_MAX_KEYSPACE", 100, minimum=1)
 FACE_MAX_VARIATIONS = env_int("VISIONAIRE_FACE_MAX_VARIATIONS", 20, minimum=1)

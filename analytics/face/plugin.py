@@ -9,7 +9,9 @@ fail `fr_min_face_size`, `frontal_only`, `fr_blur_filter_threshold` or
 it ends (`fr_timeout_dump` ms unseen) or, for a face that stays in view, once
 it is `dumping_interval` ms old: the best sample is embedded (dlib by default)
 and matched against the pipeline's `keyspace`; `KNOWN` with the person's name
-when the similarity reaches `similarity_threshold`, else `UNKNOWN`.
+when the similarity reaches the threshold in force (calibration.decide: the one
+that names a stranger with probability `max_false_match_rate` at the keyspace's
+number of enrolled faces, or an explicit `similarity_threshold`), else `UNKNOWN`.
 
 Embedding once per track, not per frame, is what keeps the CPU cost near the
 detector's: the embedder is ~5x slower per face than detection per frame.
@@ -38,6 +40,7 @@ from analytics.plugins import (
 from analytics.registry import register
 from core.db import connection_release
 
+from .calibration import DEFAULT_MAX_FALSE_MATCH_RATE, decide
 from .capabilities import FACE_ENGINE, FACE_IMAGE_SEARCH
 from .gallery import FaceMatch, KeyspaceMissing, gallery_get
 from .tracker import IoUTracker, Track
@@ -85,14 +88,23 @@ class Area(StrictConfig):
 
 
 class FaceRecognitionConfig(StrictConfig):
-    similarity_threshold: float = Field(
-        default=0.85,
+    similarity_threshold: float | None = Field(
+        default=None,
         ge=0,
         le=1,
         title="Similarity threshold",
-        description="A face whose best enrolled match scores at least this is KNOWN, otherwise UNKNOWN. "
-        "0.85 is dlib's usual same-person distance (0.6); raise it to trade missed people for fewer "
-        "false names.",
+        description="A fixed similarity at or above which a face is KNOWN. Unset (null, the default): the "
+        "threshold follows the keyspace's size so that a stranger is named with probability at most "
+        "max_false_match_rate. Set it only to override that.",
+    )
+    max_false_match_rate: float = Field(
+        default=DEFAULT_MAX_FALSE_MATCH_RATE,
+        gt=0,
+        lt=1,
+        title="Maximum false-match rate",
+        description="The chance of naming a person who is not enrolled that the pipeline accepts; the "
+        "similarity needed grows with the enrolled faces (0.846 for 1 face, 0.877 for 10, 0.901 for 100, "
+        "0.909 for 1,000 at 0.01). Not used when similarity_threshold is set.",
     )
     fr_min_face_size: int = Field(
         default=48,
@@ -201,7 +213,7 @@ class FaceRecognitionConfig(StrictConfig):
 PRESETS: dict[str, dict[str, Any]] = {
     # A door or turnstile: one person at a time, close to the camera; a fast, strict answer.
     "access-control": {
-        "similarity_threshold": 0.9,
+        "max_false_match_rate": 0.001,
         "fr_min_face_size": 80,
         "frontal_only": True,
         "sampling_time_ms": 50,
@@ -211,7 +223,7 @@ PRESETS: dict[str, dict[str, Any]] = {
     },
     # A hall or a street: many small faces at any angle; fewer frames, longer tracks.
     "crowd": {
-        "similarity_threshold": 0.85,
+        "max_false_match_rate": 0.01,
         "fr_min_face_size": 32,
         "frontal_only": False,
         "sampling_time_ms": 100,
@@ -222,7 +234,7 @@ PRESETS: dict[str, dict[str, Any]] = {
     },
     # Alerts on a watch list: tolerant of angle, strict on the name.
     "watchlist": {
-        "similarity_threshold": 0.92,
+        "max_false_match_rate": 0.001,
         "fr_min_face_size": 40,
         "frontal_only": False,
         "dumping_interval": 2000,
@@ -418,7 +430,14 @@ class FaceRecognitionProcessor(Processor):
         match = self.matcher(embedding, self.config.keyspace)
         self.matches += 1
         similarity = float(match.similarity) if match is not None else 0.0
-        known = match is not None and similarity >= self.config.similarity_threshold
+        decision = decide(
+            similarity,
+            gallery_size=max(1, match.gallery_size if match is not None else 1),
+            embedder_name=self.engine.embedder.name,
+            max_false_match_rate=self.config.max_false_match_rate,
+            similarity_threshold=self.config.similarity_threshold,
+        )
+        known = match is not None and decision.accepted
         track.decided = True
         track.status = KNOWN if known else UNKNOWN
         track.label = (match.name or match.face_id) if known else "unknown"
@@ -430,6 +449,12 @@ class FaceRecognitionProcessor(Processor):
                 "face_id": match.face_id if known else "",
                 "status": track.status,
                 "similarity": round(similarity, 4),
+                # P(a stranger scores this high against one of the keyspace's faces),
+                # and the similarity that was needed to be KNOWN.
+                "false_match_probability": None
+                if match is None or decision.false_match_probability is None
+                else float(f"{decision.false_match_probability:.3g}"),
+                "threshold": round(decision.threshold, 4),
                 "confidence_detection": round(float(best.score), 4),
                 "bounding_box": {"left": int(x), "top": int(y), "width": int(w), "height": int(h)},
             },

@@ -53,7 +53,11 @@ class Gallery:
         assert keyspace == "default"
         scored = [
             FaceMatch(
-                face_id=fid, name=name, secondary_text=sec, similarity=self.engine.similarity(embedding, e)
+                face_id=fid,
+                name=name,
+                secondary_text=sec,
+                similarity=self.engine.similarity(embedding, e),
+                gallery_size=len(self.people),
             )
             for fid, name, sec, e in self.people
         ]
@@ -114,10 +118,13 @@ def test_one_known_event_for_the_enrolled_person_one_unknown_for_the_other(engin
         "face_id": OBAMA_ID,
         "status": "KNOWN",
         "similarity": data["similarity"],
+        "false_match_probability": data["false_match_probability"],
+        "threshold": 0.846,  # the score model's for 1 enrolled face at max_false_match_rate 0.01
         "confidence_detection": data["confidence_detection"],
         "bounding_box": data["bounding_box"],
     }
     assert 0.85 <= data["similarity"] <= 1.0 and 0.9 <= data["confidence_detection"] <= 1.0
+    assert 0 < data["false_match_probability"] < 1e-3  # a stranger rarely scores this high
     assert_box_inside(data["bounding_box"], 300, 300 + 12 + 600)
     assert T0 <= known.timestamp <= T0 + 5 * STEP  # when the best face was seen
     assert len(known.embedding) == 128
@@ -134,10 +141,12 @@ def test_one_known_event_for_the_enrolled_person_one_unknown_for_the_other(engin
         "face_id": "",
         "status": "UNKNOWN",
         "similarity": data["similarity"],
+        "false_match_probability": data["false_match_probability"],
+        "threshold": 0.846,
         "confidence_detection": data["confidence_detection"],
         "bounding_box": data["bounding_box"],
     }
-    assert 0 <= data["similarity"] < 0.85
+    assert 0 <= data["similarity"] < 0.846 and data["false_match_probability"] > 0.01
     assert gallery.calls == 2  # one embedding and match per track, not per frame
 
 

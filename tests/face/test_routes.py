@@ -9,6 +9,7 @@ import cv2
 import numpy as np
 import pytest
 
+from analytics.face.calibration import DLIB_RESNET_V1
 from faces import services
 from faces.models import FaceVariation, Keyspace, Person
 from tests.face.conftest import b64
@@ -342,9 +343,39 @@ def recognise(api, keyspace: str, image: bytes, **params):
 def test_recognition_finds_the_enrolled_person_first(api, gallery, photos, engine, photo):
     response = recognise(api, gallery, photos.bytes(photo))
     assert response.status_code == 200, response.json()
-    candidates = response.json()["result"]["face_recognition"]["candidates"]
-    assert [(c["face_id"], c["variation"]) for c in candidates] == [("obama", 1), ("collins", 1)]
-    assert candidates[0]["similarity"] >= 0.85 > candidates[1]["similarity"]
+    body = response.json()
+    candidates = body["result"]["face_recognition"]["candidates"]
+    # Two enrolled faces: the threshold that names a stranger with probability 1 %.
+    threshold = round(DLIB_RESNET_V1.threshold(0.01, 2), 4)
+    assert body == {
+        "result": {
+            "face_recognition": {
+                "candidates": [
+                    {
+                        "face_id": "obama",
+                        "similarity": candidates[0]["similarity"],
+                        "variation": 1,
+                        "match": True,
+                        "false_match_probability": candidates[0]["false_match_probability"],
+                    },
+                    {
+                        "face_id": "collins",
+                        "similarity": candidates[1]["similarity"],
+                        "variation": 1,
+                        "match": False,
+                        "false_match_probability": candidates[1]["false_match_probability"],
+                    },
+                ],
+                "threshold": threshold,
+                "gallery_size": 2,
+            }
+        }
+    }
+    assert candidates[0]["similarity"] >= threshold > candidates[1]["similarity"]
+    for candidate in candidates:
+        expected_p = DLIB_RESNET_V1.false_match(candidate["similarity"], 2)
+        assert candidate["false_match_probability"] == pytest.approx(expected_p, rel=1e-6)
+    assert candidates[0]["false_match_probability"] < 1e-3 < 0.05 < candidates[1]["false_match_probability"]
     # The similarity is the engine's, computed in the database (float4 vectors: 4 decimals).
     query, enrolled = photos.bgr(photo), photos.bgr("obama.jpg")
     expected = engine.similarity(engine.analyze(query)[1][0], engine.analyze(enrolled)[1][0])
@@ -377,8 +408,58 @@ def test_recognition_in_an_empty_keyspace(api, keyspace, photos):
     response = recognise(api, keyspace, photos.bytes("obama.jpg"))
     assert (response.status_code, response.json()) == (
         200,
-        {"result": {"face_recognition": {"candidates": []}}},
+        {
+            "result": {
+                "face_recognition": {
+                    "candidates": [],
+                    "threshold": round(DLIB_RESNET_V1.threshold(0.01, 1), 4),
+                    "gallery_size": 0,
+                }
+            }
+        },
     )
+
+
+def _strangers_enrolled(keyspace: str, count: int, seed: int = 0) -> None:
+    """`count` people enrolled with one made-up embedding each (random directions:
+    far from every real face), so a keyspace has a realistic size without photos."""
+    rng = np.random.default_rng(seed)
+    row = Keyspace.objects.get(name=keyspace)
+    for index in range(count):
+        person = Person.objects.create(keyspace=row, face_id=f"stranger-{index}")
+        vector = rng.normal(size=128)
+        FaceVariation.objects.create(
+            person=person,
+            keyspace=row,
+            variation=1,
+            embedding=(vector / np.linalg.norm(vector)).tolist(),
+            embedder="dlib-resnet-v1",
+        )
+
+
+def test_the_threshold_in_force_grows_with_the_keyspace(api, gallery, photos, settings):
+    # obama2 against obama scores ~0.9: named among 2 enrolled faces, not among 1,000,
+    # where a stranger reaches 0.9 with a probability far above 1 %.
+    small = recognise(api, gallery, photos.bytes("obama2.jpg")).json()["result"]["face_recognition"]
+    best = small["candidates"][0]
+    assert best["face_id"] == "obama" and small["gallery_size"] == 2
+    _strangers_enrolled(gallery, 998)
+    large = recognise(api, gallery, photos.bytes("obama2.jpg")).json()["result"]["face_recognition"]
+    assert large["gallery_size"] == 1000
+    assert (
+        large["threshold"] == round(DLIB_RESNET_V1.threshold(0.01, 1000), 4) == pytest.approx(0.909, abs=1e-3)
+    )
+    assert large["candidates"][0]["face_id"] == "obama"
+    assert large["candidates"][0]["similarity"] == best["similarity"]
+    assert large["candidates"][0]["false_match_probability"] > best["false_match_probability"]
+    assert large["candidates"][0]["match"] is (best["similarity"] >= large["threshold"])
+    # A stricter rate raises it; a fixed threshold overrides the model.
+    settings.FACE_MAX_FALSE_MATCH_RATE = 0.001
+    strict = recognise(api, gallery, photos.bytes("obama2.jpg")).json()["result"]["face_recognition"]
+    assert strict["threshold"] == round(DLIB_RESNET_V1.threshold(0.001, 1000), 4) > large["threshold"]
+    settings.FACE_RECOGNITION_THRESHOLD = 0.8
+    fixed = recognise(api, gallery, photos.bytes("obama2.jpg")).json()["result"]["face_recognition"]
+    assert fixed["threshold"] == 0.8 and fixed["candidates"][0]["match"] is True
 
 
 def test_recognition_searches_only_its_keyspace(api, gallery, photos):
