@@ -39,9 +39,21 @@ class FaceEnrollmentSerializer(serializers.Serializer):
     additional_params = FaceEnrollmentParamsSerializer(required=False)
 
 
+class FaceLookAlikeSerializer(serializers.Serializer):
+    face_id = serializers.CharField()
+    similarity = serializers.FloatField(min_value=0, max_value=1)
+
+
 class FaceEnrollmentResponseSerializer(serializers.Serializer):
     face_id = serializers.CharField()
     variation = serializers.IntegerField(min_value=1)
+    similar_to = FaceLookAlikeSerializer(
+        many=True,
+        required=False,
+        help_text="[ours] Only when the face matches other people already enrolled in the keyspace (at "
+        "the threshold /v1/face/recognition uses for its size), best first: the photo was enrolled anyway.",
+    )
+    warning = serializers.CharField(required=False, help_text="[ours] With `similar_to`: what it means.")
 
 
 class FaceRecognitionParamsSerializer(serializers.Serializer):

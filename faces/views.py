@@ -109,15 +109,18 @@ class EnrollmentView(ApiView):
         operation_id="face_enrollment",
         summary="Enroll a face (a new face id, or a variation of an existing one)",
         description=(
-            "The photo must hold exactly one face, large and sharp enough "
-            "(VISIONAIRE_FACE_ENROLL_MIN_FACE_SIZE, VISIONAIRE_FACE_ENROLL_MIN_BLUR). "
+            "The photo must hold exactly one face, large and sharp enough and not turned away "
+            "(VISIONAIRE_FACE_ENROLL_MIN_FACE_SIZE, VISIONAIRE_FACE_ENROLL_MIN_SHARPNESS, "
+            "VISIONAIRE_FACE_ENROLL_MAX_YAW); a refusal names the figure and its limit. "
+            "When the face matches someone else already enrolled in the keyspace (at the threshold "
+            "recognition uses), the photo is enrolled and the answer adds `similar_to` and `warning`. "
             "`additional_params.face_id`: an existing id adds a variation; a new id is created; "
             "absent, an id is generated."
         ),
         request=s.FaceEnrollmentSerializer,
         responses={
             200: s.FaceEnrollmentResponseSerializer,
-            400: _error(BAD_IMAGE + " Several faces, a face too small or too blurry."),
+            400: _error(BAD_IMAGE + " Several faces; a face too small, too blurry, turned away or tilted."),
             404: NO_KEYSPACE,
             409: _error("Enrollment, variation or keyspace limit reached."),
             413: TOO_LARGE,
@@ -137,8 +140,15 @@ class EnrollmentView(ApiView):
         identity = {name: _text(params, name) for name in IDENTITY_LIMITS}
         keyspace = _keyspace(body)
         image = image_decode(body["image"], field="image")
-        variation = services.face_enroll(keyspace=keyspace, image=image, face_id=face_id, **identity)
-        return Response({"face_id": variation.person.face_id, "variation": variation.variation})
+        enrolled = services.face_enroll(keyspace=keyspace, image=image, face_id=face_id, **identity)
+        variation = enrolled.variation
+        answer: dict[str, Any] = {"face_id": variation.person.face_id, "variation": variation.variation}
+        if enrolled.similar_to:
+            answer["similar_to"] = [
+                {"face_id": a.face_id, "similarity": a.similarity} for a in enrolled.similar_to
+            ]
+            answer["warning"] = enrolled.warning
+        return Response(answer)
 
 
 class RecognitionView(ApiView):
