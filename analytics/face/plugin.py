@@ -20,11 +20,13 @@ detector's: the embedder is ~5x slower per face than detection per frame.
 from __future__ import annotations
 
 import logging
+import math
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import cv2
 import numpy as np
 from pydantic import Field, field_validator
 
@@ -40,6 +42,7 @@ from analytics.plugins import (
 from analytics.registry import register
 from core.db import connection_release
 
+from . import quality
 from .calibration import DEFAULT_MAX_FALSE_MATCH_RATE, decide
 from .capabilities import FACE_ENGINE, FACE_IMAGE_SEARCH
 from .gallery import FaceMatch, KeyspaceMissing, gallery_get
@@ -49,17 +52,26 @@ logger = logging.getLogger(__name__)
 
 ANALYTIC_ID = "NFV4-FR"
 KNOWN, UNKNOWN = "KNOWN", "UNKNOWN"
-# frontal_score() gives about 0.5 for a head turned 30°: beyond that, dlib's
-# embedding of the same person drifts towards other people's.
-FRONTAL_MIN_SCORE = 0.5
+# frontal_only: the widest turn and tilt used (analytics.face.quality's pose from the
+# 5 landmarks; beyond ~45° dlib's embedding of a person drifts towards other people's).
+FRONTAL_MAX_YAW, FRONTAL_MAX_PITCH = quality.FRONTAL_MAX_YAW, quality.FRONTAL_MAX_PITCH
 # Samples are stored as a crop of the frame around the face, this many face
 # sizes on each side: enough for the embedder's alignment and the event's crop.
 SAMPLE_MARGIN = 0.75
 # Live tracks per pipeline; a crowd beyond this ends its oldest tracks early.
 MAX_TRACKS = 64
-# A face unseen for longer than this starts a new track when it shows again, even
-# at the same place: boxes alone cannot tell the next person at a door from the last.
+# A face unseen for longer than this continues its track only when it also looks the
+# same (SAME_FACE_SIMILARITY): boxes alone cannot tell the next person at a door from the last.
 MAX_TRACK_GAP_S = 0.7
+# Analysed frames a face must also be missing from before its track ends: on a busy machine
+# (seconds between analysed frames) fr_timeout_dump alone would end a face that never left.
+END_FRAMES = 4
+# Same face across frames: strangers photographed together (same camera, same light)
+# reached 0.88 (docs/face-accuracy.md); the same face in consecutive frames scores ~0.95+.
+SAME_FACE_SIMILARITY = 0.9
+# A scene cut: the mean absolute difference of two analysed frames at 32x18 grey, out of 255.
+# A moving camera or person stays far below; a cut to another shot is far above.
+SCENE_CUT_DIFFERENCE = 40.0
 # The enrollment API's keyspace names (faces.services.NAME_RE; a test keeps them equal).
 KEYSPACE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@:-]{0,63}$")
 
@@ -117,7 +129,8 @@ class FaceRecognitionConfig(StrictConfig):
     frontal_only: bool = Field(
         default=True,
         title="Frontal faces only",
-        description="Use only faces turned less than about 30 degrees from the camera.",
+        description="Use only faces turned at most 45 degrees to the side and tilted at most 40 degrees (pose "
+        "from the face's landmarks): profiles are not recognised.",
     )
     sampling_time_ms: int = Field(
         default=50,
@@ -316,7 +329,17 @@ class FaceRecognitionProcessor(Processor):
             start_score=config.fr_primary_threshold,
             max_tracks=MAX_TRACKS,
             max_gap_s=MAX_TRACK_GAP_S,
+            end_frames=END_FRAMES,
+            verify=self._same_face,
+            same_face_similarity=SAME_FACE_SIMILARITY,
         )
+        # The frame being analysed and its faces' embeddings (computed only when the
+        # tracker asks: after a gap or a cut), for `_same_face`.
+        self._image: np.ndarray | None = None
+        self._faces: list = []
+        self._embedded: dict[int, np.ndarray] = {}
+        self._thumbnail: np.ndarray | None = None
+        self.cuts = 0
         self.areas = [np.array([(p.x, p.y) for p in area.points], dtype=np.float64) for area in config.areas]
         self.matches = 0  # embeddings matched (one per track with a usable face)
         self.rejected: dict[str, int] = {"size": 0, "confidence": 0, "frontal": 0, "blur": 0, "area": 0}
@@ -332,7 +355,12 @@ class FaceRecognitionProcessor(Processor):
             for face in self.engine.detector.detect(image, min_score=self.config.fr_secondary_threshold)
             if not self._excluded(face, width, height)
         ]
-        update = self.tracker.update(faces, now)
+        cut = self._scene_cut(image)
+        self._image, self._faces, self._embedded = image, faces, {}
+        try:
+            update = self.tracker.update(faces, now, cut=cut)
+        finally:
+            self._image, self._faces, self._embedded = None, [], {}
         overlay = []
         for face, track in zip(faces, update.assigned, strict=True):
             if track is None:
@@ -349,6 +377,39 @@ class FaceRecognitionProcessor(Processor):
     def close(self) -> ProcessResult:
         return ProcessResult(events=self._decide_all(self.tracker.flush()))
 
+    # -- continuity -------------------------------------------------------------------
+    def _scene_cut(self, image: np.ndarray) -> bool:
+        grey = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY) if image.ndim == 3 else image
+        small = cv2.resize(grey, (32, 18), interpolation=cv2.INTER_AREA).astype(np.float32)
+        previous, self._thumbnail = self._thumbnail, small
+        if previous is None:
+            return False
+        cut = float(np.abs(small - previous).mean()) > SCENE_CUT_DIFFERENCE
+        self.cuts += cut
+        return cut
+
+    def _reference(self, track: Track) -> np.ndarray | None:
+        """The embedding of the track's best sample (kept while that sample stays the best)."""
+        best = track.best
+        if best is None:
+            return None
+        if track.reference is None or track.reference[0] is not best:
+            track.reference = (best, self.engine.embedder.embed(best.crop, best.face))
+        return track.reference[1]
+
+    def _same_face(self, track: Track, index: int) -> float | None:
+        """Similarity of the frame's face `index` to the track's face; None when either
+        cannot be embedded usefully (no usable sample yet, a face too small)."""
+        face = self._faces[index]
+        if self._image is None or face.size < self.config.fr_min_face_size:
+            return None
+        reference = self._reference(track)
+        if reference is None:
+            return None
+        if index not in self._embedded:
+            self._embedded[index] = self.engine.embedder.embed(self._image, face)
+        return float(self.engine.similarity(self._embedded[index], reference))
+
     # -- per face ---------------------------------------------------------------------
     def _excluded(self, face, width: int, height: int) -> bool:
         if not self.areas:
@@ -361,7 +422,7 @@ class FaceRecognitionProcessor(Processor):
         return False
 
     def _sample(self, track: Track, face, image: np.ndarray, now: float) -> None:
-        from .engine import DetectedFace, blur_score, frontal_score
+        from .engine import DetectedFace, blur_score
 
         config = self.config
         if face.size < config.fr_min_face_size:
@@ -370,23 +431,26 @@ class FaceRecognitionProcessor(Processor):
         if face.score < config.dumping_confidence_threshold:
             self.rejected["confidence"] += 1
             return
-        frontal = frontal_score(face)
-        if config.frontal_only and frontal < FRONTAL_MIN_SCORE:
+        # Pose from the landmarks' geometry: a profile's nose leaves the eyes' middle
+        # and its eyes close up against the mouth (analytics.face.quality.pose).
+        yaw, pitch = quality.pose(face.landmarks)
+        if config.frontal_only and (yaw > FRONTAL_MAX_YAW or abs(pitch) > FRONTAL_MAX_PITCH):
             self.rejected["frontal"] += 1
             return
+        frontal = max(0.0, math.cos(math.radians(yaw)))
         blur = blur_score(image, face)
         if config.fr_blur_filter_threshold > 0 and blur < config.fr_blur_filter_threshold:
             self.rejected["blur"] += 1
             return
         # Bigger, sharper, more frontal and surer faces first; each factor saturates
         # where the embedder stops gaining from it.
-        quality = (
+        quality_score = (
             face.score
             * (0.5 + 0.5 * frontal)
             * min(1.0, face.size / 112)
             * min(1.0, blur / max(3 * config.fr_blur_filter_threshold, 1.0))
         )
-        if len(track.samples) >= config.fr_sampling_size and quality <= track.samples[-1].quality:
+        if len(track.samples) >= config.fr_sampling_size and quality_score <= track.samples[-1].quality:
             return  # not among the best: skip the copy
         height, width = image.shape[:2]
         x, y, w, h = face.box
@@ -400,7 +464,12 @@ class FaceRecognitionProcessor(Processor):
         # A copy: the capture may reuse the frame's buffer.
         crop = np.ascontiguousarray(image[y0:y1, x0:x1]).copy()
         sample = FaceSample(
-            quality=quality, timestamp=now, score=face.score, frame_box=tuple(face.box), crop=crop, face=local
+            quality=quality_score,
+            timestamp=now,
+            score=face.score,
+            frame_box=tuple(face.box),
+            crop=crop,
+            face=local,
         )
         track.offer(sample, config.fr_sampling_size)
 
@@ -427,6 +496,7 @@ class FaceRecognitionProcessor(Processor):
 
         best = track.best
         embedding = self.engine.embedder.embed(best.crop, best.face)
+        track.reference = (best, embedding)  # the track's face, for continuing it later
         match = self.matcher(embedding, self.config.keyspace)
         self.matches += 1
         similarity = float(match.similarity) if match is not None else 0.0

@@ -158,11 +158,15 @@ def test_the_next_person_at_the_same_place_is_a_new_track(engine, gallery, peopl
     monkeypatch.setattr(fr, "MAX_TRACK_GAP_S", gap_s)
     proc = processor(engine, gallery, dumping_interval=0)
     _, _, t = play(proc, [canvas((people["obama3"], 330))] * 3, T0)
-    play(proc, [canvas((people["biden"], 379))] * 3, t + 1.0)
-    events = proc.close().events
-    seen = sorted((e.pipeline_data["status"], e.primary_text) for e in events)
+    split, _, _ = play(proc, [canvas((people["biden"], 379))] * 3, t + 1.0)
+    events = split + proc.close().events
+    seen = [(e.pipeline_data["status"], e.primary_text) for e in events]
     if gap_s < 1.0:
+        # Past the gap the face must also look the same: Biden's does not, so Obama's
+        # track is split off (its event made at once) and Biden's starts.
         assert seen == [("KNOWN", "Barack Obama"), ("UNKNOWN", "")]
+        assert [e.pipeline_data["status"] for e in split] == ["KNOWN"]
+        assert proc.tracker.split == 1
     else:
         assert len(seen) == 1
 
@@ -237,17 +241,22 @@ def test_quality_filters_keep_faces_out_of_recognition(engine, gallery, people, 
     assert [len(o) for o in overlays] == ([0, 0, 0] if rejected == "area" else [1, 1, 1])
 
 
-def test_frontal_only_drops_turned_faces(engine, gallery, people, monkeypatch):
-    # obama2 is turned about 30 degrees (frontal_score ~0.6): with the cut-off at
-    # 0.7 it is refused when frontal_only is on, and used when it is off.
-    monkeypatch.setattr(fr, "FRONTAL_MIN_SCORE", 0.7)
-    images = [canvas((people["obama2"], 300))] * 3
+def test_frontal_only_drops_profiles(engine, gallery, sdist_photos):
+    # insightface's t1.jpg: six people; the one at the top right is turned ~58° (near
+    # profile), the others 11-43°. Cut out on its own, the profile is refused under
+    # frontal_only (pose from the landmarks) and used without it.
+    t1 = cv2.imread(str(sdist_photos / "t1.jpg"))
+    turned, facing = t1[0:260, 850:1060], t1[200:460, 1080:1280]
     strict = processor(engine, gallery, dumping_interval=0)
-    play(strict, images, T0)
+    play(strict, [canvas((turned, 300), height=500)] * 3, T0)
     assert strict.close().events == [] and strict.rejected["frontal"] == 3
     tolerant = processor(engine, gallery, dumping_interval=0, frontal_only=False)
-    play(tolerant, images, T0)
-    assert [e.pipeline_data["status"] for e in tolerant.close().events] == ["KNOWN"]
+    play(tolerant, [canvas((turned, 300), height=500)] * 3, T0)
+    assert [e.pipeline_data["status"] for e in tolerant.close().events] == ["UNKNOWN"]
+    # A face towards the camera passes frontal_only.
+    facing_only = processor(engine, gallery, dumping_interval=0)
+    play(facing_only, [canvas((facing, 300), height=500)] * 3, T0)
+    assert len(facing_only.close().events) == 1 and facing_only.rejected["frontal"] == 0
 
 
 def test_the_best_sample_is_the_sharpest_biggest_face(engine, gallery, people):
@@ -273,6 +282,8 @@ def test_a_failed_match_is_raised_and_the_other_events_are_kept(engine, gallery,
     proc = FaceRecognitionProcessor(FaceRecognitionConfig(dumping_interval=0), engine=engine, matcher=flaky)
     images = [canvas((people["obama3"], 40), (people["biden"], 700), height=560)] * 2
     _, _, t = play(proc, images, T0)
+    # Tracks end once unseen for fr_timeout_dump and END_FRAMES analysed frames.
+    assert play(proc, [blank()] * (fr.END_FRAMES - 1), t)[0] == []
     with pytest.raises(RuntimeError, match="database unavailable"):
         proc.process(frame_at(blank(), t + 1.6))
     # The track whose match worked is reported with the next frame.
