@@ -129,8 +129,8 @@ class FaceRecognitionConfig(StrictConfig):
     frontal_only: bool = Field(
         default=True,
         title="Frontal faces only",
-        description="Use only faces turned at most 45 degrees to the side and tilted at most 40 degrees (pose "
-        "from the face's landmarks): profiles are not recognised.",
+        description="Use only faces turned at most 45 degrees to the side and tilted at most 40 degrees "
+        "(pose from the face's landmarks): profiles are not recognised.",
     )
     sampling_time_ms: int = Field(
         default=50,
