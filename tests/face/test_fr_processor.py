@@ -156,6 +156,8 @@ def test_the_next_person_at_the_same_place_is_a_new_track(engine, gallery, peopl
     # but past the tracker's gap (0.7 s), so it is not taken for Obama's. With
     # no such gap (10 s) the boxes alone would merge the two people.
     monkeypatch.setattr(fr, "MAX_TRACK_GAP_S", gap_s)
+    if gap_s > 1.0:  # and no scene-cut check either: the boxes alone decide
+        monkeypatch.setattr(fr, "SCENE_CUT_DIFFERENCE", 256.0)
     proc = processor(engine, gallery, dumping_interval=0)
     _, _, t = play(proc, [canvas((people["obama3"], 330))] * 3, T0)
     split, _, _ = play(proc, [canvas((people["biden"], 379))] * 3, t + 1.0)
