@@ -28,7 +28,8 @@ from pathlib import Path
 
 import numpy as np
 
-from analytics.face.engine import DetectedFace, face_engine, frontal_score
+from analytics.face.engine import DetectedFace, face_engine
+from analytics.face.quality import FaceQuality
 from core.errors import ApiError
 from core.images import DecodedImage, image_from_bytes
 
@@ -61,7 +62,7 @@ class _Checked:
     job: PhotoJob
     image: DecodedImage
     face: DetectedFace
-    blur: float
+    quality: FaceQuality
     chip: np.ndarray
     embedding: np.ndarray | None = None
 
@@ -143,11 +144,11 @@ class _Pipeline:
     def _read(self, job: PhotoJob) -> _Checked | PhotoOutcome:
         try:
             image = image_from_bytes(job.path.read_bytes(), field=job.path.name)
-            face, blur = services.enrollment_face_check(image.pixels)
+            face, quality, _ = services.enrollment_face_check(image.pixels)
             chip = self.embedder.chips(image.pixels, [face])[0]
         except Exception as exc:
             return _rejection(job, exc)
-        return _Checked(job=job, image=image, face=face, blur=blur, chip=chip)
+        return _Checked(job=job, image=image, face=face, quality=quality, chip=chip)
 
     # --- stage 2 -------------------------------------------------------------------
     def _embed_all(self) -> None:
@@ -243,9 +244,7 @@ def folder_enroll(
 
 
 def _write(keyspace: Keyspace, item: _Checked, category: str | None) -> PhotoOutcome:
-    found = services.EnrollmentFace(
-        face=item.face, embedding=item.embedding, blur=item.blur, frontal=frontal_score(item.face)
-    )
+    found = services.EnrollmentFace(face=item.face, embedding=item.embedding, quality=item.quality)
     name = item.job.name[:200]
     try:
         person = Person.objects.filter(keyspace=keyspace, name=name).order_by("pk").first()

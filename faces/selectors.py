@@ -5,7 +5,7 @@ from __future__ import annotations
 from analytics.face.gallery import KeyspaceMissing
 from core.errors import NotFound
 
-from .models import Keyspace, Person
+from .models import FaceVariation, Keyspace, Person
 
 
 class KeyspaceNotFound(NotFound, KeyspaceMissing):
@@ -19,6 +19,12 @@ def keyspace_get(*, name: str) -> Keyspace:
     if keyspace is None:
         raise KeyspaceNotFound()
     return keyspace
+
+
+def gallery_size(*, keyspace: Keyspace) -> int:
+    """Enrolled faces (variations) in a keyspace: what a stranger is compared with
+    when a search takes the best variation of each person."""
+    return FaceVariation.objects.filter(keyspace=keyspace).count()
 
 
 def enrollment_count() -> int:

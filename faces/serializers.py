@@ -106,9 +106,21 @@ class FaceEnrollmentSerializer(FaceInput):
         }
 
 
+class FaceLookAlikeSerializer(serializers.Serializer):
+    face_id = serializers.CharField()
+    similarity = serializers.FloatField(min_value=0, max_value=1)
+
+
 class FaceEnrollmentResponseSerializer(serializers.Serializer):
     face_id = serializers.CharField()
     variation = serializers.IntegerField(min_value=1)
+    similar_to = FaceLookAlikeSerializer(
+        many=True,
+        required=False,
+        help_text="[ours] Only when the face matches other people already enrolled in the keyspace (at "
+        "the threshold /v1/face/recognition uses for its size), best first: the photo was enrolled anyway.",
+    )
+    warning = serializers.CharField(required=False, help_text="[ours] With `similar_to`: what it means.")
 
 
 class FaceRecognitionParamsSerializer(FaceParams):
@@ -142,10 +154,32 @@ class FaceCandidateSerializer(serializers.Serializer):
     face_id = serializers.CharField()
     similarity = serializers.FloatField(min_value=0, max_value=1)
     variation = serializers.IntegerField(help_text="The person's variation nearest to the query.")
+    match = serializers.BooleanField(
+        help_text="[ours] similarity at or above `threshold`: this candidate is named at the keyspace's size."
+    )
+    false_match_probability = serializers.FloatField(
+        allow_null=True,
+        min_value=0,
+        max_value=1,
+        help_text="[ours] Estimated probability that a person who is not enrolled scores at least this "
+        "similarity against one of the keyspace's `gallery_size` faces (null for an embedder without a "
+        "measured score model).",
+    )
 
 
 class FaceCandidatesSerializer(serializers.Serializer):
     candidates = FaceCandidateSerializer(many=True, help_text="Distinct face ids, highest similarity first.")
+    threshold = serializers.FloatField(
+        min_value=0,
+        max_value=1,
+        help_text="[ours] The similarity a candidate needs to be named: the one that keeps the chance of "
+        "naming a stranger at VISIONAIRE_FACE_MAX_FALSE_MATCH_RATE (1 %) for this keyspace's size, or "
+        "VISIONAIRE_FACE_RECOGNITION_THRESHOLD when set.",
+    )
+    gallery_size = serializers.IntegerField(
+        min_value=0,
+        help_text="[ours] Enrolled faces (variations) in the keyspace: what a query is compared with.",
+    )
 
 
 class FaceRecognitionResultSerializer(serializers.Serializer):

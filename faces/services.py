@@ -9,7 +9,9 @@ transactional), so a refused request changes nothing.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
+import math
 import re
 import uuid
 from collections.abc import Iterable, Sequence
@@ -22,20 +24,15 @@ from django.db import connection, transaction
 from django.db.models import Max
 from pgvector.django import CosineDistance
 
-from analytics.face.engine import (
-    DetectedFace,
-    blur_score,
-    crop_jpeg,
-    face_engine,
-    frontal_score,
-    similarity_from_distance,
-)
+from analytics.face.calibration import MatchDecision, decide
+from analytics.face.engine import DetectedFace, crop_jpeg, face_engine, similarity_from_distance
 from analytics.face.gallery import FaceMatch
+from analytics.face.quality import FRONTAL_MAX_PITCH, FaceQuality, QualityLimits, assess
 from core.errors import ApiError, BadRequest, Conflict, NotFound
 from core.images import DecodedImage
 
 from .models import FaceVariation, Keyspace, Person
-from .selectors import enrollment_count, keyspace_count, keyspace_get
+from .selectors import enrollment_count, gallery_size, keyspace_count, keyspace_get
 
 logger = logging.getLogger(__name__)
 
@@ -61,8 +58,12 @@ class FaceRejected(BadRequest):
 REJECT_REASONS = {
     "no_face": "no face",
     "several_faces": "several faces",
+    # analytics.face.quality's refusal codes
     "too_small": "face too small",
+    "not_a_clear_face": "face not clearly visible",
     "too_blurry": "face too blurry",
+    "turned_away": "face turned away",
+    "tilted": "face tilted",
     "unreadable": "unreadable image",
 }
 
@@ -78,6 +79,20 @@ class Candidate:
     secondary_text: str
     similarity: float
     variation: int
+    # The 1:N decision at the keyspace's size (`faces_recognize`): named at the
+    # threshold in force, and P(a stranger scores this high in a keyspace this large).
+    match: bool = False
+    false_match_probability: float | None = None
+
+
+@dataclass(frozen=True)
+class Recognition:
+    """A 1:N search's answer: candidates, the similarity a candidate needs to be
+    named (`threshold`) and the enrolled faces searched (`gallery_size`)."""
+
+    candidates: list[Candidate]
+    threshold: float
+    gallery_size: int
 
 
 @dataclass(frozen=True)
@@ -86,8 +101,32 @@ class EnrollmentFace:
 
     face: DetectedFace
     embedding: np.ndarray
-    blur: float
-    frontal: float
+    quality: FaceQuality
+
+
+@dataclass(frozen=True)
+class LookAlike:
+    """Someone else enrolled in the keyspace whom a new photo matches at the
+    threshold in force: recognition may name either of them for this face."""
+
+    face_id: str
+    similarity: float
+
+
+@dataclass(frozen=True)
+class Enrollment:
+    variation: FaceVariation
+    similar_to: list[LookAlike]
+
+    @property
+    def warning(self) -> str:
+        if not self.similar_to:
+            return ""
+        names = ", ".join(alike.face_id for alike in self.similar_to)
+        return (
+            f"enrolled, but this face matches {names} already enrolled in the keyspace: recognition may "
+            "name either of them for it; check that the photo and the face id belong together"
+        )
 
 
 def name_validate(value, *, field: str) -> str:
@@ -128,15 +167,34 @@ def faces_detect(image: np.ndarray) -> list[DetectedFace]:
     return face_engine().detector.detect(image, min_score=settings.FACE_DETECT_MIN_SCORE)
 
 
+def enrollment_limits() -> QualityLimits:
+    """What an enrollment photo's face must reach (analytics.face.quality): a
+    sharpness measured on the aligned face, so ordinary photos pass whatever the
+    face's pixel size or JPEG softness; a pose that does not hide the face."""
+    return QualityLimits(
+        min_sharpness=settings.FACE_ENROLL_MIN_SHARPNESS,
+        min_face_size=settings.FACE_ENROLL_MIN_FACE_SIZE,
+        min_detector_score=settings.FACE_DETECT_MIN_SCORE,
+        max_yaw=settings.FACE_ENROLL_MAX_YAW,
+        max_pitch=FRONTAL_MAX_PITCH,
+    )
+
+
 def face_for_enrollment(image: np.ndarray) -> EnrollmentFace:
-    """The photo's one face, if it is fit for enrollment; FaceRejected (400) otherwise."""
-    face, blur = enrollment_face_check(image)
-    embedding = face_engine().embedder.embed(image, face)
-    return EnrollmentFace(face=face, embedding=embedding, blur=blur, frontal=frontal_score(face))
+    """The photo's one face, if it is fit for enrollment; FaceRejected (400) otherwise,
+    with the figure that failed and its limit."""
+    face, quality, chip = enrollment_face_check(image)
+    embedder = face_engine().embedder
+    if not hasattr(embedder, "aligned"):  # dlib's embedders: the chip assessed is the one embedded
+        embedding = embedder.embed_chips(chip[np.newaxis])[0]
+    else:
+        embedding = embedder.embed(image, face)
+    return EnrollmentFace(face=face, embedding=embedding, quality=quality)
 
 
-def enrollment_face_check(image: np.ndarray) -> tuple[DetectedFace, float]:
-    """The checks of `face_for_enrollment` without the embedding: the one face and its blur score."""
+def enrollment_face_check(image: np.ndarray) -> tuple[DetectedFace, FaceQuality, np.ndarray]:
+    """The checks of `face_for_enrollment` without the embedding: the one face, its
+    quality figures and the aligned chip they were measured on."""
     faces = faces_detect(image)
     if not faces:
         raise FaceRejected("image: no face found in the image", "no_face")
@@ -145,16 +203,12 @@ def enrollment_face_check(image: np.ndarray) -> tuple[DetectedFace, float]:
             f"image: {len(faces)} faces found in the image, enrollment needs exactly one", "several_faces"
         )
     face = faces[0]
-    minimum = settings.FACE_ENROLL_MIN_FACE_SIZE
-    if face.size < minimum:
-        raise FaceRejected(f"image: face too small ({face.size} px, minimum {minimum} px)", "too_small")
-    blur = blur_score(image, face)
-    if blur < settings.FACE_ENROLL_MIN_BLUR:
-        raise FaceRejected(
-            f"image: face too blurry (blur score {blur:.1f}, minimum {settings.FACE_ENROLL_MIN_BLUR:g})",
-            "too_blurry",
-        )
-    return face, blur
+    embedder = face_engine().embedder
+    quality, chip = assess(embedder, image, face)
+    refusals = quality.refusals(enrollment_limits())
+    if refusals:
+        raise FaceRejected(f"image: {refusals[0].message}", refusals[0].code)
+    return face, quality, chip
 
 
 def face_for_search(image: np.ndarray, *, field: str = "image") -> tuple[DetectedFace, np.ndarray]:
@@ -179,11 +233,13 @@ def face_enroll(
     identity_number: str | None = None,
     notes: str | None = None,
     found: EnrollmentFace | None = None,
-) -> FaceVariation:
+) -> Enrollment:
     """Enroll the photo's one face: a new person (a new face id, or the one
     given) or, for an existing face id, a new variation of that person. Identity
-    fields given update the person. `found`: the photo's face already checked
-    and embedded (bulk enrollment embeds photos in batches)."""
+    fields given update the person. Enrollment goes ahead when the face matches
+    someone else already enrolled, and says so (`similar_to`): recognition may
+    then name either person for this face. `found`: the photo's face already
+    checked and embedded (bulk enrollment embeds photos in batches)."""
     keyspace_row = keyspace_get(name=keyspace)
     if face_id is not None:
         name_validate(face_id, field="face_id")
@@ -199,10 +255,38 @@ def face_enroll(
         )
         if value is not None
     }
+    similar = look_alikes(keyspace=keyspace_row, embedding=found.embedding, face_id=face_id)
     with transaction.atomic():
         _limits_lock()
         person = _person_for_enrollment(keyspace_row, face_id, identity)
-        return variation_add(person=person, image=image, found=found)
+        variation = variation_add(person=person, image=image, found=found)
+    if similar:
+        logger.warning(
+            "enrollment of %s in keyspace %s looks like %s already enrolled there",
+            person.face_id,
+            keyspace_row.name,
+            ", ".join(f"{a.face_id} ({a.similarity:.3f})" for a in similar),
+        )
+    return Enrollment(variation=variation, similar_to=similar)
+
+
+# Most look-alikes an enrollment reports.
+MAX_LOOK_ALIKES = 5
+
+
+def look_alikes(*, keyspace: Keyspace, embedding: Sequence[float], face_id: str | None) -> list[LookAlike]:
+    """Other people of the keyspace whom this face matches at the threshold in force
+    for the keyspace's size (`match_decide`), best first."""
+    nearest = faces_nearest(keyspace=keyspace, embedding=embedding, limit=MAX_LOOK_ALIKES + 1)
+    if not nearest:
+        return []
+    size = gallery_size(keyspace=keyspace)
+    found = [
+        LookAlike(face_id=c.face_id, similarity=c.similarity)
+        for c in nearest
+        if c.face_id != face_id and match_decide(c.similarity, size=size).accepted
+    ]
+    return found[:MAX_LOOK_ALIKES]
 
 
 def variation_add(
@@ -226,8 +310,9 @@ def variation_add(
                 box=list(found.face.box),
                 detection_score=round(found.face.score, 4),
                 face_size=found.face.size,
-                blur_score=round(found.blur, 2),
-                frontal_score=round(found.frontal, 3),
+                # analytics.face.quality's sharpness, and cos(yaw): 1 facing the camera, 0 a profile.
+                blur_score=round(found.quality.sharpness, 3),
+                frontal_score=round(math.cos(math.radians(found.quality.yaw)), 3),
             )
             stem = f"{person.keyspace.name}_{person.face_id}_{number}"
             variation.photo.save(f"{stem}.{image.extension}", ContentFile(image.data), save=False)
@@ -373,12 +458,27 @@ def faces_match(*, keyspace: str, embedding: Sequence[float], limit: int = 1) ->
     return faces_nearest(keyspace=keyspace_get(name=keyspace), embedding=embedding, limit=limit)
 
 
+def match_decide(similarity: float, *, size: int) -> MatchDecision:
+    """The route's 1:N decision (`/v1/face/recognition`): at the similarity that names a
+    stranger with probability VISIONAIRE_FACE_MAX_FALSE_MATCH_RATE in a keyspace of
+    `size` enrolled faces, or VISIONAIRE_FACE_RECOGNITION_THRESHOLD when set."""
+    return decide(
+        similarity,
+        gallery_size=max(1, size),
+        embedder_name=face_engine().embedder.name,
+        max_false_match_rate=settings.FACE_MAX_FALSE_MATCH_RATE,
+        similarity_threshold=settings.FACE_RECOGNITION_THRESHOLD,
+        fallback_threshold=settings.FACE_MATCH_THRESHOLD,
+    )
+
+
 class EnrolledGallery:
     """The gallery the face-recognition analytic matches against (analytics.face.gallery):
     the people enrolled through /v1/face, registered when the app starts."""
 
     def match(self, keyspace: str, embedding: Sequence[float]) -> FaceMatch | None:
-        candidates = faces_match(keyspace=keyspace, embedding=embedding, limit=1)
+        keyspace_row = keyspace_get(name=keyspace)
+        candidates = faces_nearest(keyspace=keyspace_row, embedding=embedding, limit=1)
         if not candidates:
             return None
         best = candidates[0]
@@ -387,14 +487,27 @@ class EnrolledGallery:
             similarity=best.similarity,
             name=best.name,
             secondary_text=best.secondary_text,
+            gallery_size=gallery_size(keyspace=keyspace_row),
         )
 
 
-def faces_recognize(*, keyspace: str, image: DecodedImage, candidate_count: int) -> list[Candidate]:
-    """1:N: the largest face of the photo searched in the keyspace."""
+def faces_recognize(*, keyspace: str, image: DecodedImage, candidate_count: int) -> Recognition:
+    """1:N: the largest face of the photo searched in the keyspace, each candidate
+    decided at the keyspace's size."""
     keyspace_row = keyspace_get(name=keyspace)
     _face, embedding = face_for_search(image.pixels)
-    return faces_nearest(keyspace=keyspace_row, embedding=embedding, limit=candidate_count)
+    candidates = faces_nearest(keyspace=keyspace_row, embedding=embedding, limit=candidate_count)
+    size = gallery_size(keyspace=keyspace_row)
+    decided = []
+    threshold = match_decide(0.0, size=size).threshold
+    for candidate in candidates:
+        decision = match_decide(candidate.similarity, size=size)
+        decided.append(
+            dataclasses.replace(
+                candidate, match=decision.accepted, false_match_probability=decision.false_match_probability
+            )
+        )
+    return Recognition(candidates=decided, threshold=threshold, gallery_size=size)
 
 
 def embeddings_extract(*, image: DecodedImage) -> list[list[float]]:

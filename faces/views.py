@@ -3,6 +3,8 @@ body checked by its serializer (faces/serializers.py), then one service call."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.db import DatabaseError
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework.response import Response
@@ -54,15 +56,18 @@ class EnrollmentView(ApiView):
         operation_id="face_enrollment",
         summary="Enroll a face (a new face id, or a variation of an existing one)",
         description=(
-            "The photo must hold exactly one face, large and sharp enough "
-            "(VISIONAIRE_FACE_ENROLL_MIN_FACE_SIZE, VISIONAIRE_FACE_ENROLL_MIN_BLUR). "
+            "The photo must hold exactly one face, large and sharp enough and not turned away "
+            "(VISIONAIRE_FACE_ENROLL_MIN_FACE_SIZE, VISIONAIRE_FACE_ENROLL_MIN_SHARPNESS, "
+            "VISIONAIRE_FACE_ENROLL_MAX_YAW); a refusal names the figure and its limit. "
+            "When the face matches someone else already enrolled in the keyspace (at the threshold "
+            "recognition uses), the photo is enrolled and the answer adds `similar_to` and `warning`. "
             "`additional_params.face_id`: an existing id adds a variation; a new id is created; "
             "absent, an id is generated."
         ),
         request=s.FaceEnrollmentSerializer,
         responses={
             200: s.FaceEnrollmentResponseSerializer,
-            400: _error(BAD_IMAGE + " Several faces, a face too small or too blurry."),
+            400: _error(BAD_IMAGE + " Several faces; a face too small, too blurry, turned away or tilted."),
             404: NO_KEYSPACE,
             409: _error("Enrollment, variation or keyspace limit reached."),
             413: TOO_LARGE,
@@ -70,13 +75,21 @@ class EnrollmentView(ApiView):
         tags=TAGS,
     )
     def post(self, request):
-        variation = services.face_enroll(**validated(s.FaceEnrollmentSerializer, request))
-        return Response({"face_id": variation.person.face_id, "variation": variation.variation})
+        enrolled = services.face_enroll(**validated(s.FaceEnrollmentSerializer, request))
+        variation = enrolled.variation
+        answer: dict[str, Any] = {"face_id": variation.person.face_id, "variation": variation.variation}
+        if enrolled.similar_to:
+            answer["similar_to"] = [
+                {"face_id": a.face_id, "similarity": a.similarity} for a in enrolled.similar_to
+            ]
+            answer["warning"] = enrolled.warning
+        return Response(answer)
 
 
 class RecognitionView(ApiView):
     """The photo's largest face searched in a keyspace: up to `candidate_count` distinct face ids, each
-    with its nearest variation, highest similarity first."""
+    with its nearest variation, highest similarity first; each says whether it is named at the keyspace's
+    size (`match`) and how likely a stranger scores as high (`false_match_probability`)."""
 
     @extend_schema(
         operation_id="face_recognition",
@@ -91,11 +104,23 @@ class RecognitionView(ApiView):
         tags=TAGS,
     )
     def post(self, request):
-        candidates = services.faces_recognize(**validated(s.FaceRecognitionQuerySerializer, request))
-        found = [
-            {"face_id": c.face_id, "similarity": c.similarity, "variation": c.variation} for c in candidates
+        found = services.faces_recognize(**validated(s.FaceRecognitionQuerySerializer, request))
+        candidates = [
+            {
+                "face_id": c.face_id,
+                "similarity": c.similarity,
+                "variation": c.variation,
+                "match": c.match,
+                "false_match_probability": c.false_match_probability,
+            }
+            for c in found.candidates
         ]
-        return Response({"result": {"face_recognition": {"candidates": found}}})
+        recognition = {
+            "candidates": candidates,
+            "threshold": round(found.threshold, 4),
+            "gallery_size": found.gallery_size,
+        }
+        return Response({"result": {"face_recognition": recognition}})
 
 
 class DeleteEnrollmentView(ApiView):

@@ -361,11 +361,22 @@ FACE_EMBED_QUEUE_CAPACITY = env_int("VISIONAIRE_FACE_EMBED_QUEUE_CAPACITY", 128,
 # Frames are shrunk to this longest side before detection (smallest face found: ~16 px at that scale).
 FACE_DETECT_MAX_SIDE = env_int("VISIONAIRE_FACE_DETECT_MAX_SIDE", 640, minimum=64, maximum=4096)
 FACE_DETECT_MIN_SCORE = env_float("VISIONAIRE_FACE_DETECT_MIN_SCORE", 0.8, minimum=0.0)
-# Enrollment photos: smallest face (px, the box's smaller side) and lowest blur (sharpness) score accepted.
-FACE_ENROLL_MIN_FACE_SIZE = env_int("VISIONAIRE_FACE_ENROLL_MIN_FACE_SIZE", 48, minimum=1)
-FACE_ENROLL_MIN_BLUR = env_float("VISIONAIRE_FACE_ENROLL_MIN_BLUR", 4.0, minimum=0.0)
+# Enrollment photos (the face quality measure, see docs/face-accuracy.md): smallest face (px, the
+# box's smaller side), lowest sharpness of the aligned face (ordinary photos: 0.2-2.9), widest turn.
+FACE_ENROLL_MIN_FACE_SIZE = env_int("VISIONAIRE_FACE_ENROLL_MIN_FACE_SIZE", 40, minimum=1)
+FACE_ENROLL_MIN_SHARPNESS = env_float("VISIONAIRE_FACE_ENROLL_MIN_SHARPNESS", 0.15, minimum=0.0)
+FACE_ENROLL_MAX_YAW = env_float("VISIONAIRE_FACE_ENROLL_MAX_YAW", 45.0, minimum=0.0)
 # /v1/face/match answers match=true at or above this similarity.
 FACE_MATCH_THRESHOLD = env_float("VISIONAIRE_FACE_MATCH_THRESHOLD", 0.85, minimum=0.0)
+# /v1/face/recognition names a candidate (`match`) at the similarity that keeps the chance of
+# naming a stranger at this rate for the keyspace's size (the face score model);
+# VISIONAIRE_FACE_RECOGNITION_THRESHOLD, when set, is a fixed similarity instead.
+FACE_MAX_FALSE_MATCH_RATE = env_float("VISIONAIRE_FACE_MAX_FALSE_MATCH_RATE", 0.01, minimum=1e-9)
+if not FACE_MAX_FALSE_MATCH_RATE < 1:
+    raise ImproperlyConfigured(
+        f"VISIONAIRE_FACE_MAX_FALSE_MATCH_RATE must be below 1 (got {FACE_MAX_FALSE_MATCH_RATE})"
+    )
+FACE_RECOGNITION_THRESHOLD = env_float("VISIONAIRE_FACE_RECOGNITION_THRESHOLD", None, minimum=0.0)
 FACE_MAX_ENROLLMENT = env_int("VISIONAIRE_FACE_MAX_ENROLLMENT", 100_000, minimum=1)
 FACE_MAX_KEYSPACE = env_int("VISIONAIRE_FACE_MAX_KEYSPACE", 100, minimum=1)
 FACE_MAX_VARIATIONS = env_int("VISIONAIRE_FACE_MAX_VARIATIONS", 20, minimum=1)

@@ -22,8 +22,10 @@ of the embedder. For dlib, scale = 0.6: dlib's usual same-person threshold is
 a Euclidean distance of 0.6 between its raw descriptors, whose norm is ~1.4
 (measured on the test photos: 1.36-1.46); normalised, that is a distance of
 ~0.43, a cosine distance of ~0.09, which maps to 1 - 0.09/0.6 = 0.85 — the
-contract's default `similarity_threshold`. Measured on the face_recognition
-test photos: the same person scores 0.92-0.98, different people 0.66-0.72.
+usual same-person threshold. What a similarity means was measured on LFW
+(docs/face-accuracy.md): different people median 0.726, p99 0.844, max 0.911 in
+1M pairs; the same person p5 0.870, median 0.922. Which similarity names a person
+depends on how many are enrolled (analytics/face/calibration.py).
 ArcFace-style models separate people at a cosine
 distance near 0.6 instead, so their scale is configurable
 (`VISIONAIRE_FACE_ONNX_SIMILARITY_SCALE`, default 4.0: distance 0.6 -> 0.85).

@@ -26,6 +26,9 @@ class FaceMatch:
     similarity: float
     name: str = ""
     secondary_text: str = ""
+    # The enrolled faces (variations) the embedding was compared with: what a
+    # false-match probability depends on (analytics/face/calibration.py).
+    gallery_size: int = 1
 
 
 class FaceGallery(Protocol):

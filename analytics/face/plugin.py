@@ -9,11 +9,13 @@ fail `fr_min_face_size`, `frontal_only`, `fr_blur_filter_threshold` or
 it ends (`fr_timeout_dump` ms unseen) or, for a face that stays in view, once
 it is `dumping_interval` ms old: the best sample is embedded (dlib's network on
 ONNX Runtime by default) and matched against the pipeline's `keyspace`; `KNOWN`
-with the person's name when the similarity reaches `similarity_threshold`, else
-`UNKNOWN`. The tracks due at a frame are embedded in one call of the worker's
-embedding runtime (analytics/face/batching.py), which at a batch size above 1
-batches them with the faces of the worker's other streams; when its queue is
-full, they wait for a later frame instead of holding this one up.
+with the person's name when the similarity reaches the threshold in force
+(calibration.decide: the one that names a stranger with probability
+`max_false_match_rate` at the keyspace's number of enrolled faces, or an explicit
+`similarity_threshold`), else `UNKNOWN`. The tracks due at a frame are embedded in
+one call of the worker's embedding runtime (batching.py), which at a batch size
+above 1 batches them with the faces of the worker's other streams; when its queue
+is full, they wait for a later frame instead of holding this one up.
 
 Embedding once per track, not per frame, is what keeps the CPU cost near the
 detector's: the embedder is ~5x slower per face than detection per frame.
@@ -22,10 +24,12 @@ detector's: the embedder is ~5x slower per face than detection per frame.
 from __future__ import annotations
 
 import logging
+import math
 import re
 from collections.abc import Callable
 from typing import Any
 
+import cv2
 import numpy as np
 from pydantic import Field, field_validator
 
@@ -42,6 +46,8 @@ from analytics.plugins import (
 from analytics.registry import register
 from core.db import connection_release
 
+from . import quality
+from .calibration import DEFAULT_MAX_FALSE_MATCH_RATE, decide
 from .capabilities import FACE_ENGINE, FACE_IMAGE_SEARCH
 from .gallery import FaceMatch, KeyspaceMissing, gallery_get
 from .sampling import face_sample
@@ -51,14 +57,24 @@ logger = logging.getLogger(__name__)
 
 ANALYTIC_ID = "NFV4-FR"
 KNOWN, UNKNOWN = "KNOWN", "UNKNOWN"
-# frontal_score() gives about 0.5 for a head turned 30°: beyond that, dlib's
-# embedding of the same person drifts towards other people's.
-FRONTAL_MIN_SCORE = 0.5
+# frontal_only: the widest turn and tilt used (analytics.face.quality's pose from the
+# 5 landmarks; beyond ~45° dlib's embedding of a person drifts towards other people's).
+FRONTAL_MAX_YAW, FRONTAL_MAX_PITCH = quality.FRONTAL_MAX_YAW, quality.FRONTAL_MAX_PITCH
 # Live tracks per pipeline; a crowd beyond this ends its oldest tracks early.
 MAX_TRACKS = 64
-# A face unseen for longer than this starts a new track when it shows again, even
-# at the same place: boxes alone cannot tell the next person at a door from the last.
+# A face unseen for longer than this continues its track only when it also looks the
+# same (SAME_FACE_SIMILARITY): boxes alone cannot tell the next person at a door from the last.
 MAX_TRACK_GAP_S = 0.7
+# Analysed frames a face must also be missing from before its track ends: on a busy machine
+# (seconds between analysed frames) fr_timeout_dump alone would end a face that never left.
+END_FRAMES = 4
+# Same face across frames: strangers photographed together (same camera, same light)
+# reached 0.88 (docs/face-accuracy.md); the same face in consecutive frames scores ~0.95+.
+SAME_FACE_SIMILARITY = 0.9
+# A scene cut (or a large change): the mean absolute difference of two analysed frames at 32x18
+# grey, out of 255 (one face replaced by another in a 1280x720 frame: 11). Low on purpose: a false
+# cut costs only embeddings, the same face still agrees.
+SCENE_CUT_DIFFERENCE = 8.0
 # The enrollment API's keyspace names (faces.services.NAME_RE; a test keeps them equal).
 KEYSPACE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@:-]{0,63}$")
 
@@ -87,14 +103,23 @@ class Area(StrictConfig):
 
 
 class FaceRecognitionConfig(StrictConfig):
-    similarity_threshold: float = Field(
-        default=0.85,
+    similarity_threshold: float | None = Field(
+        default=None,
         ge=0,
         le=1,
         title="Similarity threshold",
-        description="A face whose best enrolled match scores at least this is KNOWN, otherwise UNKNOWN. "
-        "0.85 is dlib's usual same-person distance (0.6); raise it to trade missed people for fewer "
-        "false names.",
+        description="A fixed similarity at or above which a face is KNOWN. Unset (null, the default): the "
+        "threshold follows the keyspace's size so that a stranger is named with probability at most "
+        "max_false_match_rate. Set it only to override that.",
+    )
+    max_false_match_rate: float = Field(
+        default=DEFAULT_MAX_FALSE_MATCH_RATE,
+        gt=0,
+        lt=1,
+        title="Maximum false-match rate",
+        description="The chance of naming a person who is not enrolled that the pipeline accepts; the "
+        "similarity needed grows with the enrolled faces (0.846 for 1 face, 0.877 for 10, 0.901 for 100, "
+        "0.909 for 1,000 at 0.01). Not used when similarity_threshold is set.",
     )
     fr_min_face_size: int = Field(
         default=48,
@@ -107,7 +132,8 @@ class FaceRecognitionConfig(StrictConfig):
     frontal_only: bool = Field(
         default=True,
         title="Frontal faces only",
-        description="Use only faces turned less than about 30 degrees from the camera.",
+        description="Use only faces turned at most 45 degrees to the side and tilted at most 40 degrees "
+        "(pose from the face's landmarks): profiles are not recognised.",
     )
     sampling_time_ms: int = Field(
         default=50,
@@ -203,7 +229,7 @@ class FaceRecognitionConfig(StrictConfig):
 PRESETS: dict[str, dict[str, Any]] = {
     # A door or turnstile: one person at a time, close to the camera; a fast, strict answer.
     "access-control": {
-        "similarity_threshold": 0.9,
+        "max_false_match_rate": 0.001,
         "fr_min_face_size": 80,
         "frontal_only": True,
         "sampling_time_ms": 50,
@@ -213,7 +239,7 @@ PRESETS: dict[str, dict[str, Any]] = {
     },
     # A hall or a street: many small faces at any angle; fewer frames, longer tracks.
     "crowd": {
-        "similarity_threshold": 0.85,
+        "max_false_match_rate": 0.01,
         "fr_min_face_size": 32,
         "frontal_only": False,
         "sampling_time_ms": 100,
@@ -224,7 +250,7 @@ PRESETS: dict[str, dict[str, Any]] = {
     },
     # Alerts on a watch list: tolerant of angle, strict on the name.
     "watchlist": {
-        "similarity_threshold": 0.92,
+        "max_false_match_rate": 0.001,
         "fr_min_face_size": 40,
         "frontal_only": False,
         "dumping_interval": 2000,
@@ -298,7 +324,17 @@ class FaceRecognitionProcessor(Processor):
             start_score=config.fr_primary_threshold,
             max_tracks=MAX_TRACKS,
             max_gap_s=MAX_TRACK_GAP_S,
+            end_frames=END_FRAMES,
+            verify=self._same_face,
+            same_face_similarity=SAME_FACE_SIMILARITY,
         )
+        # The frame being analysed and its faces' embeddings (computed only when the
+        # tracker asks: after a gap or a cut), for `_same_face`.
+        self._image: np.ndarray | None = None
+        self._faces: list = []
+        self._embedded: dict[int, np.ndarray] = {}
+        self._thumbnail: np.ndarray | None = None
+        self.cuts = 0
         self.areas = [np.array([(p.x, p.y) for p in area.points], dtype=np.float64) for area in config.areas]
         self.matches = 0  # embeddings matched (one per track with a usable face)
         self.rejected: dict[str, int] = {"size": 0, "confidence": 0, "frontal": 0, "blur": 0, "area": 0}
@@ -318,7 +354,12 @@ class FaceRecognitionProcessor(Processor):
             for face in self.engine.detector.detect(image, min_score=self.config.fr_secondary_threshold)
             if not self._excluded(face, width, height)
         ]
-        update = self.tracker.update(faces, now)
+        cut = self._scene_cut(image)
+        self._image, self._faces, self._embedded = image, faces, {}
+        try:
+            update = self.tracker.update(faces, now, cut=cut)
+        finally:
+            self._image, self._faces, self._embedded = None, [], {}
         overlay = []
         for face, track in zip(faces, update.assigned, strict=True):
             if track is None:
@@ -344,6 +385,39 @@ class FaceRecognitionProcessor(Processor):
             self._deferred = []
         return ProcessResult(events=events)
 
+    # -- continuity -------------------------------------------------------------------
+    def _scene_cut(self, image: np.ndarray) -> bool:
+        grey = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY) if image.ndim == 3 else image
+        small = cv2.resize(grey, (32, 18), interpolation=cv2.INTER_AREA).astype(np.float32)
+        previous, self._thumbnail = self._thumbnail, small
+        if previous is None:
+            return False
+        cut = float(np.abs(small - previous).mean()) > SCENE_CUT_DIFFERENCE
+        self.cuts += cut
+        return cut
+
+    def _reference(self, track: Track) -> np.ndarray | None:
+        """The embedding of the track's best sample (kept while that sample stays the best)."""
+        best = track.best
+        if best is None:
+            return None
+        if track.reference is None or track.reference[0] is not best:
+            track.reference = (best, self.engine.embedder.embed(best.crop, best.face))
+        return track.reference[1]
+
+    def _same_face(self, track: Track, index: int) -> float | None:
+        """Similarity of the frame's face `index` to the track's face; None when either
+        cannot be embedded usefully (no usable sample yet, a face too small)."""
+        face = self._faces[index]
+        if self._image is None or face.size < self.config.fr_min_face_size:
+            return None
+        reference = self._reference(track)
+        if reference is None:
+            return None
+        if index not in self._embedded:
+            self._embedded[index] = self.engine.embedder.embed(self._image, face)
+        return float(self.engine.similarity(self._embedded[index], reference))
+
     # -- per face ---------------------------------------------------------------------
     def _excluded(self, face, width: int, height: int) -> bool:
         if not self.areas:
@@ -356,7 +430,7 @@ class FaceRecognitionProcessor(Processor):
         return False
 
     def _sample(self, track: Track, face, image: np.ndarray, now: float) -> None:
-        from .engine import blur_score, frontal_score
+        from .engine import blur_score
 
         config = self.config
         if face.size < config.fr_min_face_size:
@@ -365,25 +439,28 @@ class FaceRecognitionProcessor(Processor):
         if face.score < config.dumping_confidence_threshold:
             self.rejected["confidence"] += 1
             return
-        frontal = frontal_score(face)
-        if config.frontal_only and frontal < FRONTAL_MIN_SCORE:
+        # Pose from the landmarks' geometry: a profile's nose leaves the eyes' middle
+        # and its eyes close up against the mouth (analytics.face.quality.pose).
+        yaw, pitch = quality.pose(face.landmarks)
+        if config.frontal_only and (yaw > FRONTAL_MAX_YAW or abs(pitch) > FRONTAL_MAX_PITCH):
             self.rejected["frontal"] += 1
             return
+        frontal = max(0.0, math.cos(math.radians(yaw)))
         blur = blur_score(image, face)
         if config.fr_blur_filter_threshold > 0 and blur < config.fr_blur_filter_threshold:
             self.rejected["blur"] += 1
             return
         # Bigger, sharper, more frontal and surer faces first; each factor saturates
         # where the embedder stops gaining from it.
-        quality = (
+        quality_score = (
             face.score
             * (0.5 + 0.5 * frontal)
             * min(1.0, face.size / 112)
             * min(1.0, blur / max(3 * config.fr_blur_filter_threshold, 1.0))
         )
-        if len(track.samples) >= config.fr_sampling_size and quality <= track.samples[-1].quality:
+        if len(track.samples) >= config.fr_sampling_size and quality_score <= track.samples[-1].quality:
             return  # not among the best: skip the copy
-        sample = face_sample(face, image, quality=quality, timestamp=now)
+        sample = face_sample(face, image, quality=quality_score, timestamp=now)
         track.offer(sample, config.fr_sampling_size)
 
     # -- per track ----------------------------------------------------------------------
@@ -427,10 +504,18 @@ class FaceRecognitionProcessor(Processor):
 
     def _decide(self, track: Track, embedding: np.ndarray) -> EventRecord:
         best = track.best
+        track.reference = (best, embedding)  # the track's face, for continuing it later
         match = self.matcher(embedding, self.config.keyspace)
         self.matches += 1
         similarity = float(match.similarity) if match is not None else 0.0
-        known = match is not None and similarity >= self.config.similarity_threshold
+        decision = decide(
+            similarity,
+            gallery_size=max(1, match.gallery_size if match is not None else 1),
+            embedder_name=self.engine.embedder.name,
+            max_false_match_rate=self.config.max_false_match_rate,
+            similarity_threshold=self.config.similarity_threshold,
+        )
+        known = match is not None and decision.accepted
         track.decided = True
         track.status = KNOWN if known else UNKNOWN
         track.label = (match.name or match.face_id) if known else "unknown"
@@ -441,6 +526,12 @@ class FaceRecognitionProcessor(Processor):
                 "face_id": match.face_id if known else "",
                 "status": track.status,
                 "similarity": round(similarity, 4),
+                # P(a stranger scores this high against one of the keyspace's faces),
+                # and the similarity that was needed to be KNOWN.
+                "false_match_probability": None
+                if match is None or decision.false_match_probability is None
+                else float(f"{decision.false_match_probability:.3g}"),
+                "threshold": round(decision.threshold, 4),
                 "confidence_detection": round(float(best.score), 4),
                 "bounding_box": best.bounding_box,
             },

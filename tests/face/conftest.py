@@ -15,6 +15,14 @@ def photos() -> FacePhotos:
 
 
 @pytest.fixture(scope="session")
+def sdist_photos():
+    """The folder of insightface's example photos (t1.jpg: six people, one near profile)."""
+    from tests.support.sdist_photos import insightface_photos_dir
+
+    return insightface_photos_dir(settings.DATA_DIR / "cache")
+
+
+@pytest.fixture(scope="session")
 def astronaut():
     return astronaut_bgr()
 

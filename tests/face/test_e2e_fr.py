@@ -163,6 +163,8 @@ def test_known_and_unknown_faces_reach_websocket_clients_the_database_and_events
             "face_id": "obama",
             "status": "KNOWN",
             "similarity": known["pipeline_data"]["similarity"],
+            "false_match_probability": known["pipeline_data"]["false_match_probability"],
+            "threshold": 0.846,  # one enrolled face, max_false_match_rate 0.01
             "confidence_detection": known["pipeline_data"]["confidence_detection"],
             "bounding_box": known["pipeline_data"]["bounding_box"],
         },
@@ -178,11 +180,18 @@ def test_known_and_unknown_faces_reach_websocket_clients_the_database_and_events
             "face_id": "",
             "status": "UNKNOWN",
             "similarity": unknown["pipeline_data"]["similarity"],
+            "false_match_probability": unknown["pipeline_data"]["false_match_probability"],
+            "threshold": 0.846,  # one enrolled face, max_false_match_rate 0.01
             "confidence_detection": unknown["pipeline_data"]["confidence_detection"],
             "bounding_box": unknown["pipeline_data"]["bounding_box"],
         },
     }
-    assert known["pipeline_data"]["similarity"] >= 0.85 > unknown["pipeline_data"]["similarity"]
+    assert known["pipeline_data"]["similarity"] >= 0.846 > unknown["pipeline_data"]["similarity"]
+    assert (
+        known["pipeline_data"]["false_match_probability"]
+        < 0.01
+        < unknown["pipeline_data"]["false_match_probability"]
+    )
     for message in (known, unknown):
         data = message["pipeline_data"]
         assert 0.9 <= data["confidence_detection"] <= 1.0

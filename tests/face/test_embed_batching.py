@@ -15,7 +15,7 @@ import pytest
 from analytics.face import batching
 from analytics.face.batching import BatchingEmbedder, EmbedderBusy, faces_embed
 from analytics.face.engine import face_engine
-from analytics.face.plugin import FaceRecognitionConfig, FaceRecognitionProcessor
+from analytics.face.plugin import END_FRAMES, FaceRecognitionConfig, FaceRecognitionProcessor
 from tests.face.images import side_by_side
 from tests.face.test_fr_processor import OBAMA_ID, STEP, T0, Gallery, canvas, play
 
@@ -160,8 +160,9 @@ def test_a_full_embedder_defers_tracks_to_a_later_frame(engine, photos, images, 
                 assert gated.entered.wait(WAIT)
         await_condition(lambda: runtime.stats()["queued"] == 1, "a face should wait in the queue")
 
-        # Obama's track ends at this frame; its face is refused, so no event yet.
-        biden = [canvas((images["biden"], 420), jitter=-2 * i) for i in range(3)]
+        # Obama's track ends at these frames (gone for fr_timeout_dump and END_FRAMES
+        # analysed frames); its face is refused, so no event yet.
+        biden = [canvas((images["biden"], 420), jitter=-2 * i) for i in range(END_FRAMES + 1)]
         events, _, t = play(proc, biden, t + 1.5)
         assert events == [] and proc.deferred >= 1 and proc.lost == 0
         assert runtime.stats()["busy"] >= 1 and gallery.calls == 0

@@ -14,7 +14,8 @@ from streams.models import Pipeline
 pytestmark = pytest.mark.django_db
 
 DEFAULTS = {
-    "similarity_threshold": 0.85,
+    "similarity_threshold": None,
+    "max_false_match_rate": 0.01,
     "fr_min_face_size": 48,
     "frontal_only": True,
     "sampling_time_ms": 50,
@@ -63,8 +64,14 @@ def test_schema_has_every_key_with_its_default_title_description_and_bounds(api)
     assert {key: spec["default"] for key, spec in properties.items()} == DEFAULTS
     for key, spec in properties.items():
         assert spec["title"] and spec["description"], key
-        if spec.get("type") in ("integer", "number"):
-            assert ("minimum" in spec or "exclusiveMinimum" in spec) and "maximum" in spec, key
+        for kind in spec.get("anyOf", [spec]):  # an optional number: anyOf number / null
+            if kind.get("type") in ("integer", "number"):
+                assert "minimum" in kind or "exclusiveMinimum" in kind, key
+                assert "maximum" in kind or "exclusiveMaximum" in kind, key
+    assert properties["similarity_threshold"]["anyOf"] == [
+        {"maximum": 1, "minimum": 0, "type": "number"},
+        {"type": "null"},
+    ]
     area = schema["$defs"]["Area"]["properties"]
     assert area["points"]["minItems"] == 3
     assert schema["$defs"]["Point"]["properties"]["x"] == {
@@ -85,6 +92,11 @@ def test_presets_are_complete_valid_configs(api):
         assert FaceRecognitionConfig.model_validate(config).model_dump(mode="json") == config
     assert presets["access-control"]["fr_min_face_size"] == 80
     assert presets["crowd"]["frontal_only"] is False
+    # Presets choose a false-match rate, not a fixed similarity: the threshold follows the keyspace.
+    assert {name: config["similarity_threshold"] for name, config in presets.items()} == dict.fromkeys(
+        presets
+    )
+    assert presets["watchlist"]["max_false_match_rate"] == 0.001
 
 
 def test_a_pipeline_with_defaults_and_a_keyspace(api, stream):
@@ -117,6 +129,10 @@ def test_a_pipeline_with_defaults_and_a_keyspace(api, stream):
         (
             {"similarity_threshold": 1.5},
             "invalid config value for 'similarity_threshold': Input should be less than or equal to 1",
+        ),
+        (
+            {"max_false_match_rate": 1},
+            "invalid config value for 'max_false_match_rate': Input should be less than 1",
         ),
         (
             {"fr_min_face_size": 4},

@@ -117,3 +117,31 @@ def test_a_track_keeps_its_best_samples():
 def test_max_tracks_must_be_positive():
     with pytest.raises(ValueError, match="max_tracks"):
         tracker(max_tracks=0)
+
+
+def test_slow_frames_continue_a_face_that_looks_the_same_and_split_one_that_does_not():
+    looks = {"same": 0.95}
+    t = tracker(timeout_s=1.5, max_gap_s=0.7, end_frames=4, verify=lambda track, d: looks["same"])
+    first = t.update([Det((100, 100, 50, 50))], 0.0).assigned[0]
+    for now in (1.6, 3.2, 4.8):  # 1.6 s per analysed frame: past the gap and the timeout
+        update = t.update([Det((102, 100, 50, 50))], now)
+        assert update.assigned == [first] and update.ended == []
+    looks["same"] = 0.7  # another face where this one was: the track is split
+    update = t.update([Det((102, 100, 50, 50))], 6.4)
+    assert update.ended == [first] and update.assigned[0] is not first and t.split == 1
+
+
+def test_a_track_ends_after_the_timeout_and_enough_analysed_frames():
+    t = tracker(timeout_s=1.5, end_frames=3)
+    track = t.update([Det((100, 100, 50, 50))], 0.0).assigned[0]
+    assert t.update([], 2.0).ended == []  # past the timeout, but the 1st analysed frame without it
+    assert t.update([], 2.1).ended == []
+    assert t.update([], 2.2).ended == [track]  # the 3rd
+
+
+def test_a_face_elsewhere_rejoins_a_track_unseen_for_a_few_frames_when_it_looks_the_same():
+    t = tracker(verify=lambda track, d: 0.97 if track.track_id == 1 else 0.5)
+    first = t.update([Det((100, 100, 50, 50))], 0.0).assigned[0]
+    t.update([], 0.05)
+    update = t.update([Det((600, 300, 50, 50))], 0.1)
+    assert update.assigned == [first] and first.box == (600, 300, 50, 50) and t.rejoined == 1
