@@ -103,8 +103,16 @@ def test_people_crossing_a_line_events_channel_counts_route_and_metrics(
         client = WebsocketCommunicator(application, f"/event_channel/0/{stream_id}?analytic_id=NFV4-MPA")
         assert (await client.connect(timeout=10))[0]
         runner = await sync_to_async(RunnerThread(stream_id).start)()
+        received: list[dict] = []
         try:
-            return [await client.receive_json_from(timeout=EVENT_DEADLINE) for _ in range(5)]
+            while len(received) < 5:
+                received.append(await client.receive_json_from(timeout=EVENT_DEADLINE))
+            return received
+        except TimeoutError:
+            stats = await sync_to_async(lambda: runner.runner.host.stats())()
+            raise AssertionError(
+                f"{len(received)} events: {[m['pipeline_data']['direction'] for m in received]}; {stats}"
+            ) from None
         finally:
             await client.disconnect()
             await sync_to_async(runner.stop)()  # closes the pipeline: its counts are handed over
