@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 from django.contrib import admin
 
-from .models import Analytic, Seat
+from .models import Analytic, AnalyticCount, Seat
 
 
 @admin.register(Analytic)
@@ -34,6 +36,30 @@ class SeatAdmin(admin.ModelAdmin):
 
     # Seats come from the community allowance and the licence check-in, and are
     # taken and freed by pipeline create/delete (analytics.services): never by hand.
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+
+@admin.register(AnalyticCount)
+class AnalyticCountAdmin(admin.ModelAdmin):
+    """Counts over time, as the analytics stored them: read-only."""
+
+    list_display = ["minute", "stream_id", "analytic_id", "zone", "label", "direction", "value"]
+    list_filter = ["analytic_id", "direction", "label"]
+    search_fields = ["stream_id", "zone"]
+    list_per_page = 100
+    show_full_result_count = False  # the table is large; counting it all would cost a scan
+
+    @admin.display(description="minute (UTC)", ordering="minute_ms")
+    def minute(self, obj: AnalyticCount) -> str:
+        return datetime.fromtimestamp(obj.minute_ms / 1000, tz=UTC).strftime("%Y-%m-%d %H:%M")
+
     def has_add_permission(self, request) -> bool:
         return False
 

@@ -48,3 +48,32 @@ class Seat(models.Model):
 
     def __str__(self) -> str:
         return self.serial_number
+
+
+class AnalyticCount(models.Model):
+    """Counts over time: one row per minute, stream, analytic, line or area (`zone`),
+    class (`label`) and `direction` (in, out, wrong_way, enter, dwell, stopped, or
+    peak: the highest number in an area at once). Written by the analytics' count
+    writer (analytics.counts), never recomputed from events. Streams are named by
+    id, not by key: counts outlive a deleted stream or pipeline, until retention."""
+
+    stream_id = models.CharField(max_length=16)
+    analytic_id = models.CharField(max_length=40)
+    minute_ms = models.BigIntegerField(help_text="Start of the minute, unix ms (UTC).")
+    zone = models.CharField(max_length=100, help_text="The line's or area's name.")
+    label = models.CharField(max_length=40, help_text="The object's class; * for all (peaks).")
+    direction = models.CharField(max_length=20)
+    value = models.BigIntegerField()
+
+    class Meta:
+        ordering = ["-minute_ms", "stream_id", "analytic_id", "zone", "label", "direction"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["stream_id", "analytic_id", "minute_ms", "zone", "label", "direction"],
+                name="analytic_count_key",
+            )
+        ]
+        indexes = [models.Index(fields=["minute_ms"], name="analytic_count_minute")]
+
+    def __str__(self) -> str:
+        return f"{self.stream_id} {self.analytic_id} {self.zone} {self.label} {self.direction}"

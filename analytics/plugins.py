@@ -14,6 +14,8 @@ A plugin also declares what the platform does for it, driven by the registry:
   series they declare on /metrics;
 - `image_search` (optional): embeds a query image for search by image
   (POST /smart-search type image), in the space of the embeddings its events carry;
+- `count_metric` (optional): the counter /metrics shows its stored counts over
+  time as (analytics.counts);
 - `extract_records` (optional): reads an image pushed to a pipeline
   (POST /extract) into events; without it the processor runs on the image as
   on a one-frame stream.
@@ -101,6 +103,10 @@ class ImageSearch(ABC):
 class ProcessResult:
     overlay: list[OverlayItem] = field(default_factory=list)
     events: list[EventRecord] = field(default_factory=list)
+    # JSON sent with the overlay to viewers of this analytic's overlay route, as the
+    # MJPEG part header X-NF-Additional-Data (base64 JSON; e.g. a crowd heatmap grid).
+    # None: no such header.
+    additional_data: dict[str, Any] | None = None
 
 
 class Processor(ABC):
@@ -142,6 +148,10 @@ class AnalyticPlugin(ABC):
     models: ClassVar[tuple[SharedModel, ...]] = ()
     # Optional capability: search by image over the embeddings its events carry.
     image_search: ClassVar[ImageSearch | None] = None
+    # For an analytic that stores counts over time (analytics.counts): the name and
+    # help of the Prometheus counter /metrics shows them as (per stream, zone, label,
+    # direction); None: it counts nothing.
+    count_metric: ClassVar[tuple[str, str] | None] = None
 
     @abstractmethod
     def create_processor(self, config: StrictConfig) -> Processor: ...

@@ -16,7 +16,12 @@ from .runtime import SharedModel
 
 _REGISTRY: dict[str, AnalyticPlugin] = {}
 # Modules shipped with the platform that register analytics which really run.
-BUILTIN_MODULES: list[str] = ["analytics.face.plugin", "analytics.face.smart_search"]
+BUILTIN_MODULES: list[str] = [
+    "analytics.face.plugin",
+    "analytics.face.smart_search",
+    "analytics.objects.people",
+    "analytics.objects.vehicles",
+]
 
 
 def register(plugin_class: type[AnalyticPlugin]) -> type[AnalyticPlugin]:

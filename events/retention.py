@@ -35,6 +35,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 from redis.exceptions import LockError
 
+from analytics.counts import counts_prune
 from live.keys import RETENTION_LOCK_KEY
 from live.redis import get_redis
 from platform_config.services import platform_config_current
@@ -53,6 +54,7 @@ class RetentionReport:
     expired: int = 0  # rows older than retention_days removed
     over_cap: int = 0  # rows beyond max_events_per_stream removed
     files_removed: int = 0
+    counts_expired: int = 0  # rows of counts over time (analytics.counts) older than retention_days
     orphan_files_removed: int = 0
     complete: bool = True  # False when the time budget ran out with work left
     skipped: bool = False  # another run held the lock
@@ -259,6 +261,8 @@ def events_retention_run(
         cutoff = now - timedelta(days=config.event_retention_days)
         rows, files, finished = _expired_delete(cutoff, batch_size=batch_size, budget=budget)
         report.expired, report.files_removed = rows, files
+        # Counts over time age out with the events they sit beside.
+        report.counts_expired = counts_prune(int(cutoff.timestamp() * 1000))
         if finished:
             rows, files, finished = _over_cap_delete(
                 config.max_events_per_stream, batch_size=batch_size, budget=budget

@@ -73,9 +73,10 @@ def overlay_payload(items: list[OverlayItem]) -> list[dict[str, Any]]:
     return [{**asdict(item), "points": [list(point) for point in item.points]} for item in items]
 
 
-class Overlay(TypedDict):
+class Overlay(TypedDict, total=False):
     ts: float  # capture time of the frame the analytic saw
     items: list[dict[str, Any]]  # overlay_payload()
+    data: dict[str, Any]  # the analytic's additional data (X-NF-Additional-Data), when it has any
 
 
 class FrameHeader(TypedDict, total=False):

@@ -207,3 +207,47 @@ class PipelineDetailSerializer(PipelineWriteResponseSerializer):
     stats = PipelineStatsSerializer(
         help_text="Live figures written by the runtime; zeros and state PENDING until it has reported."
     )
+
+
+class CountsQuerySerializer(serializers.Serializer):
+    """The query of GET /analytics/{node}/{stream_id}/{analytic_id}/counts (described here;
+    analytics.counts.counts_query_parse checks it)."""
+
+    from_ms = serializers.IntegerField(
+        required=False,
+        min_value=0,
+        max_value=2**53,
+        help_text="Earliest minute, unix ms, inclusive (default: a day before to_ms).",
+    )
+    to_ms = serializers.IntegerField(
+        required=False, min_value=0, max_value=2**53, help_text="End, unix ms, exclusive (default: now)."
+    )
+    bucket = serializers.ChoiceField(
+        choices=["minute", "hour", "day"],
+        required=False,
+        default="minute",
+        help_text="Totals per minute, hour or day (UTC); peaks roll up by their maximum, the rest by sum.",
+    )
+
+
+class CountRowSerializer(serializers.Serializer):
+    bucket_ms = serializers.IntegerField(help_text="Start of the bucket, unix ms.")
+    zone = serializers.CharField(help_text="The line's or area's name.")
+    label = serializers.CharField(help_text="The object's class; * for all classes (peaks).")
+    direction = serializers.CharField(
+        help_text="in, out, wrong_way (line crossings), enter, dwell, stopped (areas) or peak (the highest "
+        "number in the area at once)."
+    )
+    value = serializers.IntegerField()
+
+
+class CountsResponseSerializer(serializers.Serializer):
+    code = serializers.IntegerField(default=200)
+    message = serializers.CharField(default="success")
+    node_num = serializers.IntegerField()
+    stream_id = serializers.CharField()
+    analytic_id = serializers.CharField()
+    bucket = serializers.CharField()
+    from_ms = serializers.IntegerField()
+    to_ms = serializers.IntegerField()
+    counts = CountRowSerializer(many=True)

@@ -11,4 +11,9 @@ urlpatterns = [
         views.PipelineView.as_view(),
         name="pipeline",
     ),
+    path(
+        "analytics/<node:node>/<seg:stream_id>/<seg:analytic_id>/counts",
+        views.StreamCountsView.as_view(),
+        name="analytic-counts",
+    ),
 ]

@@ -3,11 +3,15 @@ selector, answer in the contract's shape."""
 
 from __future__ import annotations
 
+import time
+
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiExample, OpenApiResponse, extend_schema
 from rest_framework.response import Response
 
+from analytics.counts import counts_query_parse, counts_rolled_up
 from analytics.models import Seat
+from analytics.registry import get_plugin
 from analytics.services import NO_SEAT_STATUS
 from core.api import ApiView, body_object
 from core.openapi import ErrorSerializer
@@ -16,6 +20,8 @@ from platform_config.selectors import node_get
 from . import selectors, services
 from .models import Pipeline, Stream
 from .serializers import (
+    CountsQuerySerializer,
+    CountsResponseSerializer,
     PipelineDetailSerializer,
     PipelineWriteResponseSerializer,
     StreamCreateResponseSerializer,
@@ -271,5 +277,39 @@ class PipelineView(ApiView):
                 if seat is None
                 else {"serial_number": seat.serial_number, "active_status": seat.active},
                 "stats": selectors.pipeline_stats_get(pipeline=pipeline),
+            }
+        )
+
+
+class StreamCountsView(ApiView):
+    @extend_schema(
+        tags=["Analytics"],
+        operation_id="analytic_counts",
+        summary="Counts over time of an analytic on a stream",
+        description="Per-minute totals stored by counting analytics (NFV4-MPA, NFV4-MVA) per line or "
+        "area (`zone`), class (`label`) and `direction`, rolled up by `bucket`. Minutes are stored as "
+        "they are counted (within a few seconds); counts outlive the pipeline until retention.",
+        parameters=[CountsQuerySerializer],
+        responses={
+            200: CountsResponseSerializer,
+            400: _error("Malformed path or query (the message names the parameter), or too many rows."),
+            404: _error("`node not found`, `stream not found` or `analytic not found`."),
+        },
+    )
+    def get(self, request, node: str, stream_id: str, analytic_id: str):
+        stream = selectors.stream_get(node=node_get(node), stream_id=stream_id)
+        get_plugin(analytic_id)
+        query = counts_query_parse(request.query_params, now_ms=int(time.time() * 1000))
+        return Response(
+            {
+                "code": 200,
+                "message": "success",
+                "node_num": stream.node_id,
+                "stream_id": stream.stream_id,
+                "analytic_id": analytic_id,
+                "bucket": query.bucket,
+                "from_ms": query.from_ms,
+                "to_ms": query.to_ms,
+                "counts": counts_rolled_up(stream_id=stream.stream_id, analytic_id=analytic_id, query=query),
             }
         )

@@ -220,6 +220,9 @@ class Variant:
             headers.append(("X-NF-Visual-Data", render.svg_header(rendered.svg)))
             if isinstance(overlay.get("ts"), int | float):
                 headers.append(("X-NF-Visual-Data-Ts", _ms(overlay["ts"])))
+            additional = render.additional_data_header(overlay.get("data"))
+            if additional is not None:
+                headers.append(("X-NF-Additional-Data", additional))
         self._publish(
             Part(
                 seq=self.parts_made + 1,

@@ -9,6 +9,7 @@ Pure functions on numpy images and bytes, run in worker threads by the live hub
 from __future__ import annotations
 
 import base64
+import json
 import re
 import time
 from dataclasses import dataclass
@@ -300,3 +301,21 @@ def multipart_part(jpeg: bytes, headers: list[tuple[str, str]]) -> bytes:
 
 def svg_header(svg: str) -> str:
     return base64.b64encode(svg.encode()).decode("ascii")
+
+
+# Larger additional data is left out of the part (a header line of this size is
+# already far beyond a heatmap grid of 64 x 64 cells).
+MAX_ADDITIONAL_DATA_BYTES = 32 * 1024
+
+
+def additional_data_header(data: Any) -> str | None:
+    """X-NF-Additional-Data for an analytic's additional data: standard base64 of its
+    UTF-8 JSON; None when there is none, it is not a JSON object, or it is too large."""
+    if not isinstance(data, dict):
+        return None
+    try:
+        text = json.dumps(data, separators=(",", ":"), allow_nan=False)
+    except (TypeError, ValueError):
+        return None
+    encoded = base64.b64encode(text.encode("utf-8")).decode("ascii")
+    return encoded if len(encoded) <= MAX_ADDITIONAL_DATA_BYTES else None

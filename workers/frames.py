@@ -68,10 +68,15 @@ class FramePublisher:
             return
         self._gate.fps = self._fps
 
-    def overlay(self, analytic_id: str, items: list[OverlayItem], timestamp: float) -> None:
-        """Remember a pipeline's latest overlay (only while watched)."""
+    def overlay(
+        self, analytic_id: str, items: list[OverlayItem], timestamp: float, data: dict | None = None
+    ) -> None:
+        """Remember a pipeline's latest overlay and additional data (only while watched)."""
         if self._fps > 0:
-            self._overlays[analytic_id] = Overlay(ts=timestamp, items=overlay_payload(items))
+            overlay = Overlay(ts=timestamp, items=overlay_payload(items))
+            if data is not None:
+                overlay["data"] = data
+            self._overlays[analytic_id] = overlay
 
     def offer(self, image, *, index: int, timestamp: float) -> bool:
         """Publish `image` if someone watches and the rate allows; True if published."""

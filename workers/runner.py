@@ -285,7 +285,7 @@ class StreamRunner:
             node_num=self.node_num,
         )
         for analytic_id, result in host.process(frame):
-            self.publisher.overlay(analytic_id, result.overlay, captured.timestamp)
+            self.publisher.overlay(analytic_id, result.overlay, captured.timestamp, result.additional_data)
             if result.events:
                 self._emit(desired, analytic_id, result.events, captured.timestamp)
         self.publisher.offer(captured.image, index=captured.index, timestamp=captured.timestamp)

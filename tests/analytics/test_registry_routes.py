@@ -38,6 +38,27 @@ SMART_SEARCH = {
     "type": "search",
     "seats": [{"serial_number": f"COMMUNITY-NFV4-SS-{i:04d}", "active_status": True} for i in range(1, 5)],
 }
+# People and vehicle analytics (analytics/objects/people.py, vehicles.py).
+PEOPLE = {
+    "id": "NFV4-MPA",
+    "name": "People Analytics",
+    "major_version": 1,
+    "minor_version": 0,
+    "publisher": "Nodeflux",
+    "description": "People counting across lines, area occupancy, dwell (loitering) and crowd estimation",
+    "type": "counting",
+    "seats": [{"serial_number": f"COMMUNITY-NFV4-MPA-{i:04d}", "active_status": True} for i in range(1, 5)],
+}
+VEHICLES = {
+    "id": "NFV4-MVA",
+    "name": "Vehicle Analytics",
+    "major_version": 1,
+    "minor_version": 0,
+    "publisher": "Nodeflux",
+    "description": "Vehicle counting by class across lines, area occupancy, stopped vehicles and wrong way",
+    "type": "counting",
+    "seats": [{"serial_number": f"COMMUNITY-NFV4-MVA-{i:04d}", "active_status": True} for i in range(1, 5)],
+}
 NOT_FOUND = {"code": 404, "message": "analytic not found"}
 
 POINT = {
@@ -130,11 +151,13 @@ def test_analytic_list_on_a_fresh_install(api, deployment_key):
     assert response.json() == {
         "code": 200,
         "message": "success",
-        "analytic_num": 3,
+        "analytic_num": 5,
         "deployment_key": "my-deployment",
         "version": {"major": 4, "minor": 50, "patch": 0},
         "analytics": [
             FACE_RECOGNITION,
+            PEOPLE,
+            VEHICLES,
             SMART_SEARCH,
             {
                 "id": ANALYTIC,
@@ -159,8 +182,8 @@ def test_analytic_list_leaves_out_analytics_that_do_not_run(api, deployment_key)
     )
     body = api.get("/analytic_list").json()
     assert (body["analytic_num"], [a["id"] for a in body["analytics"]]) == (
-        3,
-        ["NFV4-FR", "NFV4-SS", ANALYTIC],
+        5,
+        ["NFV4-FR", "NFV4-MPA", "NFV4-MVA", "NFV4-SS", ANALYTIC],
     )
 
 
@@ -234,7 +257,7 @@ def test_analytic_list_query_count_does_not_grow(api, deployment_key, more_plugi
         more_plugins(plugin_id)
     with CaptureQueriesContext(connection) as four:
         body = api.get("/analytic_list").json()
-    assert body["analytic_num"] == 6
+    assert body["analytic_num"] == 8
     assert len(four) == len(one)
 
 

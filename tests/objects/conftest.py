@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from django.conf import settings
 
+from tests.support import composite
 from tests.support.face_photos import astronaut_bgr
 from tests.support.opencv_samples import opencv_samples_dir, video_frames
 
@@ -59,3 +60,26 @@ def same_detections(got, expected, *, box_tolerance: float = 0.5, score_toleranc
         assert np.abs(np.subtract(best.box, want.box)).max() <= box_tolerance, (best, want)
         assert abs(best.confidence - want.confidence) <= score_tolerance, (best, want)
         left.remove(best)
+
+
+@pytest.fixture(scope="session")
+def street(samples, detector):
+    """Background, people and the van cut from vtest.avi (tests/support/composite.py)."""
+    return composite.street(samples / "vtest.avi", detector)
+
+
+@pytest.fixture(scope="session")
+def people_video(street, tmp_path_factory):
+    p = street.people
+    movers = [
+        # Left to right behind a wall (x 150-270) before the line: hidden ~0.5 s, partly ~1.7 s.
+        composite.Mover(p[0], ((0, 60, 260), (6000, 700, 260))),
+        composite.Mover(p[1], ((3500, 700, 380), (9500, 60, 380))),
+        # Across, then turns and comes back: in, then out.
+        composite.Mover(p[2], ((5000, 80, 500), (10000, 600, 500), (15000, 80, 500))),
+        composite.Mover(p[3], ((11000, 720, 300), (17000, 60, 300))),
+    ]
+    wall = composite.Occluder(street.wall(120, 200), 150, 70)
+    path = tmp_path_factory.mktemp("composite") / "people.avi"
+    composite.render(path, street.background, movers, 17_500, occluders=[wall])
+    return path, movers

@@ -47,31 +47,9 @@ def analyse(path: Path, detector, zones: Zones, labels: set[str], *, every: int 
     return Analysed(events, updates, zones, counts)
 
 
-@pytest.fixture(scope="module")
-def street(samples, detector):
-    return composite.street(samples / "vtest.avi", detector)
-
-
 # --- people crossing a line, one behind a wall on the way ------------------------------------
 
 GATE = ((384, 547), (384, 144))  # pixels of the line below: x = 0.5, from y 0.95 up to 0.25
-
-
-@pytest.fixture(scope="module")
-def people_video(street, tmp_path_factory):
-    p = street.people
-    movers = [
-        # Left to right behind a wall (x 150-270) before the line: hidden ~0.5 s, partly ~1.7 s.
-        composite.Mover(p[0], ((0, 60, 260), (6000, 700, 260))),
-        composite.Mover(p[1], ((3500, 700, 380), (9500, 60, 380))),
-        # Across, then turns and comes back: in, then out.
-        composite.Mover(p[2], ((5000, 80, 500), (10000, 600, 500), (15000, 80, 500))),
-        composite.Mover(p[3], ((11000, 720, 300), (17000, 60, 300))),
-    ]
-    wall = composite.Occluder(street.wall(120, 200), 150, 70)
-    path = tmp_path_factory.mktemp("composite") / "people.avi"
-    composite.render(path, street.background, movers, 17_500, occluders=[wall])
-    return path, movers
 
 
 @pytest.fixture(scope="module")
