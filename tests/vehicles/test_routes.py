@@ -11,6 +11,9 @@ from .conftest import body, register, snapshot
 
 pytestmark = pytest.mark.django_db
 
+PLATE_RULE = (
+    "plate_number: it must hold 2 to 15 letters (A-Z) or digits once spaces and punctuation are left out"
+)
 NAME_RULE = "1 to 64 letters, digits or _ . @ : - (starting with a letter or digit)"
 
 
@@ -158,12 +161,12 @@ def test_vehicle_create_get_update_delete(api, gate):
         (
             {"plate_number": "B"},
             400,
-            "plate_number: it must hold 2 to 15 letters (A-Z) or digits once spaces and punctuation are left out",
+            PLATE_RULE,
         ),
         (
             {"plate_number": "- . -"},
             400,
-            "plate_number: it must hold 2 to 15 letters (A-Z) or digits once spaces and punctuation are left out",
+            PLATE_RULE,
         ),
         ({"plate_number": "B" * 33}, 400, "plate_number: Ensure this field has no more than 32 characters."),
         ({"plate_number": "B 12\t34"}, 400, "plate_number: it must not contain control characters"),
@@ -180,7 +183,8 @@ def test_vehicle_create_get_update_delete(api, gate):
         (
             "{",
             400,
-            "malformed JSON body: JSON parse error - Expecting property name enclosed in double quotes: line 1 column 2 (char 1)",
+            "malformed JSON body: JSON parse error - "
+            "Expecting property name enclosed in double quotes: line 1 column 2 (char 1)",
         ),
     ],
 )
