@@ -2,7 +2,6 @@
 
 import django.contrib.postgres.fields
 import django.contrib.postgres.indexes
-from django.contrib.postgres.operations import TrigramExtension
 import django.db.models.deletion
 import django.db.models.functions.text
 from django.db import migrations, models
@@ -16,8 +15,9 @@ class Migration(migrations.Migration):
     ]
 
     operations = [
-        # The owner-name index is a trigram index (CREATE EXTENSION IF NOT EXISTS: shared with events).
-        TrigramExtension(),
+        # The owner-name index is a trigram index. The extension is shared (events'
+        # search uses it too), so undoing this migration leaves it.
+        migrations.RunSQL("CREATE EXTENSION IF NOT EXISTS pg_trgm", reverse_sql=migrations.RunSQL.noop),
         migrations.CreateModel(
             name='VehicleList',
             fields=[
@@ -49,7 +49,7 @@ class Migration(migrations.Migration):
             ],
             options={
                 'ordering': ['vehicle_list_id', 'plate'],
-                'indexes': [models.Index(fields=['search_key'], name='vehicle_search_key'), django.contrib.postgres.indexes.GinIndex(fields=['deletion_keys'], name='vehicle_deletion_keys'), django.contrib.postgres.indexes.GinIndex(fields=['name'], name='vehicle_name_trgm', opclasses=['gin_trgm_ops']), models.Index(django.db.models.functions.text.Upper('status'), name='vehicle_status_upper')],
+                'indexes': [models.Index(fields=['search_key'], name='vehicle_search_key'), django.contrib.postgres.indexes.GinIndex(fastupdate=False, fields=['deletion_keys'], name='vehicle_deletion_keys'), django.contrib.postgres.indexes.GinIndex(fields=['name'], name='vehicle_name_trgm', opclasses=['gin_trgm_ops']), models.Index(django.db.models.functions.text.Upper('status'), name='vehicle_status_upper')],
                 'constraints': [models.UniqueConstraint(fields=('vehicle_list', 'plate'), name='vehicle_plate_per_list')],
             },
         ),
