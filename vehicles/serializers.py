@@ -225,3 +225,11 @@ class VehicleDeletedSerializer(serializers.Serializer):
     code = serializers.IntegerField(default=200)
     message = serializers.CharField(default="vehicle successfully deleted")
     vehicle_id = serializers.IntegerField()
+
+
+def first_error(errors) -> str:
+    """A serializer's errors as the routes word them: the first one, `field: problem`."""
+    for name, problems in errors.items():
+        problem = problems[0] if isinstance(problems, list) and problems else problems
+        return str(problem) if name == "non_field_errors" else f"{name}: {problem}"
+    return "invalid input"
