@@ -110,16 +110,20 @@ class _VehicleFieldsSerializer(StrictSerializer):
 
 
 class VehicleCreateSerializer(_VehicleFieldsSerializer):
+    """A vehicle to register: the fields of Nodeflux's dashboard; unknown fields are refused."""
+
     plate_number = _plate_field(required=True)
 
 
 class VehicleUpdateSerializer(_VehicleFieldsSerializer):
-    """Any subset of the create fields; `{}` is valid."""
+    """Any subset of the create fields; `{}` is valid; unknown fields are refused."""
 
     plate_number = _plate_field(required=False)
 
 
 class VehicleListCreateSerializer(StrictSerializer):
+    """A new list of registered vehicles."""
+
     list_name = StrictCharField(
         max_length=64,
         trim_whitespace=False,
