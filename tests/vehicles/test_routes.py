@@ -368,3 +368,49 @@ def test_search_unknown_list(api, fleet):
         404,
         {"code": 404, "message": "vehicle list not found"},
     )
+
+
+def test_deep_huge_and_nul_bodies(api, gate):
+    before = snapshot()
+    deep: object = "x"
+    for _ in range(100):
+        deep = {"a": deep}
+    for payload, status, message in [
+        (
+            {"plate_number": "B 1", "name": deep},
+            400,
+            "the JSON body is nested too deeply (more than 64 levels of arrays and objects)",
+        ),
+        (
+            {"plate_number": "B 1", "name": "x" * 100_000},
+            400,
+            "name: Ensure this field has no more than 200 characters.",
+        ),
+        ({"plate_number": "B\u00001"}, 400, "plate_number: must not contain NUL characters"),
+        (
+            {"plate_number": "B 1", "brand": "\ud800"},
+            400,
+            "brand: must not contain unpaired surrogates (it is not valid Unicode)",
+        ),
+        ({"plate_number": ["B 1"]}, 400, "plate_number: it must be a string"),
+        ({"plate_number": {"a": 1}}, 400, "plate_number: it must be a string"),
+        ({"plate_number": True}, 400, "plate_number: it must be a string"),
+    ]:
+        response = api.post("/vehicle-lists/gate/vehicles", payload)
+        assert (response.status_code, response.json()) == (status, {"code": status, "message": message})
+    response = api.post("/vehicle-lists/gate/vehicles", "[" * 5000 + "]" * 5000)
+    assert response.status_code == 400
+    assert snapshot() == before
+
+
+def test_wrong_methods(api, gate):
+    for method, path in [
+        ("put", "/vehicle-lists"),
+        ("post", "/vehicle-lists/gate"),
+        ("delete", "/vehicle-lists/gate/vehicles"),
+    ]:
+        response = getattr(api, method)(path)
+        assert (response.status_code, response.json()) == (
+            405,
+            {"code": 405, "message": f"method {method.upper()} not allowed"},
+        )
