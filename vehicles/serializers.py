@@ -233,6 +233,8 @@ class VehicleDeletedSerializer(serializers.Serializer):
 
 def first_error(errors) -> str:
     """A serializer's errors as the routes word them: the first one, `field: problem`."""
+    if isinstance(errors, list):
+        return str(errors[0]) if errors else "invalid input"
     for name, problems in errors.items():
         problem = problems[0] if isinstance(problems, list) and problems else problems
         return str(problem) if name == "non_field_errors" else f"{name}: {problem}"

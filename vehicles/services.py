@@ -121,39 +121,42 @@ def vehicle_delete(*, vehicle: Vehicle) -> None:
 def vehicles_upsert(*, vehicle_list: VehicleList, rows: Sequence[Mapping[str, str]]) -> tuple[int, int]:
     """Register or update vehicles by plate (a bulk import): each row's fields as
     validated by serializers.VehicleCreateSerializer, a later row of a plate winning
-    over an earlier one; fields a row leaves out keep their value. Returns (created, updated)."""
+    over an earlier one; fields a row leaves out keep their value (a new vehicle's
+    are empty). One INSERT ... ON CONFLICT DO UPDATE per set of fields given
+    (a CSV file gives one). Returns (created, updated)."""
     by_plate: dict[str, Mapping[str, str]] = {}
     for row in rows:
         by_plate[normalise(row["plate_number"])] = row
     if not by_plate:
         return 0, 0
+    now = timezone.now()
+    groups: dict[tuple[str, ...], list[Vehicle]] = {}
+    for row in by_plate.values():
+        given = tuple(name for name in DETAIL_FIELDS if name in row)
+        vehicle = Vehicle(
+            vehicle_list=vehicle_list,
+            created_at=now,
+            updated_at=now,
+            **{name: row.get(name, "") for name in DETAIL_FIELDS},
+        )
+        _plate_set(vehicle, row["plate_number"])
+        groups.setdefault(given, []).append(vehicle)
     with transaction.atomic():
         _limits_lock()
-        existing = {
-            vehicle.plate: vehicle
-            for vehicle in Vehicle.objects.select_for_update().filter(
-                vehicle_list=vehicle_list, plate__in=list(by_plate)
+        existing = set(
+            Vehicle.objects.filter(vehicle_list=vehicle_list, plate__in=list(by_plate)).values_list(
+                "plate", flat=True
             )
-        }
-        fresh, changed = [], []
-        now = timezone.now()
-        for plate, row in by_plate.items():
-            vehicle = existing.get(plate)
-            if vehicle is None:
-                vehicle = Vehicle(vehicle_list=vehicle_list, created_at=now)
-                fresh.append(vehicle)
-            else:
-                changed.append(vehicle)
-            _plate_set(vehicle, row["plate_number"])
-            for name in DETAIL_FIELDS:
-                if name in row:
-                    setattr(vehicle, name, row[name])
-            vehicle.updated_at = now
-        _room_check(len(fresh))
-        Vehicle.objects.bulk_create(fresh)
-        if changed:
-            Vehicle.objects.bulk_update(changed, ["plate_number", *DETAIL_FIELDS, "updated_at"])
-    return len(fresh), len(changed)
+        )
+        _room_check(len(by_plate) - len(existing))
+        for given, vehicles in groups.items():
+            Vehicle.objects.bulk_create(
+                vehicles,
+                update_conflicts=True,
+                unique_fields=["vehicle_list", "plate"],
+                update_fields=["plate_number", *given, "updated_at"],
+            )
+    return len(by_plate) - len(existing), len(existing)
 
 
 # --- matching (the plate analytic's side) ------------------------------------------
