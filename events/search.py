@@ -26,6 +26,18 @@ are ranked. So a query costs at most a few tens of thousands of scored rows
 whatever the table's size. Ties are broken by the full-text rank
 (`ts_rank_cd`), then by the newest event.
 
+Plates. A plate event's search text holds the plate's search key
+(events.services.search_text_compose; analytics.plates.matching: spacing, case
+and the OCR confusions I/1, O/0, B/8, S/5, Z/2, G/6 left out). A query that may
+be a plate (`plate_query_key`) is also searched as its key, so `LS15EBC`,
+`ls15 ebc` and `LSI5EBC` find the same events, a missing last character still
+scoring as a prefix. A query that names the owner of registered vehicles or
+their status (analytics.plates.registered: the owner's name by word similarity,
+the status as it is) finds the events of their plates, at the similarity of
+that match (at most MAX_REGISTERED_KEYS plates; the newest
+SEARCH_TEXT_CANDIDATES such events, through the full-text index). An event
+found several ways counts once, at its best similarity.
+
 Image search. Embeddings are ranked by pgvector's cosine distance through the
 HNSW index `event_embedding_hnsw`; `hnsw.ef_search` (SEARCH_HNSW_EF_SEARCH,
 raised to `limit` when that is larger) is set for the query only (SET LOCAL).
@@ -52,6 +64,9 @@ import numpy as np
 from django.conf import settings
 from django.db import connection, transaction
 
+from analytics.plates.formats import normalise
+from analytics.plates.matching import search_key
+from analytics.plates.registered import directory_get
 from analytics.plugins import NothingToSearch
 from analytics.registry import image_searches
 
@@ -69,6 +84,8 @@ DEFAULT_TEXT_MIN_SIMILARITY = 0.3
 # of strangers photographed together, 13 % reached 0.846 and the highest 0.882.
 DEFAULT_IMAGE_MIN_SIMILARITY = 0.877
 MAX_QUERY_WORDS = 8
+# Most registered plates an owner or status query brings the events of.
+MAX_REGISTERED_KEYS = 100
 FILTERED_EF_FACTOR = 4
 # The exact expression of the full-text GIN index (events/migrations/0002).
 TSVECTOR = "to_tsvector('simple'::regconfig, COALESCE(e.search_text, ''))"
@@ -149,14 +166,11 @@ def _matches_at_most(cursor, condition: str, params: list, where: str, filter_pa
     return cursor.fetchone()[0] <= cap
 
 
-def events_text_search(
-    *,
-    query: str,
-    filters: SearchFilters = SearchFilters(),
-    limit: int = DEFAULT_LIMIT,
-    min_similarity: float = DEFAULT_TEXT_MIN_SIMILARITY,
-) -> list[SearchHit]:
-    """Events whose text resembles `query`, most similar first (see the module docstring).
+def _text_scores(
+    words: list[str], *, filters: SearchFilters, limit: int, min_similarity: float
+) -> list[tuple[Any, float]]:
+    """(event_id, similarity) of the events whose text resembles the query `words`,
+    most similar first (see the module docstring).
 
     Scoring costs a few microseconds per candidate, so the candidates are kept to
     at most TEXT_CANDIDATES per query word: words matching more events than that
@@ -164,9 +178,6 @@ def events_text_search(
     do not bring candidates in. When every word is that common, the candidates are
     the newest TEXT_CANDIDATES events matching all of them.
     """
-    words = query_words(query)
-    if not words:
-        return []
     cap = settings.SEARCH_TEXT_CANDIDATES
     where, filter_params = filters.sql()
     conditions = [_word_condition(word) for word in words]
@@ -228,8 +239,78 @@ def events_text_search(
                 limit,
             ],
         )
-        scored = cursor.fetchall()
-    return _hits(scored)
+        return cursor.fetchall()
+
+
+def plate_query_key(query: str) -> str | None:
+    """The plate search key of a query that may be a plate number (one to three
+    groups of letters and digits, 2 to 15 of them, at least one digit), lowercased
+    as query words are; None for other queries."""
+    if len(query.split()) > 3:
+        return None
+    plate = normalise(query)
+    if not 2 <= len(plate) <= 15 or not any(char.isdigit() for char in plate):
+        return None
+    return search_key(plate).lower()
+
+
+def _plate_key_scores(keys: list[tuple[str, float]], *, filters: SearchFilters) -> list[tuple[Any, float]]:
+    """(event_id, similarity) of the newest events (at most SEARCH_TEXT_CANDIDATES)
+    that carry one of these plate search keys, each at its best key's similarity;
+    found through the full-text index (the keys are words of letters and digits)."""
+    similarity = {key.lower(): score for key, score in keys}
+    where, filter_params = filters.sql()
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT e.event_id, e.search_text FROM {TABLE} e "
+            f"WHERE {TSVECTOR} @@ to_tsquery('simple', %s){where} ORDER BY e.timestamp DESC LIMIT %s",
+            [" | ".join(similarity), *filter_params, settings.SEARCH_TEXT_CANDIDATES],
+        )
+        rows = cursor.fetchall()
+    scored = []
+    for event_id, text in rows:
+        found = [similarity[word] for word in query_words_all(text) if word in similarity]
+        if found:
+            scored.append((event_id, max(found)))
+    return scored
+
+
+def query_words_all(text: str) -> set[str]:
+    return set(_WORD_RE.findall(text.lower()))
+
+
+def events_text_search(
+    *,
+    query: str,
+    filters: SearchFilters = SearchFilters(),
+    limit: int = DEFAULT_LIMIT,
+    min_similarity: float = DEFAULT_TEXT_MIN_SIMILARITY,
+) -> list[SearchHit]:
+    """Events whose text resembles `query`, most similar first (see the module
+    docstring); plate events also by plate number and by the owner or status of
+    registered vehicles (see "Plates" there)."""
+    words = query_words(query)
+    if not words:
+        return []
+    options = {"filters": filters, "limit": limit, "min_similarity": min_similarity}
+    found = [_text_scores(words, **options)]
+    key = plate_query_key(query)
+    if key is not None and [key] != words:
+        found.append(_text_scores([key], **options))
+    directory = directory_get()
+    if directory is not None:
+        keys = directory.plate_keys(query, limit=MAX_REGISTERED_KEYS, min_similarity=min_similarity)
+        if keys:
+            found.append(_plate_key_scores(keys, filters=filters))
+    if len(found) == 1:
+        return _hits(found[0])
+    best: dict[Any, float] = {}
+    for scored in found:
+        for event_id, score in scored:
+            best[event_id] = max(score, best.get(event_id, 0.0))
+    hits = _hits(list(best.items()))
+    hits.sort(key=lambda hit: (-hit.similarity, -hit.event.timestamp.timestamp()))
+    return hits[:limit]
 
 
 def _vector_literal(vector: np.ndarray) -> str:

@@ -10,6 +10,7 @@ from typing import Any
 from django.core.files.base import ContentFile
 from django.db import DatabaseError, transaction
 
+from analytics.plates.matching import search_key
 from live.events import EventRecord
 from streams.models import Stream
 
@@ -39,20 +40,32 @@ def _event_build(record: EventRecord) -> Event:
         pipeline_data={"event_id": str(event_id), **record.pipeline_data},
         embedding=record.embedding,
         search_text=search_text_compose(
-            record.search_text, record.primary_text, record.secondary_text, record.stream_name
+            record.search_text,
+            record.primary_text,
+            record.secondary_text,
+            record.stream_name,
+            plate_number=record.pipeline_data.get("plate_number"),
         ),
     )
 
 
-def search_text_compose(text: str, *parts: str) -> str:
+def search_text_compose(text: str, *parts: str, plate_number: Any = None) -> str:
     """What text search matches an event by: the analytic's own search text (labels),
     then the names, secondary text and stream name it does not already contain, so
-    every event can be found by its stream's name whatever its analytic wrote."""
+    every event can be found by its stream's name whatever its analytic wrote.
+
+    An event with a `plate_number` (pipeline data of plate analytics) also carries
+    the plate's search key as a word of its own (analytics.plates.matching: `LS15 EBC`,
+    `ls15ebc` and `LSI5EBC` share the key `L515E8C`), which a plate-like query is
+    turned into (events.search)."""
     composed = text.strip()
     for part in parts:
         part = part.strip()
         if part and part.casefold() not in composed.casefold():
             composed = f"{composed} {part}" if composed else part
+    key = search_key(plate_number) if isinstance(plate_number, str) else ""
+    if key and key.casefold() not in composed.casefold().split():
+        composed = f"{composed} {key}" if composed else key
     return composed
 
 

@@ -23,6 +23,7 @@ ALLOWED: dict[str, set[str]] = {
     "viewing": {"streams", "platform_config", "live", "core"},
     "events": {"streams", "analytics", "platform_config", "live", "core"},
     "faces": {"analytics", "platform_config", "live", "core"},
+    "vehicles": {"analytics", "platform_config", "live", "core"},
     "streams": {"analytics", "platform_config", "live", "core"},
     "analytics": {"platform_config", "live", "core"},
     "platform_config": {"live", "core"},

@@ -84,6 +84,7 @@ INSTALLED_APPS = [
     "events",
     "workers",
     "faces",
+    "vehicles",
     "viewing",
 ]
 
@@ -380,6 +381,9 @@ FACE_RECOGNITION_THRESHOLD = env_float("VISIONAIRE_FACE_RECOGNITION_THRESHOLD", 
 FACE_MAX_ENROLLMENT = env_int("VISIONAIRE_FACE_MAX_ENROLLMENT", 100_000, minimum=1)
 FACE_MAX_KEYSPACE = env_int("VISIONAIRE_FACE_MAX_KEYSPACE", 100, minimum=1)
 FACE_MAX_VARIATIONS = env_int("VISIONAIRE_FACE_MAX_VARIATIONS", 20, minimum=1)
+# Registered vehicles (plate watch lists): lists, and vehicles over every list.
+VEHICLE_MAX_LISTS = env_int("VISIONAIRE_VEHICLE_MAX_LISTS", 100, minimum=1)
+VEHICLE_MAX_VEHICLES = env_int("VISIONAIRE_VEHICLE_MAX_VEHICLES", 1_000_000, minimum=1)
 # 1:N search: the HNSW candidate list (hnsw.ef_search; raised to the rows a search reads).
 # Higher finds the true nearest faces more often and costs latency (see bench/README.md).
 FACE_SEARCH_EF_SEARCH = env_int("VISIONAIRE_FACE_SEARCH_EF_SEARCH", 100, minimum=10, maximum=1000)

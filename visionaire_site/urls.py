@@ -21,6 +21,7 @@ urlpatterns = [
     path("", include("events.urls")),
     path("", include("viewing.urls")),
     path("", include("faces.urls")),
+    path("", include("vehicles.urls")),
 ]
 
 handler400 = errors.handler400

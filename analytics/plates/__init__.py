@@ -6,6 +6,8 @@
   normalisation, correction of OCR confusions by slot, display.
 - `voting`: one plate per vehicle pass from many readings.
 - `matching`: registered plates matched with OCR tolerance; search keys.
+- `registered`: the directory of registered vehicles a plate pipeline matches
+  against (kept by the vehicles app, which registers it when it starts).
 
 Nothing here imports other apps of the project except `workers.model_runtime`.
 """

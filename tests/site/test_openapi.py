@@ -39,7 +39,7 @@ def test_the_contract_has_its_routes():
     operations = contract_operations()
     assert ("get", "/mjpeg/fps/{fps}/{node}/{stream_id}/{analytic_id}") in operations
     assert ("get", "/events/{event_id}/image.jpg") in operations
-    assert len(operations) == 49  # 40 table rows, optional segments expanded, 3 event routes
+    assert len(operations) == 57  # 48 table rows, optional segments expanded, 3 event routes
 
 
 def test_every_contract_route_is_described(document):
