@@ -16,7 +16,11 @@ from .runtime import SharedModel
 
 _REGISTRY: dict[str, AnalyticPlugin] = {}
 # Modules shipped with the platform that register analytics which really run.
-BUILTIN_MODULES: list[str] = ["analytics.face.plugin", "analytics.face.smart_search"]
+BUILTIN_MODULES: list[str] = [
+    "analytics.face.plugin",
+    "analytics.face.smart_search",
+    "analytics.plates.plugin",
+]
 
 
 def register(plugin_class: type[AnalyticPlugin]) -> type[AnalyticPlugin]:
