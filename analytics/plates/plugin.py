@@ -409,6 +409,7 @@ class PlateProcessor(Processor):
         for state in list(self.passes.values()):
             events += self._finish(state)
         self.passes.clear()
+        logger.info("%s: pipeline closed: %s", ANALYTIC_ID, self.stats)
         return ProcessResult(events=events)
 
     # -- per vehicle --------------------------------------------------------------------
