@@ -21,6 +21,7 @@ BUILTIN_MODULES: list[str] = [
     "analytics.face.smart_search",
     "analytics.objects.people",
     "analytics.objects.vehicles",
+    "analytics.plates.plugin",
 ]
 
 

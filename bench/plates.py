@@ -63,7 +63,7 @@ def emit(record: dict) -> None:
 def machine() -> dict:
     import onnxruntime
 
-    from workers import model_runtime
+    from analytics import runtime as model_runtime
 
     model = ""
     with contextlib.suppress(OSError):

@@ -59,6 +59,17 @@ VEHICLES = {
     "type": "counting",
     "seats": [{"serial_number": f"COMMUNITY-NFV4-MVA-{i:04d}", "active_status": True} for i in range(1, 5)],
 }
+# Licence plates (analytics/plates/plugin.py).
+PLATES = {
+    "id": "NFV4-LPR3",
+    "name": "License Plate Recognition",
+    "major_version": 3,
+    "minor_version": 0,
+    "publisher": "Nodeflux",
+    "description": "Reads the licence plates of passing vehicles, one event per vehicle, with watch lists",
+    "type": "recognition",
+    "seats": [{"serial_number": f"COMMUNITY-NFV4-LPR3-{i:04d}", "active_status": True} for i in range(1, 5)],
+}
 NOT_FOUND = {"code": 404, "message": "analytic not found"}
 
 POINT = {
@@ -151,11 +162,12 @@ def test_analytic_list_on_a_fresh_install(api, deployment_key):
     assert response.json() == {
         "code": 200,
         "message": "success",
-        "analytic_num": 5,
+        "analytic_num": 6,
         "deployment_key": "my-deployment",
         "version": {"major": 4, "minor": 50, "patch": 0},
         "analytics": [
             FACE_RECOGNITION,
+            PLATES,
             PEOPLE,
             VEHICLES,
             SMART_SEARCH,
@@ -182,8 +194,8 @@ def test_analytic_list_leaves_out_analytics_that_do_not_run(api, deployment_key)
     )
     body = api.get("/analytic_list").json()
     assert (body["analytic_num"], [a["id"] for a in body["analytics"]]) == (
-        5,
-        ["NFV4-FR", "NFV4-MPA", "NFV4-MVA", "NFV4-SS", ANALYTIC],
+        6,
+        ["NFV4-FR", "NFV4-LPR3", "NFV4-MPA", "NFV4-MVA", "NFV4-SS", ANALYTIC],
     )
 
 
@@ -257,7 +269,7 @@ def test_analytic_list_query_count_does_not_grow(api, deployment_key, more_plugi
         more_plugins(plugin_id)
     with CaptureQueriesContext(connection) as four:
         body = api.get("/analytic_list").json()
-    assert body["analytic_num"] == 8
+    assert body["analytic_num"] == 9
     assert len(four) == len(one)
 
 
@@ -344,7 +356,7 @@ def test_every_registered_preset_is_valid():
     "path",
     ["/config/pipeline/{}", "/v2/config/pipeline/{}", "/rules/pipeline/{}", "/config/preset/{}"],
 )
-@pytest.mark.parametrize("analytic_id", ["NFV4-LPR3", "nope", "%2e%2e", "x" * 300])
+@pytest.mark.parametrize("analytic_id", ["NFV4-CE", "nope", "%2e%2e", "x" * 300])
 def test_unknown_analytic(api, path, analytic_id):
     response = api.get(path.format(analytic_id))
     assert response.status_code == 404

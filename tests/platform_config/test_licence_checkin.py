@@ -114,14 +114,17 @@ def test_a_new_checkin_replaces_the_old_one(api, issuer: Issuer):
 
 
 def test_licence_for_an_analytic_not_installed_keeps_its_seats(api, issuer: Issuer):
-    credentials = issuer.issue(seats=[("NFV4-LPR3", "NFV4-LPR301-1234-ABCD"), (ANALYTIC, SERIAL_1)])
+    credentials = issuer.issue(seats=[("NFV4-CE", "NFV4-CE01-1234-ABCD"), (ANALYTIC, SERIAL_1)])
     assert api.post("/config/checkin", credentials).status_code == 200
-    placeholder = Analytic.objects.get(id="NFV4-LPR3")
+    placeholder = Analytic.objects.get(id="NFV4-CE")
     assert placeholder.installed is False
-    assert list(placeholder.seats.values_list("serial_number", "active")) == [("NFV4-LPR301-1234-ABCD", True)]
-    # Not running here, so not listed (NFV4-FR and NFV4-SS, the platform's own analytics, are).
+    assert list(placeholder.seats.values_list("serial_number", "active")) == [("NFV4-CE01-1234-ABCD", True)]
+    # Not running here, so not listed (the platform's own analytics are).
     assert [a["id"] for a in api.get("/analytic_list").json()["analytics"]] == [
         "NFV4-FR",
+        "NFV4-LPR3",
+        "NFV4-MPA",
+        "NFV4-MVA",
         "NFV4-SS",
         ANALYTIC,
     ]
@@ -310,13 +313,20 @@ def test_analytic_list_shows_licensed_seats(api, issuer: Issuer):
     )
     listed = api.get("/analytic_list").json()
     assert listed["deployment_key"] == "my-deployment-abc123"
-    assert [a["id"] for a in listed["analytics"]] == ["NFV4-FR", "NFV4-SS", ANALYTIC]
-    assert listed["analytics"][2]["seats"] == [
+    assert [a["id"] for a in listed["analytics"]] == [
+        "NFV4-FR",
+        "NFV4-LPR3",
+        "NFV4-MPA",
+        "NFV4-MVA",
+        "NFV4-SS",
+        ANALYTIC,
+    ]
+    assert listed["analytics"][-1]["seats"] == [
         {"serial_number": SERIAL_1, "active_status": True},
         {"serial_number": SERIAL_2, "active_status": True},
     ]
     assert api.delete("/config/checkin").status_code == 200
-    assert api.get("/analytic_list").json()["analytics"][2]["seats"] == [
+    assert api.get("/analytic_list").json()["analytics"][-1]["seats"] == [
         *({"serial_number": serial, "active_status": True} for serial in COMMUNITY),
         {"serial_number": SERIAL_1, "active_status": False},
         {"serial_number": SERIAL_2, "active_status": False},

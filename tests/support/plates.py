@@ -9,15 +9,19 @@ Plates are drawn with Pillow (in the test lock) in DejaVu Sans Mono Bold (Debian
 
 A vehicle is a drawn rear view (body, rear window reflecting the scene, tail
 lights, bumper, a model badge in another font as distracting text, the plate on
-the lower body). It is not a photograph of a car; the plates and the background
-are real renderings and a real street video (vtest.avi from Debian's opencv-doc,
-see `opencv_samples`). Each vehicle is perspective-warped and drives towards the
+the lower body), or, given `car_photo`, a real photograph of a car's rear
+(`licenseplate_motion.jpg` of Debian's opencv-doc, motion-blurred) with the
+rendered plate laid over its own: an object detector trained on photographs
+(the bundled YOLOv3-tiny) finds the photographed car in every frame and rarely
+finds the drawn one. The background is a real street video (vtest.avi from
+Debian's opencv-doc, see `opencv_samples`). Each vehicle is perspective-warped and drives towards the
 camera, growing, over a few frames; the frames are encoded to H.264 by ffmpeg, so
 the reader sees compression and scaling as from a camera.
 
 `plate_set()` gives a fixed, seeded list of passes (ID and UK, white and yellow,
-varied size, skew and colour); `plate_video()` writes them to one file and
-returns where each vehicle is in each frame.
+varied size, skew and colour); `plate_video()` writes them to one file (with
+`gap_frames` of the bare street between passes, so that a tracker sees each
+pass as a vehicle of its own) and returns where each vehicle is in each frame.
 """
 
 from __future__ import annotations
@@ -175,6 +179,27 @@ def render_vehicle(spec: PlatePass, scene: np.ndarray, width: int = 600) -> tupl
     return image, mask
 
 
+# The car's rear in licenseplate_motion.jpg (rows 25-460 of 482) and the centre of its
+# plate, as fractions of that crop.
+PHOTO_ROWS = (25, 460)
+PHOTO_PLATE_CENTRE = (0.49, 0.54)
+
+
+def photo_vehicle(spec: PlatePass, photo: np.ndarray, width: int = 600) -> tuple[np.ndarray, np.ndarray]:
+    """A photographed car's rear with the rendered plate over its own: (BGR image, mask)."""
+    car = photo[PHOTO_ROWS[0] : PHOTO_ROWS[1]]
+    height = int(round(width * car.shape[0] / car.shape[1]))
+    image = cv2.resize(car, (width, height), interpolation=cv2.INTER_AREA)
+    # Somewhat wider than the photo's own plate, as the drawn vehicle's (its text is as large).
+    plate_width = int(width * (0.32 if spec.style == "uk" else 0.28))
+    plate = render_plate(spec, height=max(24, int(plate_width / (4.68 if spec.style == "uk" else 3.19))))
+    plate = cv2.resize(plate, (plate_width, int(plate_width * plate.shape[0] / plate.shape[1])))
+    px = int(PHOTO_PLATE_CENTRE[0] * width) - plate.shape[1] // 2
+    py = int(PHOTO_PLATE_CENTRE[1] * height) - plate.shape[0] // 2
+    image[py : py + plate.shape[0], px : px + plate.shape[1]] = plate
+    return image, np.full((height, width), 255, np.uint8)
+
+
 def _warp(image: np.ndarray, mask: np.ndarray, skew: float, tilt: float) -> tuple[np.ndarray, np.ndarray]:
     """Seen from one side (the far edge shorter) and rolled by `tilt` degrees."""
     height, width = mask.shape
@@ -203,11 +228,19 @@ class VehicleBox:
 
 
 def _pass_frames(
-    spec: PlatePass, scene: np.ndarray, frames: int, size: tuple[int, int], rng: random.Random
+    spec: PlatePass,
+    scene: np.ndarray,
+    frames: int,
+    size: tuple[int, int],
+    rng: random.Random,
+    car_photo: np.ndarray | None = None,
 ) -> list[tuple[np.ndarray, tuple[int, int, int, int]]]:
     """The pass's frames: the vehicle drives from far (small, up) to near (bottom)."""
     frame_w, frame_h = size
-    vehicle, mask = render_vehicle(spec, scene, width=int(spec.width * 1.4))
+    if car_photo is not None:
+        vehicle, mask = photo_vehicle(spec, car_photo, width=int(spec.width * 1.4))
+    else:
+        vehicle, mask = render_vehicle(spec, scene, width=int(spec.width * 1.4))
     vehicle, mask = _warp(vehicle, mask, spec.skew, spec.tilt)
     lane = rng.uniform(0.3, 0.7) * frame_w
     drift = rng.uniform(-0.08, 0.08) * frame_w
@@ -277,9 +310,13 @@ def plate_video(
     size: tuple[int, int] = (1280, 720),
     fps: int = 25,
     seed: int = 3,
+    car_photo: np.ndarray | None = None,
+    gap_frames: int = 0,
 ) -> tuple[Path, list[VehicleBox]]:
-    """An H.264 file of the passes one after another over the street scenes, and the
-    vehicle's box in each frame. Reused when it exists (the boxes sit beside it, in JSON)."""
+    """An H.264 file of the passes one after another over the street scenes, each
+    followed by `gap_frames` of its bare scene, and the vehicle's box in each frame
+    (a drawn vehicle, or `car_photo` with the plate on it). Reused when it exists (the
+    boxes sit beside it, in JSON)."""
     path = Path(path)
     manifest = path.with_suffix(".json")
     if path.is_file() and path.stat().st_size > 0 and manifest.is_file():
@@ -303,9 +340,12 @@ def plate_video(
     try:
         for number, spec in enumerate(passes):
             scene = cv2.resize(scenes[number % len(scenes)], size, interpolation=cv2.INTER_LINEAR)
-            for frame, box in _pass_frames(spec, scene, frames_per_pass, size, rng):
+            for frame, box in _pass_frames(spec, scene, frames_per_pass, size, rng, car_photo):
                 process.stdin.write(frame.tobytes())
                 boxes.append(VehicleBox(index, number, box))
+                index += 1
+            for _ in range(gap_frames):
+                process.stdin.write(scene.tobytes())
                 index += 1
         process.stdin.close()
         if process.wait(timeout=300) != 0:

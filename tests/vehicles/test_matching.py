@@ -105,3 +105,19 @@ def test_plate_keys_by_owner_and_status(watched, gate):
     assert [key for key, _ in walker] == ["L515E8C"] and 0.5 < walker[0][1] < 1.0
     assert directory.plate_keys("nobody at all", limit=10, min_similarity=0.3) == []
     assert directory.plate_keys("   ", limit=10, min_similarity=0.3) == []
+
+
+def test_the_plate_analytic_watch_list_answers_through_the_directory(watched):
+    from analytics.plates.watchlist import WatchlistMatch, watchlist
+
+    vehicle = watched["ls15"]
+    assert watchlist().match("gate", "LSI5EBC") == WatchlistMatch(
+        vehicle_id=str(vehicle.pk),
+        name="Alice Walker",
+        status="blacklist",
+        exact=False,
+        plate_number="LS15 EBC",
+    )
+    assert watchlist().match("gate", "LS15EBC").exact is True
+    assert watchlist().match("gate", "ZZ99ZZZ") is None
+    assert watchlist().match("nothere", "LS15EBC") is None  # a missing list registers nothing
