@@ -106,6 +106,14 @@ def test_enroll_folder_progress_line(folder, media_root):
     assert "(3 new people) in " in text
 
 
+def current_engine():
+    """The process's face engine now, the one bulk enrollment uses (a test elsewhere
+    may have replaced the session's `engine` since)."""
+    from analytics.face.engine import face_engine
+
+    return face_engine()
+
+
 class GatedEmbedder:
     """The real embedder, whose first model call waits until the readers have
     checked `ahead` more photos (they must not wait for the embedder); records
@@ -152,6 +160,7 @@ def many(tmp_path, photos, astronaut):
 def test_reading_goes_on_while_embedding_and_embeddings_come_in_batches(
     many, media_root, engine, monkeypatch
 ):
+    engine = current_engine()
     checked: list[str] = []
     real_check = services.enrollment_face_check
 
@@ -187,6 +196,7 @@ def test_reading_goes_on_while_embedding_and_embeddings_come_in_batches(
 
 
 def test_a_failed_batch_is_reported_per_photo_and_the_rest_enrolled(many, media_root, engine, monkeypatch):
+    engine = current_engine()
     gated = GatedEmbedder(engine.embedder, [], ahead=-1)
     gated.fail_batch = 2
     monkeypatch.setattr(engine, "embedder", gated)

@@ -102,12 +102,33 @@ def test_warm_up_covers_the_models_of_the_installed_analytics(monkeypatch):
 
 
 def test_the_report_carries_the_event_writer_counters(redis_client, no_process_sink, settings):
-    FACE_ENGINE.status_set(state="warming")
-    report = runtime_report.runtime_report_write(client=redis_client, node_num=3)
-    assert report == {
+    from analytics.registry import shared_models
+
+    # Every model the registered analytics declare is reported; other tests of this
+    # process may have loaded some, so each is given a known state here (and its own
+    # back afterwards). Running figures (a batching runtime another test started) aside.
+    models = shared_models()
+    saved = [model.status() for model in models]
+    try:
+        for model in models:
+            model.status_set(state="not_loaded")
+        FACE_ENGINE.status_set(state="warming")
+        report = runtime_report.runtime_report_write(client=redis_client, node_num=3)
+    finally:
+        for model, status in zip(models, saved, strict=True):
+            status.pop("figures", None)
+            model.status_set(**status)
+    reported = {
+        name: {k: v for k, v in status.items() if k != "figures"} for name, status in report["models"].items()
+    }
+    assert {**report, "models": reported} == {
         "node_num": 3,
         "ts": report["ts"],
-        "models": {"face_engine": {"state": "warming"}},
+        "models": {
+            "face_engine": {"state": "warming"},
+            "object_detector": {"state": "not_loaded"},
+            "plate_reader": {"state": "not_loaded"},
+        },
         "event_writer": None,
     }
     settings.EVENT_QUEUE_CAPACITY = 50
