@@ -160,7 +160,7 @@ def passes_video(scenes, tmp_path_factory):
         folder / "passes.mp4",
         passes,
         scenes,
-        frames_per_pass=45,  # 4.5 s a pass: enough analysed frames per pass on a busy machine
+        frames_per_pass=30,
         gap_frames=20,
         fps=10,
         car_photo=photo,
@@ -246,7 +246,7 @@ def test_plates_of_passing_vehicles_through_the_runner(
     thread = threading.Thread(target=body, name=f"runner-{stream_id}", daemon=True)
     thread.start()
     try:
-        # The video (under a minute) at its own pace; the last pass's event comes when the pipeline closes.
+        # 40 s of video at its own pace; the last pass's event comes when the pipeline closes.
         wait_for(
             lambda: redis_client.hget(stream_stats_key(stream_id), "last_error_msg") == "End of file reached",
             timeout=300,
