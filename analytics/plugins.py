@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from live.events import EventRecord
 from live.frames import OverlayItem
@@ -47,6 +47,7 @@ __all__ = [
     "ProcessResult",
     "Processor",
     "QueryEmbeddings",
+    "Point",
     "SharedModel",
     "StrictConfig",
     "SubAnalytic",
@@ -57,6 +58,13 @@ class StrictConfig(BaseModel):
     """Base for config models: unknown keys are refused, every field has a default."""
 
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+# A point of a line or an area in an analytic's config (a comment, not a docstring:
+# a docstring would change every config's JSON Schema).
+class Point(StrictConfig):
+    x: float = Field(ge=0, le=1, title="X", description="Fraction of the frame width, from the left.")
+    y: float = Field(ge=0, le=1, title="Y", description="Fraction of the frame height, from the top.")
 
 
 class NoRules(StrictConfig):

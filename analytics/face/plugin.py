@@ -39,6 +39,7 @@ from analytics.plugins import (
     EventRecord,
     Frame,
     OverlayItem,
+    Point,
     Processor,
     ProcessResult,
     StrictConfig,
@@ -84,11 +85,6 @@ COLOR_UNKNOWN = "#ff1744"
 
 
 # --- configuration -------------------------------------------------------------
-
-
-class Point(StrictConfig):
-    x: float = Field(ge=0, le=1, title="X", description="Fraction of the frame width, from the left.")
-    y: float = Field(ge=0, le=1, title="Y", description="Fraction of the frame height, from the top.")
 
 
 class Area(StrictConfig):

@@ -29,7 +29,7 @@ import numpy as np
 from pydantic import Field, model_validator
 
 from analytics.counts import StoredCount, count_writer
-from analytics.plugins import EventRecord, Frame, OverlayItem, Processor, ProcessResult, StrictConfig
+from analytics.plugins import EventRecord, Frame, OverlayItem, Point, Processor, ProcessResult, StrictConfig
 
 from .batching import DetectorBusy, DetectorStopped, object_runtime
 from .counting import MinuteCounts
@@ -57,11 +57,6 @@ CLASS_COLORS = {
 
 
 # --- configuration pieces --------------------------------------------------------------
-
-
-class Point(StrictConfig):
-    x: float = Field(ge=0, le=1, title="X", description="Fraction of the frame width, from the left.")
-    y: float = Field(ge=0, le=1, title="Y", description="Fraction of the frame height, from the top.")
 
 
 class CountingLine(StrictConfig):

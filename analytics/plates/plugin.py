@@ -40,6 +40,7 @@ from analytics.plugins import (
     EventRecord,
     Frame,
     OverlayItem,
+    Point,
     Processor,
     ProcessResult,
     StrictConfig,
@@ -73,11 +74,6 @@ COLOR_AREA = "#40c4ff"
 
 
 # --- configuration -------------------------------------------------------------
-
-
-class Point(StrictConfig):
-    x: float = Field(ge=0, le=1, title="X", description="Fraction of the frame width, from the left.")
-    y: float = Field(ge=0, le=1, title="Y", description="Fraction of the frame height, from the top.")
 
 
 class Area(StrictConfig):
