@@ -20,6 +20,7 @@ from enum import StrEnum
 import redis
 from django.conf import settings
 from redis.exceptions import LockError
+from redis.lock import Lock
 
 from .keys import lease_key
 
@@ -39,30 +40,37 @@ class Lease:
     and worker, for operators reading Redis) and a token of its own."""
 
     def __init__(self, client: redis.Redis, stream_id: str, owner: str) -> None:
+        self.client = client  # may be swapped (a runner's client); each call uses the current one
         self.stream_id = stream_id
         self.owner = owner
         self.value = f"{owner}:{uuid.uuid4().hex}"
-        # thread_local off: the runner's thread takes it, but any thread may release it.
-        self._lock = client.lock(
-            lease_key(stream_id), timeout=lease_ttl_seconds(), blocking=False, thread_local=False
+
+    def _lock(self) -> Lock:
+        # A Lock per call (cheap: its scripts are registered once per class), so
+        # the calls always go through `self.client`. thread_local off: the
+        # runner's thread takes the lease, but any thread may release it.
+        lock = self.client.lock(
+            lease_key(self.stream_id), timeout=lease_ttl_seconds(), blocking=False, thread_local=False
         )
+        lock.local.token = self.client.get_encoder().encode(self.value)
+        return lock
 
     def acquire(self) -> bool:
-        return bool(self._lock.acquire(blocking=False, token=self.value))
+        return bool(self._lock().acquire(blocking=False, token=self.value))
 
     def refresh(self) -> Refresh:
         """Extend the lease, or take it again if it vanished; LOST when another owner holds it."""
         try:
-            self._lock.reacquire()
+            self._lock().reacquire()
             return Refresh.HELD
-        except LockError:  # not ours now (LockNotOwnedError), or never taken
+        except LockError:  # not ours now (LockNotOwnedError)
             pass
         return Refresh.RETAKEN if self.acquire() else Refresh.LOST
 
     def release(self) -> None:
         """Give the lease up if it is still ours (another owner's is left alone)."""
         try:
-            self._lock.do_release(self.value)
+            self._lock().release()
         except LockError:  # expired, or taken by another runner meanwhile
             pass
 
