@@ -318,10 +318,11 @@ def pytest_arguments(rest: list[str]) -> list[str]:
     """pytest's arguments for `visionaire.py test [--quick] [pytest args]`: the suite in
     TEST_PROCESSES processes (a module stays in one process, with its fixtures) unless
     the arguments choose (`-n 0` runs it in this process); `--quick` leaves out the
-    tests marked e2e (real worker and API processes, RTSP servers, a browser)."""
+    tests marked e2e (real worker and API processes, RTSP servers, a browser) and
+    heavy (models over whole clips, model conversions)."""
     arguments = [argument for argument in rest if argument != "--quick"]
     if len(arguments) != len(rest):
-        arguments = ["-m", "not e2e", *arguments]
+        arguments = ["-m", "not e2e and not heavy", *arguments]
     chooses = any(a == "-n" or a.startswith(("-n", "--numprocesses", "--dist")) for a in arguments)
     if not chooses and "no:xdist" not in arguments:
         arguments = ["-n", str(TEST_PROCESSES), "--dist", "loadfile", *arguments]

@@ -298,6 +298,10 @@ STREAM_STALL_SECONDS = env_float("VISIONAIRE_STREAM_STALL_SECONDS", 10.0, minimu
 STREAM_LOOP_FILES = env_bool("VISIONAIRE_STREAM_LOOP_FILES", True)
 # Read files at their own frame rate, as a camera delivers; off only for benchmarks of raw decode.
 STREAM_PACE_FILES = env_bool("VISIONAIRE_STREAM_PACE_FILES", True)
+# Files hand every frame to the analytics (decoding waits for them; frames carry
+# their time in the video): complete analysis of recorded footage. Off: a file
+# plays like a camera, and frames the analytics cannot keep up with are dropped.
+STREAM_EVERY_FILE_FRAME = env_bool("VISIONAIRE_STREAM_EVERY_FILE_FRAME", False)
 STREAM_BACKOFF_INITIAL_SECONDS = env_float("VISIONAIRE_STREAM_BACKOFF_INITIAL_SECONDS", 0.5, minimum=0.05)
 STREAM_BACKOFF_MAX_SECONDS = env_float("VISIONAIRE_STREAM_BACKOFF_MAX_SECONDS", 30.0, minimum=0.1)
 STREAM_LEASE_SECONDS = env_float("VISIONAIRE_STREAM_LEASE_SECONDS", 10.0, minimum=1.0)

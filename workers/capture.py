@@ -58,6 +58,13 @@ class CaptureOptions:
     # Files are read at their own frame rate, as a camera would deliver them;
     # benchmarks turn this off to measure raw decode throughput.
     pace_files: bool = True
+    # Files hand every frame to the consumer: decoding waits until the last frame
+    # was taken instead of replacing it, and frames are stamped with their time in
+    # the video (from the moment it opened), so what the analytics measure in
+    # time (tracks, dwell, a stopped vehicle) is the footage's time whatever the
+    # processing rate. For analysing recorded footage completely; network sources
+    # are never held back (a camera does not wait).
+    every_file_frame: bool = False
     backoff_initial_s: float = 0.5
     backoff_max_s: float = 30.0
     rtsp_transport: str = "tcp"
@@ -98,7 +105,13 @@ class LatestFrame:
             frame = self._frame
             assert frame is not None
             self._taken = frame.index
+            self._cond.notify_all()  # a reader waiting for its frame to be taken
             return frame
+
+    def wait_taken(self, timeout: float) -> bool:
+        """Wait until the stored frame was handed out; False on timeout."""
+        with self._cond:
+            return self._cond.wait_for(lambda: self._frame is None or self._frame.index <= self._taken, timeout)
 
     def peek(self) -> CapturedFrame | None:
         with self._cond:
@@ -167,6 +180,7 @@ class _Connection:
     reading_since: float = 0.0  # opened at (unix seconds); 0 while opening
     last_frame_at: float = 0.0
     delivered: int = 0
+    held: bool = False  # waiting for the consumer to take a file's frame (not a stall)
     cause: str | None = None  # why it ended; None: stopped, abandoned or a file's end
     ended: bool = False  # a file that does not loop reached its end
     stale: bool = False  # abandoned: it must not touch the source any more (under the lock)
@@ -203,6 +217,29 @@ def probe_failure(source: Address, timeout: float = 3.0) -> str:
     except OSError as exc:
         return f"cannot connect to {source.host}:{source.port}: {exc.strerror or exc}"
     return f"{source.host}:{source.port} answered but sent no readable video"
+
+
+class _VideoClock:
+    """Frame timestamps in video time for a file read frame by frame: the moment
+    it opened plus each frame's position, running on across rewinds of a looped
+    file. Position from the container where it is known, else counted frames."""
+
+    def __init__(self, opened_at: float, fps: float) -> None:
+        self.opened_at = opened_at
+        self.period = 1.0 / fps if 0 < fps < 1000 else 1.0 / 25
+        self.offset = 0.0  # seconds of video before the current loop
+        self.last = -self.period  # the current loop's last position (s)
+
+    def stamp(self, position_ms: float) -> float:
+        position = position_ms / 1000 if position_ms and position_ms > 0 else self.last + self.period
+        if position <= self.last:  # a container without usable positions
+            position = self.last + self.period
+        self.last = position
+        return self.opened_at + self.offset + position
+
+    def rewound(self) -> None:
+        self.offset += self.last + self.period
+        self.last = -self.period
 
 
 class FrameSource:
@@ -373,7 +410,9 @@ class FrameSource:
                 self._abandon(connection)
                 return None
             now = time.time()
-            if connection.reading_since:
+            if connection.held:
+                deadline = now + stall  # the consumer is slow, not the source
+            elif connection.reading_since:
                 since = max(connection.reading_since, connection.last_frame_at)
                 deadline = since + stall
                 if now >= deadline and self._abandon(connection):
@@ -464,12 +503,16 @@ class FrameSource:
         """Read frames until a fault (returns its cause), or a stop or an
         abandonment (returns None)."""
         is_file = self.source.kind == "file"
+        every_frame = is_file and self.options.every_file_frame
         source_fps = capture.get(cv2.CAP_PROP_FPS) or 0.0
         frame_period = (
             1.0 / source_fps if is_file and self.options.pace_files and 0 < source_fps < 1000 else 0.0
         )
         next_due = time.monotonic()
+        clock = _VideoClock(time.time(), source_fps) if every_frame else None
         while not connection.cancel.is_set():
+            if every_frame and connection.delivered and not self._wait_taken(connection):
+                return None
             ok, image = capture.read()
             now = time.time()
             if connection.cancel.is_set():
@@ -481,6 +524,8 @@ class FrameSource:
                         return None
                     # Loop: rewind in place, which keeps the decoder and is not a reconnect.
                     if capture.set(cv2.CAP_PROP_POS_FRAMES, 0):
+                        if clock:
+                            clock.rewound()
                         continue
                     return "end of file (rewind failed)"
                 if connection.delivered:
@@ -491,7 +536,8 @@ class FrameSource:
                 if is_file:
                     return f"file is not a readable video: {self.source.target}"
                 return probe_failure(self.source, PROBE_TIMEOUT_S)
-            if not self._deliver(connection, image, now):
+            stamp = clock.stamp(capture.get(cv2.CAP_PROP_POS_MSEC)) if clock else now
+            if not self._deliver(connection, image, now, stamp):
                 return None
             if frame_period:
                 next_due += frame_period
@@ -503,7 +549,24 @@ class FrameSource:
                     next_due = time.monotonic()  # fell behind by a second: do not burst to catch up
         return None
 
-    def _deliver(self, connection: _Connection, image: np.ndarray, now: float) -> bool:
+    def _wait_taken(self, connection: _Connection) -> bool:
+        """Hold a file's reader until its last frame was taken; False when it was
+        cancelled meanwhile. The supervisor does not count the wait as a stall."""
+        connection.held = True
+        self._wake.set()
+        try:
+            while not self.buffer.wait_taken(0.2):
+                if connection.cancel.is_set():
+                    return False
+        finally:
+            with self._lock:
+                # The stall clock starts again from here: the source is read again.
+                connection.reading_since = time.time()
+                connection.held = False
+            self._wake.set()
+        return not connection.cancel.is_set()
+
+    def _deliver(self, connection: _Connection, image: np.ndarray, now: float, stamp: float) -> bool:
         """Hand a decoded frame over; False when the reader was abandoned."""
         with self._lock:
             if connection.stale:
@@ -514,7 +577,7 @@ class FrameSource:
             self.last_frame_at = now
             self.height, self.width = image.shape[:2]
             self._meter.tick(now)
-            if self.buffer.put(CapturedFrame(image=image, timestamp=now, index=self.frames_decoded)):
+            if self.buffer.put(CapturedFrame(image=image, timestamp=stamp, index=self.frames_decoded)):
                 self.frames_dropped += 1
             if connection.delivered == 1:
                 if self.state is CaptureState.RECONNECTING:

@@ -86,21 +86,32 @@ def _build(spec: PipelineSpec) -> PipelineSlot:
 class PipelineHost:
     def __init__(self, specs: list[PipelineSpec]) -> None:
         self.slots = [_build(spec) for spec in specs]
+        self._last_stamp: float | None = None  # the last frame's timestamp
 
     def process(self, frame: Frame) -> list[tuple[str, ProcessResult]]:
         """Hand `frame` to every pipeline whose sampling interval has passed."""
         results = []
-        now = time.monotonic()
+        # The stream's own time (a file read frame by frame runs on video time), so a
+        # pipeline samples the same frames however fast they are processed.
+        now = frame.timestamp
+        # A frame a little early still counts when it is nearer the due time than the
+        # next frame will be (half the frame interval seen last): 200 ms on a 25 fps
+        # source then takes every fifth frame, 5 a second, not every sixth (4.2, as
+        # "next = now + interval" gives) nor every fourth (6.25).
+        gap = now - self._last_stamp if self._last_stamp is not None else 0.0
+        self._last_stamp = now
         for slot in self.slots:
-            if slot.processor is None or now < slot.next_due - slot.interval_s / 4:
+            if slot.processor is None:
                 continue
-            # Keep the schedule's phase (a frame a little early still counts): 200 ms
-            # on a 25 fps source then uses 5 frames a second, not the 4.2 that
-            # "next = now + interval" gives (every sixth frame). After a gap (a slow
-            # pipeline, a stalled source) the schedule restarts from now: a slow
-            # pipeline skips frames instead of bursting to catch up.
-            late = now - slot.next_due >= slot.interval_s
-            slot.next_due = (now if late else slot.next_due) + slot.interval_s
+            early = slot.next_due - now
+            slack = min(slot.interval_s / 4, gap / 2) if gap > 0 else slot.interval_s / 4
+            if slack < early <= 2 * slot.interval_s:
+                continue  # not due yet (much earlier than due: the clock was set back)
+            # The schedule keeps its phase. After a gap (a slow pipeline, a stalled
+            # source) or a clock set back it restarts from now: a slow pipeline skips
+            # frames instead of bursting to catch up.
+            restart = -early >= slot.interval_s or early > slack
+            slot.next_due = (now if restart else slot.next_due) + slot.interval_s
             started = time.perf_counter()
             try:
                 result = slot.processor.process(frame)

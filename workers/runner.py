@@ -46,6 +46,7 @@ def capture_options() -> CaptureOptions:
         stall_timeout_s=settings.STREAM_STALL_SECONDS,
         loop_files=settings.STREAM_LOOP_FILES,
         pace_files=settings.STREAM_PACE_FILES,
+        every_file_frame=settings.STREAM_EVERY_FILE_FRAME,
         backoff_initial_s=settings.STREAM_BACKOFF_INITIAL_SECONDS,
         backoff_max_s=settings.STREAM_BACKOFF_MAX_SECONDS,
         rtsp_transport=settings.RTSP_TRANSPORT,

@@ -526,7 +526,13 @@ class PlateProcessor(Processor):
 
     def _event(self, state: VehiclePass, vote: Vote) -> EventRecord:
         agreeing = [r for r in state.readings if r.plate == vote.plate]
-        best = max(agreeing or state.readings, key=lambda r: (r.confidence, r.sample.quality))
+        # The pictures: of the readings that gave the voted plate, the best view of the
+        # vehicle (largest, surest, not cut by the frame's edge; their confidences
+        # differ by noise); without one, the most confident reading.
+        if agreeing:
+            best = max(agreeing, key=lambda r: (r.sample.quality, r.confidence))
+        else:
+            best = max(state.readings, key=lambda r: (r.confidence, r.sample.quality))
         sample = best.sample
         width, height = sample.frame_size
         x1, y1, x2, y2 = sample.box

@@ -9,6 +9,13 @@ readings. The result's confidence per character is that winning sum divided by t
 number of all readings (a reading that disagrees, or has another layout, adds
 nothing), so a plate read alike on every frame keeps its recogniser's confidence
 and a contested one loses it.
+
+A reading that is the start or the end of a longer one, short by a character or
+two, is taken for that plate with characters lost at its edge (where the frame's
+edge, a bumper or glare takes them; a recogniser drops characters far more often
+than it invents them): it supports the longer group on the characters it has, and
+the lost ones count as not read. Without this, two full readings and two cut ones
+of the same plate would leave it contested at half confidence.
 """
 
 from __future__ import annotations
@@ -20,6 +27,8 @@ from dataclasses import dataclass
 from analytics.plates.formats import Parsed, normalise
 
 MAX_READINGS = 32  # per track; beyond it the least confident reading is dropped
+MAX_LOST = 2  # characters a reading may have lost at the plate's edge and still support it
+MIN_SUPPORT = 3  # ... when it has at least this many characters left
 
 
 @dataclass(frozen=True)
@@ -63,6 +72,19 @@ class Vote:
     layout: tuple[int, ...] = ()
 
 
+def edge_offset(short: str, long: str) -> int | None:
+    """Where `short` sits in `long` when it is `long` with up to MAX_LOST characters
+    lost at its start or its end (0: the start kept); None otherwise."""
+    lost = len(long) - len(short)
+    if not 0 < lost <= MAX_LOST or len(short) < MIN_SUPPORT:
+        return None
+    if long.startswith(short):
+        return 0
+    if long.endswith(short):
+        return lost
+    return None
+
+
 def vote(readings: Iterable[Reading]) -> Vote | None:
     """The plate voted from these readings (see the module's doc); None without any."""
     readings = list(readings)
@@ -71,16 +93,33 @@ def vote(readings: Iterable[Reading]) -> Vote | None:
     groups: dict[tuple[int, tuple[int, ...]], list[Reading]] = defaultdict(list)
     for reading in readings:
         groups[(len(reading.plate), reading.layout)].append(reading)
+
+    def supporters(key: tuple[int, tuple[int, ...]]) -> list[tuple[Reading, int]]:
+        """Shorter readings that are a member of this group cut at an edge, with their offset."""
+        found = []
+        for reading in readings:
+            for member in groups[key]:
+                offset = edge_offset(reading.plate, member.plate)
+                if offset is not None:
+                    found.append((reading, offset))
+                    break
+        return found
+
+    def weight(key: tuple[int, tuple[int, ...]]) -> float:
+        cut = sum(r.confidence * len(r.plate) / key[0] for r, _ in supporters(key))
+        return sum(r.confidence for r in groups[key]) + cut
+
     # Most summed confidence wins; on a tie, more readings, then the first seen (max keeps it).
-    key = max(groups, key=lambda k: (sum(r.confidence for r in groups[k]), len(groups[k])))
+    key = max(groups, key=lambda k: (weight(k), len(groups[k])))
     # The most confident reading first: on a tie at a position, its character wins.
-    members = sorted(groups[key], key=lambda r: -r.confidence)
+    members = [(r, 0) for r in sorted(groups[key], key=lambda r: -r.confidence)] + supporters(key)
     chars, weights = [], []
     for position in range(key[0]):
         totals: dict[str, float] = {}  # insertion order: the most confident reading's first
-        for reading in members:
-            char = reading.plate[position]
-            totals[char] = totals.get(char, 0.0) + reading.confidences[position]
+        for reading, offset in members:
+            if 0 <= position - offset < len(reading.plate):
+                char = reading.plate[position - offset]
+                totals[char] = totals.get(char, 0.0) + reading.confidences[position - offset]
         char = max(totals, key=totals.__getitem__)  # max keeps the first of equals
         chars.append(char)
         weights.append(totals[char] / len(readings))

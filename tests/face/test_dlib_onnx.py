@@ -87,6 +87,7 @@ def test_damaged_or_foreign_files_are_refused(dat_path, tmp_path):
             dlib_onnx.read_dlib_network(handle.read())
 
 
+@pytest.mark.heavy
 def test_onnx_embeddings_agree_with_dlib_on_real_faces(real_chips, cpu_session, dat_path):
     expected = dlib_onnx.dlib_descriptors(real_chips, dat_path)
     got = dlib_onnx.run_session(cpu_session, real_chips)
@@ -120,6 +121,7 @@ def test_a_batch_gives_what_single_chips_give(real_chips, cpu_session):
     assert dlib_onnx.cosines(batch, singles).min() > 0.999999
 
 
+@pytest.mark.heavy
 def test_the_engines_two_runtimes_give_the_same_vectors(engine, photos, real_chips, aligner):
     onnx_embedder = engine.embedder
     assert isinstance(onnx_embedder, DlibOnnxEmbedder)
@@ -149,6 +151,7 @@ def test_reference_chips_are_real_faces_and_the_same_every_time(engine):
     assert len(engine.detector.detect(bgr)) == 1
 
 
+@pytest.mark.heavy
 def test_the_cache_is_keyed_by_the_source_hash_and_reused(tmp_path, dat_path):
     # A conversion of another model file (an older package) is replaced, not kept beside.
     stale = [tmp_path / "dlib_resnet_0123456789abcdef.onnx", tmp_path / "dlib_resnet_0123456789abcdef.json"]
@@ -177,6 +180,7 @@ def test_the_cache_is_keyed_by_the_source_hash_and_reused(tmp_path, dat_path):
     assert leftovers == []
 
 
+@pytest.mark.heavy
 def test_a_changed_cache_file_is_rejected_and_converted_again(tmp_path):
     model = dlib_onnx.converted_model(cache_dir=tmp_path)
     data = bytearray(model.path.read_bytes())
@@ -213,6 +217,7 @@ def _perturbing_converter(monkeypatch):
     monkeypatch.setattr(dlib_onnx, "build_onnx", faulty)
 
 
+@pytest.mark.heavy
 def test_a_conversion_that_disagrees_with_dlib_is_refused(tmp_path, monkeypatch):
     _perturbing_converter(monkeypatch)
     with pytest.raises(dlib_onnx.ConversionRejected, match="disagrees with dlib"):

@@ -80,6 +80,7 @@ def play_loaded(proc, path, delays=DELAYS) -> tuple[list, int]:
     return events + proc.close().events, analysed
 
 
+@pytest.mark.heavy
 def test_a_face_in_view_gets_one_event_on_a_loaded_machine(engine, gallery, appearances_video):
     proc = processor(engine, gallery)  # defaults: dumping_interval 3 s, fr_timeout_dump 1.5 s
     events, analysed = play_loaded(proc, appearances_video)

@@ -19,6 +19,8 @@ from analytics.objects.tracking import ByteTracker, TrackUpdate
 from analytics.objects.zones import Area, Line, ZoneEvent, Zones, anchor_of, density_grid, heatmap_header
 from tests.support import composite
 
+pytestmark = pytest.mark.heavy  # the analytics over whole video clips
+
 PEOPLE = {"person"}
 VEHICLES = {"car", "truck", "bus", "motorcycle", "bicycle"}
 WIDTH, HEIGHT = 768, 576

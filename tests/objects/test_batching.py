@@ -59,6 +59,7 @@ class Caller(threading.Thread):
             self.error = exc
 
 
+@pytest.mark.heavy
 @pytest.mark.parametrize("batch_size", [8, 1])
 def test_each_stream_gets_its_own_frames_detections(detector, street_frames, photos, batch_size):
     """Eight streams at once; at batch size 1 each runs its frame in its own thread."""

@@ -21,6 +21,7 @@ from analytics.objects.detector import DetectorConfig, ObjectDetector
 from .conftest import same_detections
 
 
+@pytest.mark.heavy
 def test_persons_on_street_video(detector, street_frames):
     height, width = street_frames[0].shape[:2]
     counts = []

@@ -49,6 +49,7 @@ def runtime(detector):
     runtime.stop()
 
 
+@pytest.mark.heavy
 def test_people_line_counting_events_counts_and_overlay(people_video, runtime):
     path, movers = people_video
     writer = Collected()
@@ -94,6 +95,7 @@ def test_people_line_counting_events_counts_and_overlay(people_video, runtime):
     assert processor.frames_refused == 0
 
 
+@pytest.mark.heavy
 def test_dwell_occupancy_limit_and_crowd_grid(street, runtime, tmp_path):
     p = street.people
     movers = [
@@ -134,6 +136,7 @@ def test_dwell_occupancy_limit_and_crowd_grid(street, runtime, tmp_path):
     assert summed == {("person", "enter"): 2, ("person", "dwell"): 1, ("person", "peak"): 2, ("*", "peak"): 2}
 
 
+@pytest.mark.heavy
 def test_vehicles_wrong_way_and_stopped(street, runtime, tmp_path):
     van = street.van
     movers = [

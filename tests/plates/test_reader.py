@@ -90,6 +90,7 @@ def test_no_plate_where_there_is_none(reader, scenes):
     assert reader.read_plate(np.full((200, 300, 3), 128, np.uint8), FORMATS["uk"]) is None
 
 
+@pytest.mark.heavy
 @pytest.mark.timeout(1200)
 def test_read_rate_on_rendered_passes(reader, rendered):
     votes = {index: TrackVote() for index in range(len(rendered.passes))}

@@ -73,6 +73,21 @@ def test_ties_go_to_the_most_confident_reading():
     assert vote(readings).plate == "AB17"
 
 
+def test_readings_cut_at_an_edge_support_the_whole_plate():
+    # Two full readings and two that lost the last character (the plate left the frame):
+    # the same plate, its last character read twice in four.
+    readings = [reading("N2603G", 0.97), reading("N2603G", 1.0), reading("N2603", 1.0), reading("N2603", 0.95)]
+    result = vote(readings)
+    assert (result.plate, result.agreeing, result.readings) == ("N2603G", 2, 4)
+    assert result.char_confidences == pytest.approx([0.98] * 5 + [0.4925])
+    # Lost at the start just the same; a middle character lost is another plate.
+    assert vote([reading("B1234XYZ"), reading("1234XYZ"), reading("1234XYZ")]).plate == "B1234XYZ"
+    assert vote([reading("B1234XYZ"), reading("B124XYZ", 0.95)]).plate == "B124XYZ"
+    # Too short, or too much lost, to say which plate it was.
+    assert vote([reading("AB1", 0.5), reading("AB"), reading("AB")]).plate == "AB"
+    assert vote([reading("B1234XYZ", 0.5), reading("B1234"), reading("B1234")]).plate == "B1234"
+
+
 def test_nothing_to_vote():
     assert vote([]) is None
     assert TrackVote().result() is None

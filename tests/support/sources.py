@@ -124,6 +124,8 @@ class MjpegServer(_LocalServer):
         self._flowing.set()
         self._generation = 0  # bumped by disconnect(); handlers of older generations end
         self._connections: set[socket.socket] = set()
+        self._sending = 0  # frames being written right now (under self._lock)
+        self._sent = threading.Condition(self._lock)
 
     @property
     def url(self) -> str:
@@ -139,8 +141,11 @@ class MjpegServer(_LocalServer):
             return len(self._connections)
 
     def stall(self) -> None:
-        """Keep every connection open but send no more frames (a frozen camera)."""
-        self._flowing.clear()
+        """Keep every connection open but send no more frames (a frozen camera).
+        Returns once no frame is being written: `frames_sent` stays as it is."""
+        with self._lock:
+            self._flowing.clear()
+            self._sent.wait_for(lambda: self._sending == 0, timeout=5)
 
     def resume(self) -> None:
         self._flowing.set()
@@ -171,13 +176,23 @@ class MjpegServer(_LocalServer):
                     next_at = time.monotonic()
                 if self.stopping.is_set() or generation != self._generation:
                     return
+                with self._lock:
+                    if not self._flowing.is_set():
+                        continue  # stalled since the check above: this frame is not sent
+                    self._sending += 1
                 head = (
                     f"--{BOUNDARY}\r\nContent-Type: image/jpeg\r\nContent-Length: {len(frame)}\r\n\r\n"
                 ).encode()
-                wfile.write(head + frame + b"\r\n")
-                wfile.flush()
-                with self._lock:
-                    self.frames_sent += 1
+                written = False
+                try:
+                    wfile.write(head + frame + b"\r\n")
+                    wfile.flush()
+                    written = True
+                finally:
+                    with self._lock:
+                        self._sending -= 1
+                        self.frames_sent += written
+                        self._sent.notify_all()
                 # Paced against a schedule so the rate stays at `fps` whatever the write took.
                 next_at += interval
                 if self.stopping.wait(max(0.0, next_at - time.monotonic())):

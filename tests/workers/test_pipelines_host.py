@@ -37,3 +37,28 @@ def test_removed_pipeline_is_closed():
     host = PipelineHost([BRIGHT])
     assert [a for a, _ in host.update([])] == ["TEST-BRIGHT"]
     assert host.slots == []
+
+
+def sampled(host: PipelineHost, stamps) -> list[float]:
+    """The timestamps of the frames the host handed to its pipeline."""
+    taken = []
+    for index, stamp in enumerate(stamps, 1):
+        image = np.zeros((8, 8, 3), np.uint8)
+        if host.process(Frame(image, timestamp=stamp, index=index, stream_id="s", node_num=0)):
+            taken.append(stamp)
+    return taken
+
+
+def test_sampling_follows_the_streams_time_not_the_processing():
+    every_200ms = PipelineSpec(analytic_id="TEST-BRIGHT", config={"sampling_time_ms": 200}, seat_active=True)
+    # 25 fps for 2 s: every fifth frame, 5 a second, whenever the frames are processed.
+    stamps = [1000 + i * 0.04 for i in range(50)]
+    assert sampled(PipelineHost([every_200ms]), stamps) == stamps[::5]
+    # 5 fps frames a hair early (decoder timestamps): every one still counts.
+    stamps = [1000 + i * 0.2 - 1e-6 * (i % 2) for i in range(20)]
+    assert sampled(PipelineHost([every_200ms]), stamps) == stamps
+    # A gap restarts the schedule; a clock set back an hour does not stop the sampling.
+    stamps = [1000.0, 1000.2, 1005.0, 1005.2, 1005.28, 1005.4, 1005.6, 2000.0 - 3600, 2000.2 - 3600]
+    assert sampled(PipelineHost([every_200ms]), stamps) == [
+        1000.0, 1000.2, 1005.0, 1005.2, 1005.4, 1005.6, 2000.0 - 3600, 2000.2 - 3600,
+    ]  # fmt: skip
