@@ -111,7 +111,9 @@ class LatestFrame:
     def wait_taken(self, timeout: float) -> bool:
         """Wait until the stored frame was handed out; False on timeout."""
         with self._cond:
-            return self._cond.wait_for(lambda: self._frame is None or self._frame.index <= self._taken, timeout)
+            return self._cond.wait_for(
+                lambda: self._frame is None or self._frame.index <= self._taken, timeout
+            )
 
     def peek(self) -> CapturedFrame | None:
         with self._cond:

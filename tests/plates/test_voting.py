@@ -76,7 +76,12 @@ def test_ties_go_to_the_most_confident_reading():
 def test_readings_cut_at_an_edge_support_the_whole_plate():
     # Two full readings and two that lost the last character (the plate left the frame):
     # the same plate, its last character read twice in four.
-    readings = [reading("N2603G", 0.97), reading("N2603G", 1.0), reading("N2603", 1.0), reading("N2603", 0.95)]
+    readings = [
+        reading("N2603G", 0.97),
+        reading("N2603G", 1.0),
+        reading("N2603", 1.0),
+        reading("N2603", 0.95),
+    ]
     result = vote(readings)
     assert (result.plate, result.agreeing, result.readings) == ("N2603G", 2, 4)
     assert result.char_confidences == pytest.approx([0.98] * 5 + [0.4925])
