@@ -259,6 +259,7 @@ def test_dlib_itself_by_settings(settings, astronaut, fresh_engine):
     assert vector.shape == (128,) and np.linalg.norm(vector) == pytest.approx(1.0, abs=1e-5)
 
 
+@pytest.mark.heavy
 def test_dlib_runs_the_model_when_the_conversion_is_refused(
     settings, tmp_path, astronaut, fresh_engine, monkeypatch, caplog
 ):

@@ -157,6 +157,7 @@ def many(tmp_path, photos, astronaut):
     return root
 
 
+@pytest.mark.heavy
 def test_reading_goes_on_while_embedding_and_embeddings_come_in_batches(
     many, media_root, engine, monkeypatch
 ):

@@ -24,6 +24,8 @@ from tests.face.test_fr_processor import (
 )
 from tests.support.face_video import Segment, face_video
 
+pytestmark = pytest.mark.heavy  # the face models over rendered clips
+
 FPS = 25
 # Seconds each analysed frame takes on the loaded machine (cycled): 1.6 s is more than
 # fr_timeout_dump (1.5 s), which used to end a face that never left.
@@ -80,7 +82,6 @@ def play_loaded(proc, path, delays=DELAYS) -> tuple[list, int]:
     return events + proc.close().events, analysed
 
 
-@pytest.mark.heavy
 def test_a_face_in_view_gets_one_event_on_a_loaded_machine(engine, gallery, appearances_video):
     proc = processor(engine, gallery)  # defaults: dumping_interval 3 s, fr_timeout_dump 1.5 s
     events, analysed = play_loaded(proc, appearances_video)

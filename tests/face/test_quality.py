@@ -21,6 +21,8 @@ from analytics.face.quality import (
 from tests.support.onnx_model import write_embedder_model
 from tests.support.sdist_photos import insightface_photos_dir
 
+pytestmark = pytest.mark.heavy  # the face models over sets of real and degraded photos
+
 # Same-person similarity p5 of the shipped embedder (analytics.face.calibration).
 GENUINE_P5 = 0.87
 

@@ -51,6 +51,7 @@ def test_bundled_files_are_the_pinned_ones():
     assert len(names) == 80 and names[0] == "person" and names[2] == "car"
 
 
+@pytest.mark.heavy
 def test_converted_model_equals_opencv_dnn(detector, street_frames, photos):
     """The same letterboxed tensors through our ONNX graph on ONNX Runtime and
     through cv2.dnn.readNetFromDarknet: the same raw boxes and scores, and the

@@ -141,6 +141,7 @@ def _as_yolov5(graph, raw):
     return "output"
 
 
+@pytest.mark.heavy
 @pytest.mark.parametrize("layout, tail", [("yolov8", _as_yolov8), ("yolov5", _as_yolov5)])
 def test_other_layouts_give_the_same_detections(detector, street_frames, tmp_path, layout, tail):
     path = _exported(detector, tmp_path, layout, tail)
@@ -165,6 +166,7 @@ def test_class_names_from_model_metadata_or_a_file(detector, street_frames, tmp_
     assert "walker" in {d.label for d in other.detect(street_frames[0])}
 
 
+@pytest.mark.heavy
 def test_a_model_exported_for_one_frame_runs_batches_frame_by_frame(detector, street_frames, tmp_path):
     path = _exported(detector, tmp_path, "batch1", _as_yolov8, batch=1)
     other = ObjectDetector(DetectorConfig(model=str(path), cache_dir=tmp_path))
