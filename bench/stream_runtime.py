@@ -14,6 +14,11 @@ loop on the same 1280x720 H.264 25 fps file, in the same process and run:
 3. capacity how many real-time streams one process (one node's worker) runs
             before frames drop or fps falls more than 5% below 25, against the
             bound the bare decode rate gives (bare fps / 25).
+4. analytics how many 720p25 street streams one process runs with people
+            analytics (NFV4-MPA: detector, tracking, a line, an area, the
+            crowd grid) analysing 5 frames a second each, against the bound
+            the object detector alone gives on the same frames in the same run
+            (its frames per second with one call per core, / 5).
 
 Servers: DATABASE_URL and REDIS_URL when both are set (the bench then uses node
 BENCH_NODE and removes what it created), else embedded PostgreSQL and Redis in
@@ -51,6 +56,7 @@ BENCH_ANALYTIC = "BENCH-COUNT"
 FPS = 25
 FPS_TOLERANCE = 0.05  # a stream "sustains" real time when it decodes >= 95% of 25 fps
 DROP_TOLERANCE = 0.01  # ... and drops < 1% of its frames
+ANALYSED_FPS = 5  # the rate a stream is analysed at by default (sampling 200 ms)
 
 
 # --- output ------------------------------------------------------------------
@@ -143,7 +149,7 @@ def bench_node():
     return node
 
 
-def stream_make(address: str, *, counting: bool = False) -> str:
+def stream_make(address: str, *, counting: bool = False, analytics: dict | None = None) -> str:
     # Rows are written directly (not through stream_create) so the platform's
     # max_streams_per_node does not cap the capacity scenario and no control
     # message is queued for a node nobody runs.
@@ -155,6 +161,8 @@ def stream_make(address: str, *, counting: bool = False) -> str:
     )
     if counting:
         pipeline_create(stream=stream, analytic_id=BENCH_ANALYTIC, config={"sampling_time_ms": 0})
+    for analytic_id, config in (analytics or {}).items():
+        pipeline_create(stream=stream, analytic_id=analytic_id, config=config)
     return stream.stream_id
 
 
@@ -449,21 +457,26 @@ class Step:
     cpu_pct: float
     other_pct: float
     not_running: int
+    target_fps: float = FPS  # decoded (or, with analytics, analysed) frames a second per stream
+    drops_count: bool = True  # analysing streams drop the frames between analysed ones by design
 
     @property
     def sustained(self) -> bool:
         return (
             self.not_running == 0
-            and self.min_fps >= FPS * (1 - FPS_TOLERANCE)
-            and self.max_drop_pct < 100 * DROP_TOLERANCE
+            and self.min_fps >= self.target_fps * (1 - FPS_TOLERANCE)
+            and (not self.drops_count or self.max_drop_pct < 100 * DROP_TOLERANCE)
         )
 
 
 class Fleet:
-    """Real-time streams run by one process, like one node's worker; grows and shrinks."""
+    """Real-time streams run by one process, like one node's worker; grows and shrinks.
+    With `analytics` ({analytic id: config}) each stream runs those pipelines, and a
+    step measures the frames they analysed instead of the frames decoded."""
 
-    def __init__(self, address: str) -> None:
+    def __init__(self, address: str, analytics: dict | None = None) -> None:
         self.address = address
+        self.analytics = analytics
         self.spare: list[str] = []
         self.running: list[Running] = []
 
@@ -475,7 +488,7 @@ class Fleet:
         added = []
         while len(self.running) < count:
             if not self.spare:
-                self.spare.append(stream_make(self.address))
+                self.spare.append(stream_make(self.address, analytics=self.analytics))
             added.append(runner_start(self.spare.pop()))
             self.running.append(added[-1])
         if added:
@@ -488,12 +501,15 @@ class Fleet:
         time.sleep(settle)
         sources = [item.runner.source for item in self.running]
         before = [(s.frames_decoded, s.frames_dropped) if s else (0, 0) for s in sources]
+        analysed_before = [self._analysed(item) for item in self.running]
         window = CpuWindow()
         time.sleep(window_s)
         wall, own, other = window.result()
         fps, drops = [], []
         not_running = 0
-        for item, source, (decoded0, dropped0) in zip(self.running, sources, before, strict=True):
+        for item, source, (decoded0, dropped0), analysed0 in zip(
+            self.running, sources, before, analysed_before, strict=True
+        ):
             if source is None:
                 not_running += 1
                 fps.append(0.0)
@@ -501,7 +517,8 @@ class Fleet:
             if item.runner.source is not source or source.state is not CaptureState.RUNNING:
                 not_running += 1  # replaced by the watchdog or reconnecting: not sustained
             decoded = source.frames_decoded - decoded0
-            fps.append(decoded / wall)
+            counted = self._analysed(item) - analysed0 if self.analytics else decoded
+            fps.append(counted / wall)
             drops.append(100 * (source.frames_dropped - dropped0) / max(decoded, 1))
         return Step(
             streams=len(self.running),
@@ -511,7 +528,15 @@ class Fleet:
             cpu_pct=own,
             other_pct=other,
             not_running=not_running,
+            target_fps=ANALYSED_FPS if self.analytics else FPS,
+            drops_count=not self.analytics,
         )
+
+    @staticmethod
+    def _analysed(item: Running) -> int:
+        """Frames the stream's slowest pipeline analysed so far."""
+        host = item.runner.host
+        return min((slot.processed for slot in host.slots), default=0) if host else 0
 
     def close(self) -> None:
         runners_stop(self.running)
@@ -520,14 +545,30 @@ class Fleet:
 
 
 def scenario_capacity(
-    path: Path, *, max_streams: int, settle: float, window_s: float, bound: int | None, cpu_bound: int | None
+    path: Path,
+    *,
+    max_streams: int,
+    settle: float,
+    window_s: float,
+    bound: int | None,
+    cpu_bound: int | None,
+    analytics: dict | None = None,
 ):
-    say(
-        f"\n[capacity] real-time streams in one process; sustained = every stream >= "
-        f"{FPS * (1 - FPS_TOLERANCE):.2f} fps and < {100 * DROP_TOLERANCE:.0f}% dropped "
-        f"({settle:.0f} s settle, {window_s:.0f} s window per step)"
-    )
-    fleet = Fleet(str(path))
+    name = "analytics" if analytics else "capacity"
+    if analytics:
+        say(
+            f"\n[analytics] 720p25 street streams in one process, each analysed by "
+            f"{', '.join(analytics)}; sustained = every stream analyses >= "
+            f"{ANALYSED_FPS * (1 - FPS_TOLERANCE):.2f} frames/s "
+            f"({settle:.0f} s settle, {window_s:.0f} s window per step)"
+        )
+    else:
+        say(
+            f"\n[capacity] real-time streams in one process; sustained = every stream >= "
+            f"{FPS * (1 - FPS_TOLERANCE):.2f} fps and < {100 * DROP_TOLERANCE:.0f}% dropped "
+            f"({settle:.0f} s settle, {window_s:.0f} s window per step)"
+        )
+    fleet = Fleet(str(path), analytics)
     steps: dict[int, Step] = {}
 
     def probe(count: int) -> bool:
@@ -564,18 +605,21 @@ def scenario_capacity(
                 bad = middle
     finally:
         fleet.close()
+    bound_name = "detector-alone bound" if analytics else "bare decode bound"
     say(
         f"  sustained: {good} streams of 720p25 per process on {os.cpu_count()} cores"
-        + (f" (bare decode bound {bound}: ratio {good / bound:.2f})" if bound else "")
+        + (f" at {ANALYSED_FPS} analysed frames/s" if analytics else "")
+        + (f" ({bound_name} {bound}: ratio {good / bound:.2f})" if bound else "")
         + (f" (CPU bound with every core free: {cpu_bound})" if cpu_bound else "")
         + (f"; first failing count {bad}" if bad else f"; the cap of {max_streams} streams was reached")
     )
     record = {
-        "bench": "capacity",
+        "bench": name,
+        "analytics": list(analytics or ()),
         "streams_sustained": good,
         "first_failing": bad,
         "max_streams_tried": max_streams,
-        "bare_decode_bound": bound,
+        ("detector_alone_bound" if analytics else "bare_decode_bound"): bound,
         "bare_cpu_bound": cpu_bound,
         "ratio": round(good / bound, 3) if bound else None,
         "steps": [
@@ -595,12 +639,87 @@ def scenario_capacity(
     return record
 
 
+# --- 4. analysed streams per node -----------------------------------------------------------
+
+# People analytics as a counting deployment configures them: one line, one area with a
+# limit and dwell, the crowd grid (the zones of bench/people.py), analysed 5 times a second.
+PEOPLE_CONFIG = {
+    "sampling_time_ms": 1000 // ANALYSED_FPS,
+    "lines": [
+        {"name": "crossing", "points": [{"x": 0.7, "y": 0.2}, {"x": 0.7, "y": 0.8}], "in_side": "right"},
+    ],
+    "areas": [
+        {
+            "name": "road",
+            "points": [{"x": x, "y": y} for x, y in ((0.0, 0.3), (1.0, 0.2), (1.0, 0.8), (0.0, 0.5))],
+            "occupancy_limit": 6,
+            "dwell_ms": 5000,
+        }
+    ],
+    "crowd": {"enabled": True},
+}
+
+
+def street_file(media_dir: Path) -> Path:
+    """vtest.avi (Debian's opencv-doc: a street with pedestrians) as a 1280x720 25 fps camera."""
+    from tests.support.media import h264_transcoded
+    from tests.support.opencv_samples import opencv_samples_dir
+
+    vtest = opencv_samples_dir(media_dir) / "vtest.avi"
+    return h264_transcoded(vtest, media_dir / "vtest_1280x720_25fps.mp4")
+
+
+def detector_bound(path: Path, seconds: float) -> int:
+    """Streams the object detector alone could analyse at ANALYSED_FPS: its frames per
+    second on frames of `path` with one caller per core (as streams call it), / 5."""
+    from analytics.objects.detector import object_detector
+
+    capture = cv2.VideoCapture(str(path))
+    frames = []
+    while len(frames) < 40:
+        ok, image = capture.read()
+        if not ok:
+            break
+        frames.append(image)
+    capture.release()
+    detector = object_detector()  # the process's detector, which the streams' pipelines use too
+    detector.detect(frames[0])  # warm
+    done = [0] * (os.cpu_count() or 1)
+    stop = threading.Event()
+
+    def caller(k: int) -> None:
+        i = k
+        while not stop.is_set():
+            detector.detect(frames[i % len(frames)])
+            done[k] += 1
+            i += len(done)
+
+    threads = [threading.Thread(target=caller, args=(k,), daemon=True) for k in range(len(done))]
+    window = CpuWindow()
+    for thread in threads:
+        thread.start()
+    time.sleep(seconds)
+    stop.set()
+    for thread in threads:
+        thread.join()
+    wall, own, other = window.result()
+    fps = sum(done) / wall
+    bound = int(fps // ANALYSED_FPS)
+    say(
+        f"\n[analytics] detector alone, {len(done)} callers: {fps:.1f} frames/s "
+        f"({1000 * len(done) / fps:.0f} ms a frame per caller; other processes {other:.0f}%) "
+        f"-> bound {bound} streams at {ANALYSED_FPS} frames/s"
+    )
+    emit({"bench": "detector_alone", "callers": len(done), "fps": round(fps, 2), "bound": bound})
+    return bound
+
+
 # --- main ---------------------------------------------------------------------------------
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--only", choices=["decode", "cpu", "capacity"], action="append")
+    parser.add_argument("--only", choices=["decode", "cpu", "capacity", "analytics"], action="append")
     parser.add_argument("--quick", action="store_true", help="short windows: checks the bench works")
     parser.add_argument("--file-seconds", type=float, default=20.0, help="length of the test file")
     parser.add_argument("--decode-frames", type=int, default=2000)
@@ -608,6 +727,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--cpu-seconds", type=float, default=10.0)
     parser.add_argument("--cpu-rounds", type=int, default=2)
     parser.add_argument("--max-streams", type=int, default=64)
+    parser.add_argument("--max-analysed-streams", type=int, default=16)
     parser.add_argument("--settle-seconds", type=float, default=3.0)
     parser.add_argument("--window-seconds", type=float, default=8.0)
     parser.add_argument(
@@ -620,12 +740,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     if args.quick:
         args.decode_frames, args.decode_rounds, args.cpu_seconds, args.cpu_rounds = 500, 1, 4.0, 1
         args.max_streams, args.settle_seconds, args.window_seconds = min(args.max_streams, 4), 1.0, 3.0
+        args.max_analysed_streams = min(args.max_analysed_streams, 2)
     return args
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    scenarios = args.only or ["decode", "cpu", "capacity"]
+    scenarios = args.only or ["decode", "cpu", "capacity", "analytics"]
     started = time.monotonic()
     info = machine(opencv=cv2.__version__, ffmpeg=ffmpeg_version())
     say(
@@ -663,6 +784,17 @@ def main(argv: list[str] | None = None) -> int:
                         window_s=args.window_seconds,
                         bound=bound,
                         cpu_bound=cpu_bound,
+                    )
+                if "analytics" in scenarios:
+                    street = street_file(args.media_dir)
+                    scenario_capacity(
+                        street,
+                        max_streams=args.max_analysed_streams,
+                        settle=args.settle_seconds,
+                        window_s=args.window_seconds,
+                        bound=detector_bound(street, args.window_seconds),
+                        cpu_bound=None,
+                        analytics={"NFV4-MPA": PEOPLE_CONFIG},
                     )
             finally:
                 mine = Stream.objects.filter(node_id=BENCH_NODE, name="bench")

@@ -43,6 +43,7 @@ class PipelineSlot:
     last_error: str = ""
     errors: int = 0
     events_emitted: int = 0
+    processed: int = 0  # frames handed to the processor (benchmarks count analysed frames)
     latencies_ms: deque = field(default_factory=lambda: deque(maxlen=LATENCY_SAMPLES))
     meter: RateMeter = field(default_factory=RateMeter)
 
@@ -128,6 +129,7 @@ class PipelineHost:
                 continue
             slot.latencies_ms.append((time.perf_counter() - started) * 1000)
             slot.meter.tick(time.time())
+            slot.processed += 1
             slot.events_emitted += len(result.events)
             results.append((slot.spec.analytic_id, result))
         return results

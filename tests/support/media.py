@@ -88,6 +88,29 @@ def h264_file(
     return _publish(tmp, path)
 
 
+def h264_transcoded(
+    source: str | os.PathLike, path: str | os.PathLike, *, width: int = 1280, height: int = 720, fps: int = 25
+) -> Path:
+    """A video file as an H.264 MP4 of another size and rate (frames repeated or
+    dropped to reach `fps`), keyframe every second, as a camera would send it."""
+    path = Path(path)
+    if _cached(path):
+        return path
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = _tmp_for(path)
+    _run(
+        [
+            FFMPEG, "-nostdin", "-loglevel", "error", "-y", "-i", str(source),
+            "-vf", f"scale={width}:{height},fps={fps}",
+            "-c:v", "libx264", "-preset", "veryfast", "-pix_fmt", "yuv420p",
+            "-g", str(fps), "-keyint_min", str(fps), "-sc_threshold", "0",
+            "-movflags", "+faststart", "-an",
+            str(tmp),
+        ]
+    )  # fmt: skip
+    return _publish(tmp, path)
+
+
 def small_h264_file(path: str | os.PathLike, *, seconds: float = 4, pattern: str = "testsrc") -> Path:
     """A 320x240 25 fps H.264 MP4: cheap to make, decode and stream."""
     return h264_file(path, seconds=seconds, pattern=pattern, **SMALL)
