@@ -266,3 +266,41 @@ def test_crowd_heatmap_header_on_the_overlay_mjpeg_route(api, street, videos, se
         with MjpegReader(server.url(f"/mjpeg/0/{stream_id}?fps=5&height=240")) as plain:
             live = plain.read_until(is_live, timeout=60, what="a live frame")
             assert "x-nf-additional-data" not in live.headers  # only on the analytic's overlay route
+
+
+def test_vtest_counted_through_the_runner_within_ten_percent_of_a_count_by_eye(
+    api, samples, videos, settings
+):
+    # The street of vtest.avi (795 frames at 10 fps) as a file stream read as fast as it is
+    # analysed, every frame reaching the pipeline: the count of the processor-level test
+    # (tests/objects/test_analytics_video.py), now from the runner's events and stored counts.
+    settings.STREAM_LOOP_FILES = False
+    settings.STREAM_PACE_FILES = False
+    path = videos / "vtest.avi"
+    path.write_bytes((samples / "vtest.avi").read_bytes())
+    stream_id = make_stream(api, path)
+    x = 540 / 768
+    line = {"name": "walk", "points": [{"x": x, "y": 0.2}, {"x": x, "y": 0.8}], "in_side": "right"}
+    add_pipeline(api, stream_id, "NFV4-MPA", {"lines": [line]})
+    with RunnerThread(stream_id) as running:
+        wait_for(
+            lambda: running.runner.source is not None and running.runner.source.state.value == "ENDED",
+            timeout=EVENT_DEADLINE,
+            what="the end of vtest.avi",
+        )
+    analysed = running.runner.host.slots[0].processed
+    assert count_writer().flush(timeout=30), "the counts were not stored"
+    assert event_sink_started().flush(timeout=30), "the events were not stored"
+    crossings = Event.objects.filter(stream_id=stream_id, pipeline_data__event_type="line_crossing")
+    directions = list(crossings.values_list("secondary_text", flat=True))
+    by_eye = 32  # tests/objects/test_analytics_video.py says how it was counted
+    assert abs(len(directions) - by_eye) <= 0.1 * by_eye, (len(directions), analysed)
+    assert set(directions) == {"in", "out"}
+    assert 395 <= analysed <= 400  # every other frame of 795: video time, not the machine's pace
+    # Read faster than it plays, the file's minutes run ahead of the clock: ask up to an hour on.
+    to_ms = int(time.time() * 1000) + 3_600_000
+    rows = api.get(f"/analytics/0/{stream_id}/NFV4-MPA/counts?bucket=day&from_ms=0&to_ms={to_ms}").json()[
+        "counts"
+    ]
+    stored = {d: sum(r["value"] for r in rows if r["direction"] == d) for d in ("in", "out")}
+    assert stored == {d: directions.count(d) for d in ("in", "out")}
