@@ -16,6 +16,7 @@ from django.utils.html import format_html, format_html_join
 
 from analytics.models import Analytic, Seat
 from analytics.selectors import analytic_config_schema
+from core.admin import ServiceSavedAdmin
 from core.errors import ApiError, NotFound, validation_message
 from platform_config.nodes import system_restart_request
 
@@ -70,20 +71,6 @@ def _seat_serial(pipeline: Pipeline) -> str:
         return pipeline.seat.serial_number
     except Seat.DoesNotExist:
         return "-"
-
-
-class ServiceSavedAdmin(admin.ModelAdmin):
-    """The form's validation applied the change through a service (so a refusal
-    becomes a form error); saving here only hands back what the service stored."""
-
-    def save_form(self, request, form, change):
-        return form.saved
-
-    def save_model(self, request, obj, form, change):
-        pass
-
-    def save_related(self, request, form, formsets, change):
-        pass
 
 
 # --- streams ---------------------------------------------------------------------

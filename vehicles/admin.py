@@ -10,6 +10,7 @@ from django import forms
 from django.contrib import admin
 from django.db.models import Count
 
+from core.admin import ServiceSavedAdmin
 from core.errors import ApiError, NotFound, validation_message
 
 from . import selectors, services
@@ -23,20 +24,6 @@ from .serializers import (
 
 VEHICLE_FIELDS = ("plate_number", *DETAIL_LIMITS)
 MAX_PLATE_HITS = 1000
-
-
-class ServiceSavedAdmin(admin.ModelAdmin):
-    """The form's validation applied the change through a service (so a refusal
-    becomes a form error); saving here only hands back what the service stored."""
-
-    def save_form(self, request, form, change):
-        return form.saved
-
-    def save_model(self, request, obj, form, change):
-        pass
-
-    def save_related(self, request, form, formsets, change):
-        pass
 
 
 class VehicleListAdminForm(forms.ModelForm):
