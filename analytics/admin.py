@@ -6,6 +6,8 @@ from datetime import UTC, datetime
 
 from django.contrib import admin
 
+from core.admin import ReadOnlyAdmin
+
 from .models import Analytic, AnalyticCount, Seat
 
 
@@ -28,26 +30,18 @@ class AnalyticAdmin(admin.ModelAdmin):
 
 
 @admin.register(Seat)
-class SeatAdmin(admin.ModelAdmin):
+class SeatAdmin(ReadOnlyAdmin):
+    """Seats come from the community allowance and the licence check-in, and are
+    taken and freed by pipeline create/delete (analytics.services): never by hand."""
+
     list_display = ["serial_number", "analytic", "source", "active", "pipeline"]
     list_filter = ["source", "active", "analytic"]
     search_fields = ["serial_number"]
     list_select_related = ["analytic", "pipeline"]
 
-    # Seats come from the community allowance and the licence check-in, and are
-    # taken and freed by pipeline create/delete (analytics.services): never by hand.
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
-
 
 @admin.register(AnalyticCount)
-class AnalyticCountAdmin(admin.ModelAdmin):
+class AnalyticCountAdmin(ReadOnlyAdmin):
     """Counts over time, as the analytics stored them: read-only."""
 
     list_display = ["minute", "stream_id", "analytic_id", "zone", "label", "direction", "value"]
@@ -59,12 +53,3 @@ class AnalyticCountAdmin(admin.ModelAdmin):
     @admin.display(description="minute (UTC)", ordering="minute_ms")
     def minute(self, obj: AnalyticCount) -> str:
         return datetime.fromtimestamp(obj.minute_ms / 1000, tz=UTC).strftime("%Y-%m-%d %H:%M")
-
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False

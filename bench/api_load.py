@@ -395,7 +395,7 @@ def scenario_outage(data_dir: Path, embedded, outage_seconds: float, rate: float
         n, period, next_at = 0, 1.0 / rate, time.monotonic()
         while not stop.is_set():
             record = EventRecord(primary_text=f"bench {n}", pipeline_data={"n": n}, image_jpeg=crop)
-            sink.submit(desired.stamp(record, analytic_id="BENCH", emitted_at=time.time()))
+            sink.submit(record.for_stream(desired, analytic_id="BENCH", emitted_at=time.time()))
             n += 1
             next_at += period
             stop.wait(max(0.0, next_at - time.monotonic()))

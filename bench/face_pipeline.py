@@ -236,7 +236,7 @@ def scenario_processor(path: Path, *, naive_frames: int) -> dict:
         results = host.process(frame) if frame is not None else host.close()
         for analytic_id, result in results:
             for record in result.events:
-                sink.submit(desired.stamp(record, analytic_id=analytic_id, emitted_at=time.time()))
+                sink.submit(record.for_stream(desired, analytic_id=analytic_id, emitted_at=time.time()))
                 events += 1
         return time.perf_counter() - started
 

@@ -578,7 +578,7 @@ def scenario_ingest(*, count: int, crop: bytes, corpus: Corpus) -> dict:
         started = time.perf_counter()
         now = time.time()
         for record in records:
-            assert sink.submit(desired.stamp(record, analytic_id="NFV4-SS", emitted_at=now))
+            assert sink.submit(record.for_stream(desired, analytic_id="NFV4-SS", emitted_at=now))
         assert sink.flush(timeout=600), "the writer did not drain"
         batched_s = time.perf_counter() - started
         stats = sink.stats()

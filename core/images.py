@@ -149,3 +149,14 @@ def image_from_bytes(
     if pixels is None:
         raise UnreadableImage(f"{field} is not a decodable image")
     return DecodedImage(pixels=pixels, data=data, format=image_format)
+
+
+def as_bgr(image: np.ndarray) -> np.ndarray:
+    """A grey or BGRA image as BGR (the models' input); a BGR one as it is."""
+    if image.ndim == 2:
+        return cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
+    if image.ndim == 3 and image.shape[2] == 4:
+        return cv2.cvtColor(image, cv2.COLOR_BGRA2BGR)
+    if image.ndim == 3 and image.shape[2] == 3:
+        return image
+    raise ValueError(f"expected a BGR image, got an array of shape {image.shape}")

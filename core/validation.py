@@ -69,7 +69,8 @@ class InputSerializer(serializers.Serializer):
     # describe every subclass in the OpenAPI document.)
 
     # Templates: {field} is the object's path (empty at the root), {names} the unknown
-    # keys sorted, {first} the first of them, {allowed} the declared keys sorted.
+    # keys sorted, {first} the first of them, {given} the first unknown key in the
+    # order sent, {allowed} the declared keys sorted.
     unknown_message = "unknown field(s): {names}"
     unknown_name_max = 40
     required_message = "{field}: this field is required"
@@ -78,6 +79,9 @@ class InputSerializer(serializers.Serializer):
     # False: each field answers its own absence, in declaration order, instead.
     required_first = True
     required_order: tuple[str, ...] = ()
+    # The strict fields answer null as a value of the wrong type; False: DRF's own
+    # "This field may not be null." (a field's `null_is_wrong_type` overrides it).
+    null_is_wrong_type = True
 
     def run_validation(self, data=empty):
         if data is None and self.null_as_empty:
@@ -91,12 +95,14 @@ class InputSerializer(serializers.Serializer):
         path = field_path(self)
         if not isinstance(data, Mapping):
             refuse_input(self.not_object_message.format(field=path or "the body"))
-        unknown = sorted(str(name) for name in data if name not in self.fields)
-        if unknown:
+        given = [str(name) for name in data if name not in self.fields]
+        if given:
+            unknown = sorted(given)
             limit = self.unknown_name_max
             message = self.unknown_message.format(
                 names=", ".join(name[:limit] for name in unknown),
                 first=unknown[0][:60],
+                given=given[0][:60],
                 allowed=", ".join(sorted(self.fields)),
             )
             refuse_input(f"{path}: {message}" if path else message)
@@ -105,6 +111,15 @@ class InputSerializer(serializers.Serializer):
             if name not in data:
                 refuse_input(self.required_message.format(field=self._join(path, name)))
         return super().to_internal_value(data)
+
+
+class DrfWordedInputSerializer(InputSerializer):
+    # The wording of routes that answer in DRF's words: the first unknown key as
+    # sent (`unknown field 'x'`), and each field its own absence or null
+    # ("This field is required.", "This field may not be null."), in declaration order.
+    unknown_message = "unknown field '{given}'"
+    required_first = False
+    null_is_wrong_type = False
 
 
 def _valid(serializer: serializers.Serializer) -> dict[str, Any]:
@@ -127,13 +142,15 @@ def validated(serializer_class: type[serializers.Serializer], request, **context
     return _valid(serializer)
 
 
-def query_validated(serializer_class: type[serializers.Serializer], query, **context) -> dict[str, Any]:
+def query_validated(
+    serializer_class: type[serializers.Serializer], query, *, name_max: int | None = None, **context
+) -> dict[str, Any]:
     """A query string checked by `serializer_class`: parameters it does not declare,
-    or given twice, are refused first."""
+    or given twice, are refused first (unknown names cut at `name_max` characters)."""
     allowed = set(serializer_class().fields) | set(context.pop("also_allowed", ()))
     unknown = sorted(set(query) - allowed)
     if unknown:
-        raise BadRequest(f"unknown query parameter(s): {', '.join(unknown)}")
+        raise BadRequest(f"unknown query parameter(s): {', '.join(name[:name_max] for name in unknown)}")
     repeated = sorted(name for name, values in query.lists() if len(values) > 1)
     if repeated:
         raise BadRequest(f"query parameter(s) given more than once: {', '.join(repeated)}")
@@ -144,14 +161,33 @@ def query_validated(serializer_class: type[serializers.Serializer], query, **con
 # --- strict JSON fields ----------------------------------------------------------------
 # Each takes `message`: the whole text answered for a wrong value ({field} is its path,
 # {min}/{max}/{max_length} its bounds); without one, a short text prefixed by the path.
+# `messages` sets the whole text of one kind of wrong value (each field says which).
+# null is a value of the wrong type, answered with the field's own message, unless
+# `null_is_wrong_type` (the field's, else its serializer's) is False: then DRF's own
+# "This field may not be null.".
 
 
 class _Strict:
     default_message = "invalid value"
 
+    def __init__(
+        self,
+        *args,
+        message: str | None = None,
+        messages: dict[str, str] | None = None,
+        null_is_wrong_type: bool | None = None,
+        **kwargs,
+    ):
+        self.message = message
+        self.messages = messages or {}
+        self.null_is_wrong_type = null_is_wrong_type
+        super().__init__(*args, **kwargs)
+
     def validate_empty_values(self, data):
-        # null is a value of the wrong type, answered with the field's own message.
-        if data is None and not self.allow_null:
+        wrong_type = self.null_is_wrong_type
+        if wrong_type is None:
+            wrong_type = getattr(self.root, "null_is_wrong_type", True)
+        if data is None and not self.allow_null and wrong_type:
             return True, self.to_internal_value(data)
         return super().validate_empty_values(data)
 
@@ -165,10 +201,6 @@ class _Strict:
 class StrictIntegerField(_Strict, serializers.IntegerField):
     default_message = "must be an integer between {min} and {max}"
 
-    def __init__(self, *, message: str | None = None, **kwargs):
-        self.message = message
-        super().__init__(**kwargs)
-
     def to_internal_value(self, data: Any) -> int:
         low, high = self.min_value, self.max_value
         if type(data) is not int or (low is not None and data < low) or (high is not None and data > high):
@@ -179,25 +211,18 @@ class StrictIntegerField(_Strict, serializers.IntegerField):
 class StrictFloatField(_Strict, serializers.FloatField):
     default_message = "must be a number"
 
-    def __init__(self, *, message: str | None = None, **kwargs):
-        self.message = message
-        super().__init__(**kwargs)
-
     def to_internal_value(self, data: Any) -> float:
+        # messages: `range` (a number out of bounds; else as a wrong type).
         low, high = self.min_value, self.max_value
         if isinstance(data, bool) or not isinstance(data, int | float):
             self._refuse(min=low, max=high)
         if (low is not None and data < low) or (high is not None and data > high):
-            self._refuse(min=low, max=high)
+            self._refuse(self.messages.get("range"), min=low, max=high)
         return data
 
 
 class StrictBooleanField(_Strict, serializers.BooleanField):
     default_message = "must be true or false"
-
-    def __init__(self, *, message: str | None = None, **kwargs):
-        self.message = message
-        super().__init__(**kwargs)
 
     def to_internal_value(self, data: Any) -> bool:
         if not isinstance(data, bool):
@@ -208,16 +233,14 @@ class StrictBooleanField(_Strict, serializers.BooleanField):
 class StrictCharField(_Strict, serializers.CharField):
     """A JSON string, taken as it is (not trimmed). `messages` may set the whole
     text of `type`, `max_length`, `control` (control characters, refused when
-    `allow_control` is false) and `blank`."""
+    `allow_control` is false) and `blank` (when `allow_blank` is false: a string of
+    spaces only, or with `spaces_are_blank=False` the empty string only)."""
 
     default_message = "must be a string"
 
-    def __init__(
-        self, *, message: str | None = None, messages: dict[str, str] | None = None, allow_control=True, **kw
-    ):
-        self.message = message
-        self.messages = messages or {}
+    def __init__(self, *, allow_control=True, spaces_are_blank=True, **kw):
         self.allow_control = allow_control
+        self.spaces_are_blank = spaces_are_blank
         kw.setdefault("trim_whitespace", False)
         super().__init__(**kw)
 
@@ -228,7 +251,7 @@ class StrictCharField(_Strict, serializers.CharField):
     def to_internal_value(self, data: Any) -> str:
         if not isinstance(data, str):
             self._refuse(self.messages.get("type"))
-        if not self.allow_blank and not data.strip():
+        if not self.allow_blank and not (data.strip() if self.spaces_are_blank else data):
             if "blank" not in self.messages:
                 self.fail("blank")
             self._refuse(self.messages["blank"])
@@ -245,11 +268,6 @@ class StrictListField(_Strict, serializers.ListField):
     item its child refuses)."""
 
     default_message = "must be a list"
-
-    def __init__(self, *, messages: dict[str, str] | None = None, **kwargs):
-        self.message = None
-        self.messages = messages or {}
-        super().__init__(**kwargs)
 
     def to_internal_value(self, data: Any) -> list:
         if not isinstance(data, list) or (self.min_length is not None and len(data) < self.min_length):
@@ -269,10 +287,6 @@ class JsonObjectField(_Strict, serializers.JSONField):
     """A free-form JSON object."""
 
     default_message = "must be a JSON object"
-
-    def __init__(self, *, message: str | None = None, **kwargs):
-        self.message = message
-        super().__init__(**kwargs)
 
     def to_internal_value(self, data: Any) -> dict:
         if not isinstance(data, dict):
@@ -296,10 +310,6 @@ class Base64ImageField(RawField):
 
 class StrictChoiceField(_Strict, serializers.ChoiceField):
     default_message = "must be one of {choices}"
-
-    def __init__(self, choices, *, message: str | None = None, **kwargs):
-        self.message = message
-        super().__init__(choices, **kwargs)
 
     def to_internal_value(self, data: Any) -> Any:
         if not isinstance(data, str) or data not in self.choices:

@@ -108,16 +108,7 @@ def pipeline_extract(
             primary_text=record.primary_text or primary_text,
             secondary_text=record.secondary_text or secondary_text,
             search_text=" ".join(part for part in (record.search_text, extra_text) if part),
-        ).for_stream(
-            analytic_id=pipeline.analytic_id,
-            stream_id=stream.stream_id,
-            node_num=stream.node_id,
-            name=stream.name,
-            address=stream.address,
-            latitude=stream.latitude,
-            longitude=stream.longitude,
-            emitted_at=timestamp,
-        )
+        ).for_stream(stream, analytic_id=pipeline.analytic_id, emitted_at=timestamp)
         for record in _records(pipeline, image, timestamp)
     ]
     return events_create_batch(records=records)

@@ -137,16 +137,7 @@ def event_create(
         embedding=embedding,
         search_text=search_text,
         timestamp=timestamp.timestamp(),
-    ).for_stream(
-        analytic_id=analytic_id,
-        stream_id=stream.stream_id,
-        node_num=stream.node_id,
-        name=stream.name,
-        address=stream.address,
-        latitude=stream.latitude,
-        longitude=stream.longitude,
-        emitted_at=timestamp.timestamp(),
-    )
+    ).for_stream(stream, analytic_id=analytic_id, emitted_at=timestamp.timestamp())
     return events_create_batch(records=[record])[0]
 
 

@@ -18,10 +18,28 @@ import json
 import uuid
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 # The spool line's version; `from_json` also reads lines written before it had one.
 EVENT_VERSION = 1
+
+
+class StreamIdentity(Protocol):
+    """What an event is stamped with of its stream: a stream row (streams.models.Stream)
+    in the API, the runner's desired state (workers.desired.DesiredStream) on a node."""
+
+    @property
+    def stream_id(self) -> str: ...
+    @property
+    def node_num(self) -> int: ...
+    @property
+    def name(self) -> str: ...
+    @property
+    def address(self) -> str: ...
+    @property
+    def latitude(self) -> float: ...
+    @property
+    def longitude(self) -> float: ...
 
 
 @dataclass(frozen=True)
@@ -50,29 +68,18 @@ class EventRecord:
     # name whichever attempt saves it.
     event_id: uuid.UUID | None = None
 
-    def for_stream(
-        self,
-        *,
-        analytic_id: str,
-        stream_id: str,
-        node_num: int,
-        name: str,
-        address: str,
-        latitude: float,
-        longitude: float,
-        emitted_at: float,
-    ) -> EventRecord:
+    def for_stream(self, stream: StreamIdentity, *, analytic_id: str, emitted_at: float) -> EventRecord:
         """A copy stamped with the stream and analytic that emitted it at `emitted_at`
         (the frame's time; kept only when the analytic did not say when it saw it)."""
         return replace(
             self,
             analytic_id=analytic_id,
-            stream_id=stream_id,
-            node_num=node_num,
-            stream_name=name,
-            stream_address=address,
-            stream_latitude=float(latitude),
-            stream_longitude=float(longitude),
+            stream_id=stream.stream_id,
+            node_num=stream.node_num,
+            stream_name=stream.name,
+            stream_address=stream.address,
+            stream_latitude=float(stream.latitude),
+            stream_longitude=float(stream.longitude),
             timestamp=self.timestamp if self.timestamp is not None else emitted_at,
         )
 

@@ -8,6 +8,7 @@ from django import forms
 from django.contrib import admin
 from django.db import transaction
 
+from core.admin import ServiceSavedAdmin
 from core.errors import ApiError
 
 from . import services
@@ -89,9 +90,10 @@ class PlatformConfigAdminForm(forms.ModelForm):
 
 
 @admin.register(PlatformConfig)
-class PlatformConfigAdmin(admin.ModelAdmin):
+class PlatformConfigAdmin(ServiceSavedAdmin):
     """The single configuration row: edited, never added (it exists from the
-    first read) nor deleted."""
+    first read) nor deleted; the services apply an edit (they also tell every
+    process to reload once committed)."""
 
     form = PlatformConfigAdminForm
     list_display = ["__str__", "max_streams_per_node", "event_retention_days", "enable_cors", "log_level"]
@@ -116,17 +118,6 @@ class PlatformConfigAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None) -> bool:
         return False
-
-    # The form's validation applied the change through the services (they also
-    # tell every process to reload once committed); saving only hands it back.
-    def save_form(self, request, form, change):
-        return form.saved
-
-    def save_model(self, request, obj, form, change) -> None:
-        pass
-
-    def save_related(self, request, form, formsets, change) -> None:
-        pass
 
 
 @admin.register(LicenceCheckin)

@@ -16,7 +16,8 @@ from django.utils.html import format_html, format_html_join
 
 from analytics.models import Analytic, Seat
 from analytics.selectors import analytic_config_schema
-from core.errors import ApiError, NotFound
+from core.admin import ServiceSavedAdmin
+from core.errors import ApiError, NotFound, validation_message
 from platform_config.nodes import system_restart_request
 
 from . import selectors, services
@@ -25,12 +26,6 @@ from .serializers import STREAM_FIELD_MAP, StreamCreateSerializer, StreamUpdateS
 
 # Model field -> the API's name for it (the inverse of the serializers' map).
 API_FIELD = {model: api for api, model in STREAM_FIELD_MAP.items()}
-
-
-def _api_message(name: str, errors: list) -> str:
-    """A serializer error worded as the API answers it ("<field>: <problem>")."""
-    problem = str(errors[0]) if isinstance(errors, list) and errors else str(errors)
-    return problem if name == "non_field_errors" else f"{name}: {problem}"
 
 
 def _stream_error_field(message: str) -> str | None:
@@ -78,20 +73,6 @@ def _seat_serial(pipeline: Pipeline) -> str:
         return "-"
 
 
-class ServiceSavedAdmin(admin.ModelAdmin):
-    """The form's validation applied the change through a service (so a refusal
-    becomes a form error); saving here only hands back what the service stored."""
-
-    def save_form(self, request, form, change):
-        return form.saved
-
-    def save_model(self, request, obj, form, change):
-        pass
-
-    def save_related(self, request, form, formsets, change):
-        pass
-
-
 # --- streams ---------------------------------------------------------------------
 
 
@@ -134,7 +115,7 @@ class StreamAdminForm(forms.ModelForm):
         if not serializer.is_valid():
             for name, errors in serializer.errors.items():
                 field = STREAM_FIELD_MAP.get(name)
-                self.add_error(field if field in self.fields else None, _api_message(name, errors))
+                self.add_error(field if field in self.fields else None, validation_message({name: errors}))
             return
         data = serializer.validated_data
         check = data.get("check_capability", False)

@@ -24,6 +24,11 @@ class Stream(models.Model):
     def __str__(self) -> str:
         return f"{self.stream_id} ({self.name or self.address})"
 
+    @property
+    def node_num(self) -> int:
+        """The node's number (its primary key), as events and messages name it."""
+        return self.node_id
+
 
 class Pipeline(models.Model):
     """One analytic running on one stream, with its validated config."""

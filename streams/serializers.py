@@ -8,87 +8,58 @@ from __future__ import annotations
 
 from typing import Any
 
-from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from core.validation import (
+    DrfWordedInputSerializer,
+    JsonObjectField,
+    StrictBooleanField,
+    StrictCharField,
+    StrictFloatField,
+)
 from live.states import StreamState
 
 from .services import json_storage_problem
 
 
-class StrictCharField(serializers.CharField):
-    def to_internal_value(self, data: Any) -> str:
-        if not isinstance(data, str):
-            raise serializers.ValidationError("must be a string")
-        return super().to_internal_value(data)
-
-
-class StrictFloatField(serializers.FloatField):
-    def to_internal_value(self, data: Any) -> float:
-        if isinstance(data, bool) or not isinstance(data, (int, float)):
-            raise serializers.ValidationError("must be a number")
-        return super().to_internal_value(data)
-
-
-class StrictBooleanField(serializers.BooleanField):
-    def to_internal_value(self, data: Any) -> bool:
-        if not isinstance(data, bool):
-            raise serializers.ValidationError("must be true or false")
-        return data
-
-
-@extend_schema_field({"type": "object", "additionalProperties": {}})
-class JsonObjectField(serializers.JSONField):
-    def to_internal_value(self, data: Any) -> dict:
-        if not isinstance(data, dict):
-            raise serializers.ValidationError("must be a JSON object")
-        problem = json_storage_problem(data)
-        if problem:
-            raise serializers.ValidationError(problem)
-        return data
-
-
-class StrictSerializer(serializers.Serializer):
-    """Refuses keys it does not declare."""
-
-    def to_internal_value(self, data: Any) -> Any:
-        if isinstance(data, dict):
-            unknown = [name for name in data if name not in self.fields]
-            if unknown:
-                message = f"unknown field '{str(unknown[0])[:60]}'"
-                raise serializers.ValidationError({"non_field_errors": [message]})
-        return super().to_internal_value(data)
+def _json_storable(value: dict) -> None:
+    problem = json_storage_problem(value)
+    if problem:
+        raise serializers.ValidationError(problem)
 
 
 def _coordinate(limit: int, label: str, required: bool = False) -> StrictFloatField:
-    message = f"must be a number between -{limit} and {limit}"
     return StrictFloatField(
         required=required,
         min_value=-limit,
         max_value=limit,
         help_text=label,
-        error_messages={"min_value": message, "max_value": message, "invalid": message},
+        messages={"range": "{field}: must be a number between {min} and {max}"},
     )
 
 
-class StreamCreateSerializer(StrictSerializer):
+class StreamCreateSerializer(DrfWordedInputSerializer):
+    """Refuses keys it does not declare."""
+
     # Blank and over-long addresses reach live.addresses.address_validate,
     # which answers with the contract's "Invalid stream_address" message.
     stream_address = StrictCharField(
         allow_blank=True,
-        trim_whitespace=False,
         help_text="rtsp://, rtsps://, http(s):// URL, file under the media root "
         "(file:///path or /path), or a V4L2 device (/dev/videoN, v4l2:///dev/videoN).",
     )
-    stream_name = StrictCharField(required=False, allow_blank=True, max_length=200, trim_whitespace=False)
+    stream_name = StrictCharField(required=False, allow_blank=True, max_length=200)
     stream_latitude = _coordinate(90, "Latitude in degrees, -90 to 90.")
     stream_longitude = _coordinate(180, "Longitude in degrees, -180 to 180.")
     stream_custom_data = JsonObjectField(
-        required=False, help_text="Free-form JSON object kept with the stream."
+        required=False,
+        validators=[_json_storable],
+        help_text="Free-form JSON object kept with the stream.",
     )
     active = StrictBooleanField(required=False, help_text="Whether the stream should run (default true).")
     check_capability = StrictBooleanField(
-        required=False, help_text="When true, open the source and read a frame before accepting it."
+        required=False,
+        help_text="When true, open the source and read a frame before accepting it.",
     )
 
 
@@ -98,7 +69,6 @@ class StreamUpdateSerializer(StreamCreateSerializer):
     stream_address = StrictCharField(
         required=False,
         allow_blank=True,
-        trim_whitespace=False,
         help_text=StreamCreateSerializer().fields["stream_address"].help_text,
     )
 

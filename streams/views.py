@@ -15,6 +15,7 @@ from analytics.registry import get_plugin
 from analytics.services import NO_SEAT_STATUS
 from core.api import ApiView, body_object
 from core.openapi import ErrorSerializer
+from core.validation import validated
 from platform_config.selectors import node_get
 
 from . import selectors, services
@@ -112,9 +113,7 @@ class NodeStreamsView(ApiView):
     )
     def post(self, request, node: str):
         target = node_get(node)
-        serializer = StreamCreateSerializer(data=body_object(request))
-        serializer.is_valid(raise_exception=True)
-        data = serializer.validated_data
+        data = validated(StreamCreateSerializer, request)
         stream = services.stream_create(
             node=target,
             check_capability=data.get("check_capability", False),
@@ -162,9 +161,7 @@ class StreamDetailView(ApiView):
     )
     def put(self, request, node: str, stream_id: str):
         stream = selectors.stream_get(node=node_get(node), stream_id=stream_id)
-        serializer = StreamUpdateSerializer(data=body_object(request))
-        serializer.is_valid(raise_exception=True)
-        data = serializer.validated_data
+        data = validated(StreamUpdateSerializer, request)
         stream = services.stream_update(
             stream=stream, check_capability=data.get("check_capability", False), **stream_changes(data)
         )

@@ -10,7 +10,8 @@ from django import forms
 from django.contrib import admin
 from django.db.models import Count
 
-from core.errors import ApiError, NotFound
+from core.admin import ServiceSavedAdmin
+from core.errors import ApiError, NotFound, validation_message
 
 from . import selectors, services
 from .models import Vehicle, VehicleList
@@ -19,25 +20,10 @@ from .serializers import (
     VehicleCreateSerializer,
     VehicleListCreateSerializer,
     VehicleUpdateSerializer,
-    first_error,
 )
 
 VEHICLE_FIELDS = ("plate_number", *DETAIL_LIMITS)
 MAX_PLATE_HITS = 1000
-
-
-class ServiceSavedAdmin(admin.ModelAdmin):
-    """The form's validation applied the change through a service (so a refusal
-    becomes a form error); saving here only hands back what the service stored."""
-
-    def save_form(self, request, form, change):
-        return form.saved
-
-    def save_model(self, request, obj, form, change):
-        pass
-
-    def save_related(self, request, form, formsets, change):
-        pass
 
 
 class VehicleListAdminForm(forms.ModelForm):
@@ -53,7 +39,7 @@ class VehicleListAdminForm(forms.ModelForm):
             return
         serializer = VehicleListCreateSerializer(data={"list_name": self.cleaned_data["name"]})
         if not serializer.is_valid():
-            self.add_error("name", first_error(serializer.errors))
+            self.add_error("name", validation_message(serializer.errors))
             return
         try:
             self.saved = services.list_create(name=serializer.validated_data["list_name"])
@@ -122,7 +108,7 @@ class VehicleAdminForm(forms.ModelForm):
         if not serializer.is_valid():
             for name, errors in serializer.errors.items():
                 field = name if name in self.fields else None
-                self.add_error(field, f"{name}: {errors[0]}" if field else str(errors[0]))
+                self.add_error(field, validation_message({name: errors}))
             return
         data = dict(serializer.validated_data)
         try:

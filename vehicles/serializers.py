@@ -13,6 +13,7 @@ from django.core.validators import RegexValidator
 from rest_framework import serializers
 
 from analytics.plates.formats import normalise
+from core.validation import DrfWordedInputSerializer, StrictCharField
 
 from .models import PLATE_MAX_LENGTH, PLATE_NUMBER_MAX_LENGTH
 from .services import NAME_RE, NAME_RULE
@@ -35,23 +36,14 @@ def _no_control_characters(value: str) -> None:
         raise serializers.ValidationError("it must not contain control characters")
 
 
-class StrictCharField(serializers.CharField):
-    def to_internal_value(self, data: Any) -> str:
-        if not isinstance(data, str):
-            raise serializers.ValidationError("it must be a string")
-        return super().to_internal_value(data)
-
-
-class StrictSerializer(serializers.Serializer):
-    """Refuses keys it does not declare."""
-
-    def to_internal_value(self, data: Any) -> Any:
-        if isinstance(data, dict):
-            unknown = [name for name in data if name not in self.fields]
-            if unknown:
-                message = f"unknown field '{str(unknown[0])[:60]}'"
-                raise serializers.ValidationError({"non_field_errors": [message]})
-        return super().to_internal_value(data)
+def _text(**kwargs) -> StrictCharField:
+    """A string field as the vehicle routes check it: only the empty string is
+    blank (a plate of spaces is refused by its own rule)."""
+    return StrictCharField(
+        spaces_are_blank=False,
+        messages={"type": "{field}: it must be a string"},
+        **kwargs,
+    )
 
 
 def plate_number_clean(value: str) -> str:
@@ -68,26 +60,24 @@ def plate_number_clean(value: str) -> str:
 
 
 def _plate_field(required: bool) -> StrictCharField:
-    return StrictCharField(
+    return _text(
         required=required,
         max_length=PLATE_NUMBER_MAX_LENGTH,
-        trim_whitespace=False,
         help_text="As written, e.g. `B 1234 XYZ`: 2 to 15 letters or digits besides spaces and dashes. "
         "Unique in the list once spaces, dashes and case are left out.",
     )
 
 
 def _detail_field(name: str) -> StrictCharField:
-    return StrictCharField(
+    return _text(
         required=False,
         allow_blank=True,
         max_length=DETAIL_LIMITS[name],
-        trim_whitespace=False,
         help_text=DETAIL_HELP[name] or None,
     )
 
 
-class _VehicleFieldsSerializer(StrictSerializer):
+class _VehicleFieldsSerializer(DrfWordedInputSerializer):
     unique_id = _detail_field("unique_id")
     name = _detail_field("name")
     type = _detail_field("type")
@@ -121,12 +111,11 @@ class VehicleUpdateSerializer(_VehicleFieldsSerializer):
     plate_number = _plate_field(required=False)
 
 
-class VehicleListCreateSerializer(StrictSerializer):
+class VehicleListCreateSerializer(DrfWordedInputSerializer):
     """A new list of registered vehicles."""
 
-    list_name = StrictCharField(
+    list_name = _text(
         max_length=64,
-        trim_whitespace=False,
         validators=[RegexValidator(NAME_RE, f"it must be {NAME_RULE}")],
         help_text=NAME_RULE + ".",
     )
@@ -229,13 +218,3 @@ class VehicleDeletedSerializer(serializers.Serializer):
     code = serializers.IntegerField(default=200)
     message = serializers.CharField(default="vehicle successfully deleted")
     vehicle_id = serializers.IntegerField()
-
-
-def first_error(errors) -> str:
-    """A serializer's errors as the routes word them: the first one, `field: problem`."""
-    if isinstance(errors, list):
-        return str(errors[0]) if errors else "invalid input"
-    for name, problems in errors.items():
-        problem = problems[0] if isinstance(problems, list) and problems else problems
-        return str(problem) if name == "non_field_errors" else f"{name}: {problem}"
-    return "invalid input"

@@ -8,9 +8,10 @@ import re
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework.response import Response
 
-from core.api import ApiView, body_object
+from core.api import ApiView
 from core.errors import BadRequest
 from core.openapi import ErrorSerializer
+from core.validation import query_validated, validated
 
 from . import selectors, services
 from . import serializers as s
@@ -53,23 +54,6 @@ def _vehicle(list_name: str, vehicle_id: str):
     return selectors.vehicle_get(vehicle_list=vehicle_list, vehicle_id=int(vehicle_id))
 
 
-def _valid(serializer_class, data) -> dict:
-    serializer = serializer_class(data=data)
-    serializer.is_valid(raise_exception=True)
-    return dict(serializer.validated_data)
-
-
-def _query(request, allowed: set[str]) -> dict[str, str]:
-    """The query string as a plain dict: unknown or repeated parameters are refused."""
-    unknown = sorted(set(request.query_params) - allowed)
-    if unknown:
-        raise BadRequest(f"unknown query parameter(s): {', '.join(name[:40] for name in unknown)}")
-    repeated = sorted(name for name, values in request.query_params.lists() if len(values) > 1)
-    if repeated:
-        raise BadRequest(f"query parameter(s) given more than once: {', '.join(repeated)}")
-    return {name: request.query_params[name] for name in request.query_params}
-
-
 class VehicleListsView(ApiView):
     """Lists of registered vehicles (watch lists): a plate pipeline matches its readings against one."""
 
@@ -97,7 +81,7 @@ class VehicleListsView(ApiView):
         tags=TAGS,
     )
     def post(self, request):
-        data = _valid(s.VehicleListCreateSerializer, body_object(request))
+        data = validated(s.VehicleListCreateSerializer, request)
         created = services.list_create(name=data["list_name"])
         return Response(
             {"code": 200, "message": "vehicle list successfully created", "list_name": created.name}
@@ -146,7 +130,7 @@ class VehiclesView(ApiView):
     )
     def get(self, request, list_name: str):
         vehicle_list = _list(list_name)
-        query = _valid(s.VehicleQuerySerializer, _query(request, set(s.VehicleQuerySerializer().fields)))
+        query = query_validated(s.VehicleQuerySerializer, request.query_params, name_max=40)
         filters = {"name": query.get("name"), "status": query.get("status")}
         if "plate" in query:
             hits = selectors.vehicles_by_plate(
@@ -177,7 +161,7 @@ class VehiclesView(ApiView):
     )
     def post(self, request, list_name: str):
         vehicle_list = _list(list_name)
-        data = _valid(s.VehicleCreateSerializer, body_object(request))
+        data = validated(s.VehicleCreateSerializer, request)
         vehicle = services.vehicle_create(vehicle_list=vehicle_list, **data)
         return Response(
             {
@@ -215,7 +199,7 @@ class VehicleDetailView(ApiView):
     )
     def put(self, request, list_name: str, vehicle_id: str):
         vehicle = _vehicle(list_name, vehicle_id)
-        data = _valid(s.VehicleUpdateSerializer, body_object(request))
+        data = validated(s.VehicleUpdateSerializer, request)
         vehicle = services.vehicle_update(vehicle=vehicle, **data)
         return Response(
             {

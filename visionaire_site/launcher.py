@@ -38,6 +38,7 @@ from .services import (
 
 ROOT = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
+CELERY = [PYTHON, "-m", "celery", "-A", "visionaire_site"]  # the worker and beat commands
 WS_PING_INTERVAL_SECONDS = 20.0
 WS_PING_TIMEOUT_SECONDS = 20.0
 
@@ -133,11 +134,7 @@ def worker_command(node: int) -> list[str]:
     # max_streams_per_node (idle threads cost next to nothing).
     concurrency = os.environ.get("VISIONAIRE_WORKER_CONCURRENCY", "64")
     return [
-        PYTHON,
-        "-m",
-        "celery",
-        "-A",
-        "visionaire_site",
+        *CELERY,
         "worker",
         # Its node's queue (stream tasks) and the shared one (periodic jobs).
         "-Q",
@@ -159,11 +156,7 @@ def worker_command(node: int) -> list[str]:
 
 def beat_command(data_dir: Path) -> list[str]:
     return [
-        PYTHON,
-        "-m",
-        "celery",
-        "-A",
-        "visionaire_site",
+        *CELERY,
         "beat",
         "--loglevel",
         "INFO",

@@ -8,7 +8,6 @@ from django.db import close_old_connections
 
 from analytics.models import Seat
 from core.db import connection_release
-from live.events import EventRecord
 from streams.models import Stream
 
 from .pipelines import PipelineSpec
@@ -16,6 +15,9 @@ from .pipelines import PipelineSpec
 
 @dataclass(frozen=True)
 class DesiredStream:
+    """A stream as its runner reads it; its events are stamped with it
+    (live.events.EventRecord.for_stream)."""
+
     stream_id: str
     node_num: int
     name: str
@@ -24,19 +26,6 @@ class DesiredStream:
     longitude: float
     active: bool
     pipelines: tuple[PipelineSpec, ...]
-
-    def stamp(self, record: EventRecord, *, analytic_id: str, emitted_at: float) -> EventRecord:
-        """`record`, as `analytic_id` emitted it on this stream at `emitted_at` (unix seconds)."""
-        return record.for_stream(
-            analytic_id=analytic_id,
-            stream_id=self.stream_id,
-            node_num=self.node_num,
-            name=self.name,
-            address=self.address,
-            latitude=self.latitude,
-            longitude=self.longitude,
-            emitted_at=emitted_at,
-        )
 
 
 def desired_stream_get(stream_id: str) -> DesiredStream | None:

@@ -294,7 +294,7 @@ class StreamRunner:
     def _emit(self, desired: DesiredStream, analytic_id: str, events, timestamp: float) -> None:
         sink = event_sink()
         for record in events:
-            sink.submit(desired.stamp(record, analytic_id=analytic_id, emitted_at=timestamp))
+            sink.submit(record.for_stream(desired, analytic_id=analytic_id, emitted_at=timestamp))
 
     # -- periodic -----------------------------------------------------------------
     def _desired_changed(self, desired: DesiredStream) -> str | None:

@@ -48,6 +48,8 @@ import numpy as np
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 
+from core.images import as_bgr
+
 logger = logging.getLogger(__name__)
 
 # The face and event tables' vector columns (events.models.EMBEDDING_DIMENSIONS).
@@ -86,16 +88,6 @@ class DetectedFace:
         return min(self.box[2], self.box[3])
 
 
-def _as_bgr(image: np.ndarray) -> np.ndarray:
-    if image.ndim == 2:
-        return cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
-    if image.ndim == 3 and image.shape[2] == 4:
-        return cv2.cvtColor(image, cv2.COLOR_BGRA2BGR)
-    if image.ndim == 3 and image.shape[2] == 3:
-        return image
-    raise ValueError(f"expected a BGR image, got an array of shape {image.shape}")
-
-
 class FaceDetector:
     """RetinaFace-MobileNet0.25 through ONNX Runtime. Thread-safe (ONNX Runtime's
     `run` is). Large frames are shrunk to `max_side` first: detection time grows
@@ -120,7 +112,7 @@ class FaceDetector:
 
     def detect(self, image_bgr: np.ndarray, *, min_score: float = 0.8) -> list[DetectedFace]:
         """Faces in the image, highest score first."""
-        image = _as_bgr(image_bgr)
+        image = as_bgr(image_bgr)
         height, width = image.shape[:2]
         if height < 2 or width < 2:
             return []
@@ -244,7 +236,7 @@ class DlibAligner:
         """The aligned chips of the faces, [N, 150, 150, 3] uint8 RGB."""
         if not faces:
             return np.zeros((0, self.chip_size, self.chip_size, 3), dtype=np.uint8)
-        rgb = np.ascontiguousarray(cv2.cvtColor(_as_bgr(image_bgr), cv2.COLOR_BGR2RGB))
+        rgb = np.ascontiguousarray(cv2.cvtColor(as_bgr(image_bgr), cv2.COLOR_BGR2RGB))
         with self._lock:
             return np.stack([self._chip(rgb, face) for face in faces])
 
@@ -416,7 +408,7 @@ class OnnxEmbedder:
         """The faces aligned and normalised: the model's input, [N, 3, size, size] float32."""
         if not faces:
             return np.zeros((0, 3, self.input_size, self.input_size), dtype=np.float32)
-        image = _as_bgr(image_bgr)
+        image = as_bgr(image_bgr)
         crops = np.stack([self.aligned(image, face) for face in faces]).astype(np.float32)
         if self.rgb:
             crops = crops[..., ::-1]
@@ -572,7 +564,7 @@ def blur_score(image_bgr: np.ndarray, face: DetectedFace) -> float:
     """Sharpness of the face: variance of the Laplacian of the face crop resized
     to 112x112 grey (so it does not depend on the face's size), / BLUR_SCALE.
     Higher is sharper; 0 for an empty crop."""
-    image = _as_bgr(image_bgr)
+    image = as_bgr(image_bgr)
     x0, y0, x1, y1 = _clipped_box(image, face.box)
     if x1 - x0 < 2 or y1 - y0 < 2:
         return 0.0
@@ -617,7 +609,7 @@ def crop_jpeg(
 ) -> bytes:
     """The face with `margin` (a fraction of the box) around it, as JPEG bytes;
     shrunk to `max_side` pixels when given (thumbnails)."""
-    image = _as_bgr(image_bgr)
+    image = as_bgr(image_bgr)
     x0, y0, x1, y1 = _clipped_box(image, face.box, margin)
     crop = image[y0:y1, x0:x1] if x1 > x0 and y1 > y0 else image
     if max_side is not None and max(crop.shape[:2]) > max_side:

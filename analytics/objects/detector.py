@@ -43,6 +43,8 @@ import cv2
 import numpy as np
 from django.core.exceptions import ImproperlyConfigured
 
+from core.images import as_bgr
+
 from . import darknet
 
 logger = logging.getLogger(__name__)
@@ -97,16 +99,6 @@ class DetectorConfig:
             nms_iou=settings.OBJECT_DETECTOR_NMS_IOU,
             cache_dir=Path(settings.DATA_DIR) / "models",
         )
-
-
-def _as_bgr(frame: np.ndarray) -> np.ndarray:
-    if frame.ndim == 2:
-        return cv2.cvtColor(frame, cv2.COLOR_GRAY2BGR)
-    if frame.ndim == 3 and frame.shape[2] == 4:
-        return cv2.cvtColor(frame, cv2.COLOR_BGRA2BGR)
-    if frame.ndim == 3 and frame.shape[2] == 3:
-        return frame
-    raise ValueError(f"expected a BGR frame, got an array of shape {frame.shape}")
 
 
 def _names_from_metadata(session) -> list[str] | None:
@@ -260,7 +252,7 @@ class ObjectDetector:
 
     def prepare(self, frame: np.ndarray) -> tuple[np.ndarray, Letterbox]:
         """The frame letterboxed into the input: a [3, H, W] tensor and how it was fitted."""
-        image = _as_bgr(frame)
+        image = as_bgr(frame)
         height, width = image.shape[:2]
         if height < 1 or width < 1:
             raise ValueError(f"expected a BGR frame, got an empty array of shape {frame.shape}")

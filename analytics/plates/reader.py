@@ -51,6 +51,7 @@ from django.core.exceptions import ImproperlyConfigured
 
 from analytics.plates.formats import Parsed, PlateFormat
 from analytics.plates.voting import Reading
+from core.images import as_bgr
 
 logger = logging.getLogger(__name__)
 
@@ -225,16 +226,6 @@ RANK_HEIGHT = 0.3
 RANK_CORRECTION = 0.2
 
 
-def _as_bgr(image: np.ndarray) -> np.ndarray:
-    if image.ndim == 2:
-        return cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
-    if image.ndim == 3 and image.shape[2] == 4:
-        return cv2.cvtColor(image, cv2.COLOR_BGRA2BGR)
-    if image.ndim == 3 and image.shape[2] == 3:
-        return image
-    raise ValueError(f"expected a BGR image, got an array of shape {image.shape}")
-
-
 def _plate_classes(characters: Sequence[str]) -> tuple[list[str], list[list[int]]]:
     """The classes the decoder keeps: blank, a separator, digits, letters (both cases),
     each with the recogniser's output indexes it sums."""
@@ -357,7 +348,7 @@ class PlateReader:
 
     def detect(self, image: np.ndarray) -> list[tuple[np.ndarray, float]]:
         """Text boxes (four corners, image pixels) and their scores, largest first."""
-        image = _as_bgr(image)
+        image = as_bgr(image)
         if min(image.shape[:2]) < 4:
             return []
         tensor, _, _ = self._det_input(image)
@@ -411,7 +402,7 @@ class PlateReader:
             batch = np.zeros((len(chunk), 3, REC_HEIGHT, width), dtype=np.float32)
             for row, i in enumerate(chunk):
                 resized_w = max(1, min(width, int(np.ceil(REC_HEIGHT * ratios[i]))))
-                resized = cv2.resize(_as_bgr(crops[i]), (resized_w, REC_HEIGHT))  # bilinear
+                resized = cv2.resize(as_bgr(crops[i]), (resized_w, REC_HEIGHT))  # bilinear
                 batch[row, :, :, :resized_w] = (resized.astype(np.float32) / 127.5 - 1.0).transpose(2, 0, 1)
             probs = self._rec.run(None, {self._rec.get_inputs()[0].name: batch})[0]
             for row, i in enumerate(chunk):
@@ -424,7 +415,7 @@ class PlateReader:
         """Every text line of an image, largest first: (lines, detection ms, recognition ms)."""
         from rapidocr.utils.process_img import get_rotate_crop_image
 
-        image = _as_bgr(image)
+        image = as_bgr(image)
         started = time.perf_counter()
         boxes = self.detect(image)[: self.config.max_lines]
         det_ms = 1000 * (time.perf_counter() - started)
@@ -472,7 +463,7 @@ class PlateReader:
         `accept` tells a plate from other text (a format's test); the first region
         with an accepted candidate ends the search. Without it, the first region
         with any text does."""
-        vehicle = _as_bgr(vehicle)
+        vehicle = as_bgr(vehicle)
         height = vehicle.shape[0]
         det_ms = rec_ms = 0.0
         tried: list[tuple[str, tuple[int, int, int, int]]] = []

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 from datetime import UTC, datetime
+from types import SimpleNamespace
 
 import pytest
 from asgiref.sync import async_to_sync
@@ -218,15 +219,16 @@ def test_message_of_an_event_whose_stream_is_gone():
         timestamp=T0,
         pipeline_data={"status": "UNKNOWN"},
     )
-    record = EventRecord(pipeline_data={"status": "UNKNOWN"}).for_stream(
-        analytic_id=ANALYTIC,
+    stream = SimpleNamespace(
         stream_id=LOBBY,
         node_num=2,
         name="Old camera",
         address="rtsp://10.7.2.9/old",
         latitude=-6.5,
         longitude=106,
-        emitted_at=T0.timestamp(),
+    )
+    record = EventRecord(pipeline_data={"status": "UNKNOWN"}).for_stream(
+        stream, analytic_id=ANALYTIC, emitted_at=T0.timestamp()
     )
     assert event_message_build(event=event, record=record) == {
         "analytic_id": ANALYTIC,

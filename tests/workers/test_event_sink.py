@@ -80,7 +80,7 @@ def record(n: int, **fields) -> EventRecord:
 
 
 def submit(sink: EventSink, rec: EventRecord, timestamp: float = SEEN_AT) -> bool:
-    return sink.submit(DESIRED.stamp(rec, analytic_id="NFV4-FR", emitted_at=timestamp))
+    return sink.submit(rec.for_stream(DESIRED, analytic_id="NFV4-FR", emitted_at=timestamp))
 
 
 @transactional

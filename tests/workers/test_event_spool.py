@@ -55,7 +55,7 @@ def jpeg(n: int) -> bytes:
 
 def submit(sink: EventSink, n: int) -> bool:
     record = EventRecord(primary_text=f"event {n}", pipeline_data={"n": n}, image_jpeg=jpeg(n))
-    return sink.submit(DESIRED.stamp(record, analytic_id="TEST-BRIGHT", emitted_at=SEEN_AT + n))
+    return sink.submit(record.for_stream(DESIRED, analytic_id="TEST-BRIGHT", emitted_at=SEEN_AT + n))
 
 
 class FlakyStore:
@@ -232,7 +232,7 @@ def test_a_bad_event_during_replay_costs_only_itself(store, sinks, media_root):
         record = EventRecord(primary_text=f"event {n}", pipeline_data={"n": n}, image_jpeg=jpeg(n))
         if n == 12:  # in the spool: an embedding of the wrong size is refused by the database
             record = EventRecord(primary_text="bad", pipeline_data={"n": n}, embedding=[1.0, 2.0])
-        sink.submit(DESIRED.stamp(record, analytic_id="TEST-BRIGHT", emitted_at=SEEN_AT + n))
+        sink.submit(record.for_stream(DESIRED, analytic_id="TEST-BRIGHT", emitted_at=SEEN_AT + n))
     store.down.clear()
     assert sink.flush(timeout=30)
     stats = sink.stats()

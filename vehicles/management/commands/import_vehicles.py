@@ -26,9 +26,9 @@ from django.core.management.base import BaseCommand, CommandError
 from rest_framework.exceptions import ValidationError
 from tqdm import tqdm  # locked (a dependency of rapidocr) and kept up: no need for a hand-written bar
 
-from core.errors import ApiError
+from core.errors import ApiError, validation_message
 from vehicles import selectors, services
-from vehicles.serializers import VehicleCreateSerializer, first_error
+from vehicles.serializers import VehicleCreateSerializer
 
 HEADER = ("plate_number", "unique_id", "name", "type", "brand", "color", "status")
 MAX_LINE_BYTES = 4096  # far above a line of the longest fields; a longer one is refused, not read
@@ -171,7 +171,7 @@ class Command(BaseCommand):
                 try:
                     valid = validator.run_validation(dict(zip(columns, record, strict=True)))
                 except ValidationError as exc:
-                    refuse(line, first_error(exc.detail))
+                    refuse(line, validation_message(exc.detail))
                     continue
                 batch.append((line, dict(valid)))
                 if len(batch) >= BATCH:
