@@ -434,6 +434,7 @@ def test_recognition_finds_the_enrolled_person_first(api, gallery, photos, engin
                 ],
                 "threshold": threshold,
                 "gallery_size": 2,
+                "calibrated": True,
             }
         }
     }
