@@ -422,6 +422,10 @@ def faces_reembed(
                 report.events_cleared = embedded_events.count()
             if report.faces_unembeddable:
                 _drop_unembeddable(faces_column, report, staged(faces_column))
+            with connection.cursor() as cursor:
+                # Django's foreign keys are checked at commit; PostgreSQL alters no table
+                # with such checks pending (those of the deletions above), so run them now.
+                cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
             for column in columns:
                 _column_swap(column, dimension)
             FaceVariation.objects.update(embedder=engine.embedder.name)

@@ -118,9 +118,9 @@ def test_another_size_is_refused_then_reembedded_and_recognised(api, enrolled, p
     engine = face_engine()  # starts now
     assert engine.embedder.dim == 512 and not engine.calibrated
     # The stored vectors are the new model's embeddings of the enrolled faces.
-    stored = np.array(FaceVariation.objects.get(person__face_id="obama").embedding)
+    obama = np.array(FaceVariation.objects.get(person__face_id="obama").embedding)
     expected = engine.analyze(photos.bgr("obama.jpg"))[1][0]
-    assert stored.shape == (512,) and np.allclose(stored, expected, atol=1e-5)
+    assert obama.shape == (512,) and np.allclose(obama, expected, atol=1e-5)
     event = Event.objects.get()
     assert len(event.embedding) == 512
     assert engine.similarity(event.embedding, engine.analyze(photos.bgr("obama2.jpg"))[1][0]) > 0.99
