@@ -111,12 +111,14 @@ def embedding_store_check(embedder) -> None:
     dimensions = embedding_column_dimensions()
     wrong = {name: dim for name, dim in dimensions.items() if dim != embedder.dim}
     if wrong:
-        stored = ", ".join(f"{name} is vector({dim or ''})" for name, dim in wrong.items())
+        sizes = "/".join(sorted({f"{dim}-d" if dim else "unsized" for dim in wrong.values()}))
+        columns = ", ".join(f"{name} is vector({dim or ''})" for name, dim in wrong.items())
+        # The command first: a worker's status keeps only the start of the message.
         raise ImproperlyConfigured(
             f"the face embedder {embedder.name} outputs {embedder.dim}-d embeddings but the database stores "
-            f"other sizes ({stored}). Run `{REEMBED_COMMAND}` with this embedder configured (add --events to "
-            f"re-embed the events' faces too) to re-embed the enrolled photos and resize the columns to "
-            f"{embedder.dim}, or configure the embedder that made the stored vectors."
+            f"{sizes} ones: run `{REEMBED_COMMAND}` with this embedder configured (add --events to re-embed "
+            f"the events' faces too) to re-embed the enrolled photos and resize the columns to "
+            f"{embedder.dim}, or configure the embedder that made the stored vectors ({columns})."
         )
     others = (
         FaceVariation.objects.exclude(embedder=embedder.name)

@@ -481,6 +481,7 @@ def test_recognition_in_an_empty_keyspace(api, keyspace, photos):
                     "candidates": [],
                     "threshold": round(DLIB_RESNET_V1.threshold(0.01, 1), 4),
                     "gallery_size": 0,
+                    "calibrated": True,
                 }
             }
         },

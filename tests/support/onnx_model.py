@@ -64,15 +64,9 @@ def _float_tensor(name: str, array: np.ndarray) -> bytes:
 
 
 def embedder_model(
-    *,
-    dim: int = 128,
-    input_size: int = 112,
-    batch: int | None = None,
-    seed: int = 5,
-    declare_dim: bool = True,
+    *, dim: int = 128, input_size: int = 112, batch: int | None = None, seed: int = 5
 ) -> bytes:
-    """The model's bytes; `batch=None` gives a dynamic batch dimension;
-    `declare_dim=False` leaves the output's size unnamed in the graph (a symbol)."""
+    """The model's bytes; `batch=None` gives a dynamic batch dimension."""
     cell = input_size // 4
     weights = np.random.default_rng(seed).standard_normal((3 * 4 * 4, dim)).astype(np.float32)
     nodes = [
@@ -91,7 +85,7 @@ def embedder_model(
         + _bytes(2, "test-embedder")
         + _bytes(5, _float_tensor("weights", weights))
         + _bytes(11, _value_info("input", [batch_dim, 3, input_size, input_size]))
-        + _bytes(12, _value_info("embedding", [batch_dim, dim if declare_dim else "D"]))
+        + _bytes(12, _value_info("embedding", [batch_dim, dim]))
     )
     opset = _bytes(1, "") + _int(2, 13)
     return _int(1, 7) + _bytes(2, "visionaire-tests") + _bytes(7, graph) + _bytes(8, opset)
