@@ -90,6 +90,40 @@ def env_list(name: str, default: list[str], *, environ: Mapping[str, str] | None
     return [item.strip() for item in value.split(",") if item.strip()]
 
 
+def env_score_points(name: str, *, environ: Mapping[str, str] | None = None) -> list[tuple[float, float]]:
+    """`similarity:rate` pairs, comma-separated (`0.62:1e-2, 0.70:1e-3`): at least
+    two, similarities in (0, 1], rates in (0, 1) that fall as the similarity
+    grows; sorted by similarity. Empty when unset."""
+    items = env_list(name, [], environ=environ)
+    if not items:
+        return []
+    points = []
+    for item in items:
+        similarity, sep, rate = item.partition(":")
+        try:
+            point = (float(similarity), float(rate))
+        except ValueError:
+            point = None
+        if not sep or point is None:
+            raise ImproperlyConfigured(
+                f"{name}: expected similarity:rate pairs such as 0.62:1e-2, got {item!r}"
+            )
+        if not (0.0 < point[0] <= 1.0 and 0.0 < point[1] < 1.0):
+            raise ImproperlyConfigured(
+                f"{name}: {item!r}: the similarity must lie in (0, 1] and the rate in (0, 1)"
+            )
+        points.append(point)
+    points.sort()
+    if len(points) < 2:
+        raise ImproperlyConfigured(f"{name}: give at least two similarity:rate pairs (got {len(points)})")
+    for (s0, r0), (s1, r1) in zip(points, points[1:], strict=False):
+        if s1 <= s0 or r1 >= r0:
+            raise ImproperlyConfigured(
+                f"{name}: the rate must fall as the similarity grows ({s0}:{r0:g} then {s1}:{r1:g})"
+            )
+    return points
+
+
 def env_path(name: str, default: Path, *, environ: Mapping[str, str] | None = None) -> Path:
     value = _raw(name, environ)
     return (Path(value).expanduser() if value is not None else default).resolve()

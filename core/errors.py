@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import sys
 
-from django.core.exceptions import RequestDataTooBig
+from django.core.exceptions import ImproperlyConfigured, RequestDataTooBig
 from django.http import Http404, JsonResponse
 from rest_framework import exceptions as drf_exceptions
 from rest_framework.response import Response
@@ -94,6 +94,10 @@ def exception_handler(exc, context):
         return Response(error_body(400, validation_message(exc.detail)), status=400)
     if isinstance(exc, drf_exceptions.APIException):
         return Response(error_body(exc.status_code, str(exc.detail)), status=exc.status_code)
+    if isinstance(exc, ImproperlyConfigured):
+        # A setting that cannot work (e.g. the face engine refusing to start): the
+        # service is unavailable until an operator fixes what the message names.
+        return Response(error_body(503, f"service not available: {exc}"[:1000]), status=503)
     from .outage import outage_message
 
     message = outage_message(exc)

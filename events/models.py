@@ -9,7 +9,9 @@ from django.contrib.postgres.search import SearchVector
 from django.db import models
 from pgvector.django import HnswIndex, VectorField
 
-# dlib's face embedding, the default embedder, has 128 dimensions.
+# dlib's face embedding, the default embedder, has 128 dimensions: the column's size in
+# a fresh database; `face_reembed` resizes it in the database for another face embedder
+# (see faces.models.EMBEDDING_DIMENSIONS). A migration must never alter this field.
 EMBEDDING_DIMENSIONS = 128
 
 

@@ -6,8 +6,10 @@ from __future__ import annotations
 from django.db import models
 from pgvector.django import HnswIndex, VectorField
 
-# The face engine's embedding size (analytics.face.engine.STORED_EMBEDDING_DIMENSIONS):
-# an HNSW index needs a fixed dimension, so an ONNX embedder must output 128 values.
+# The shipped embedder's size: the column's size in a fresh database. An HNSW index
+# needs a fixed dimension; `face_reembed` (faces/reembed.py) resizes the column in the
+# database for another embedder, so the database, not this field, says the size in
+# force (read from PostgreSQL's catalog). A migration must never alter this field.
 EMBEDDING_DIMENSIONS = 128
 
 

@@ -180,6 +180,11 @@ class FaceCandidatesSerializer(serializers.Serializer):
         min_value=0,
         help_text="[ours] Enrolled faces (variations) in the keyspace: what a query is compared with.",
     )
+    calibrated = serializers.BooleanField(
+        help_text="[ours] Whether the face embedder's similarities are calibrated (the shipped model, or an "
+        "ONNX model with VISIONAIRE_FACE_ONNX_FALSE_ACCEPT). False: `threshold` is a fixed similarity "
+        "(VISIONAIRE_FACE_MATCH_THRESHOLD) and `false_match_probability` is null.",
+    )
 
 
 class FaceRecognitionResultSerializer(serializers.Serializer):

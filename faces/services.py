@@ -88,11 +88,14 @@ class Candidate:
 @dataclass(frozen=True)
 class Recognition:
     """A 1:N search's answer: candidates, the similarity a candidate needs to be
-    named (`threshold`) and the enrolled faces searched (`gallery_size`)."""
+    named (`threshold`) and the enrolled faces searched (`gallery_size`);
+    `calibrated`: the embedder has a score model (else the threshold is a fixed
+    similarity and no false-match probability is known)."""
 
     candidates: list[Candidate]
     threshold: float
     gallery_size: int
+    calibrated: bool = True
 
 
 @dataclass(frozen=True)
@@ -507,7 +510,9 @@ def faces_recognize(*, keyspace: str, image: DecodedImage, candidate_count: int)
                 candidate, match=decision.accepted, false_match_probability=decision.false_match_probability
             )
         )
-    return Recognition(candidates=decided, threshold=threshold, gallery_size=size)
+    return Recognition(
+        candidates=decided, threshold=threshold, gallery_size=size, calibrated=face_engine().calibrated
+    )
 
 
 def embeddings_extract(*, image: DecodedImage) -> list[list[float]]:

@@ -119,6 +119,7 @@ class RecognitionView(ApiView):
             "candidates": candidates,
             "threshold": round(found.threshold, 4),
             "gallery_size": found.gallery_size,
+            "calibrated": found.calibrated,
         }
         return Response({"result": {"face_recognition": recognition}})
 

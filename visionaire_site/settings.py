@@ -11,7 +11,17 @@ from pathlib import Path
 from channels_redis.core import RedisChannelLayer
 from django.core.exceptions import ImproperlyConfigured
 
-from core.env import env_bool, env_choice, env_float, env_int, env_list, env_networks, env_path, env_str
+from core.env import (
+    env_bool,
+    env_choice,
+    env_float,
+    env_int,
+    env_list,
+    env_networks,
+    env_path,
+    env_score_points,
+    env_str,
+)
 
 from .endpoints import DB_POOL_MAX_DEFAULT, database_settings, read_services_file
 
@@ -343,7 +353,7 @@ COMMUNITY_SEATS_PER_ANALYTIC = env_int("VISIONAIRE_COMMUNITY_SEATS", 4, minimum=
 ANALYTIC_MODULES = env_list("VISIONAIRE_ANALYTIC_MODULES", [])
 
 # Face recognition (the face analytics' engine, and the faces app). The face tables
-# store 128-d vectors: an ONNX embedder must output 128 values (see the face engine).
+# store the embedder's vectors (128-d for dlib; face_reembed resizes them for another).
 # dlib-onnx: dlib's model converted to ONNX (cached under DATA_DIR/models, checked
 # against dlib; dlib itself when that fails); dlib: dlib itself; onnx: a model of
 # your own (VISIONAIRE_FACE_ONNX_*).
@@ -354,6 +364,10 @@ FACE_ONNX_MEAN = env_float("VISIONAIRE_FACE_ONNX_MEAN", 127.5)
 FACE_ONNX_STD = env_float("VISIONAIRE_FACE_ONNX_STD", 127.5, minimum=1e-6)
 FACE_ONNX_RGB = env_bool("VISIONAIRE_FACE_ONNX_RGB", True)
 FACE_ONNX_SIMILARITY_SCALE = env_float("VISIONAIRE_FACE_ONNX_SIMILARITY_SCALE", 4.0, minimum=0.01)
+# The ONNX embedder's measured per-pair false-accept rates ("0.62:1e-2,0.70:1e-3,0.76:1e-4",
+# face_eval's verification figures): its 1:N thresholds then follow the gallery size.
+# Unset: the model is uncalibrated (a fixed threshold, no false-match probability).
+FACE_ONNX_FALSE_ACCEPT = env_score_points("VISIONAIRE_FACE_ONNX_FALSE_ACCEPT")
 # Each worker's face embedding runtime (the face analytics' batching.py): the faces of all
 # its streams are embedded together, up to this many per model call or after this
 # wait; beyond the queue, faces are refused (a stream embeds them at a later frame).

@@ -52,6 +52,15 @@ over-stating the false-match risk:
 measured similarities (e.g. `face_eval`'s), for another embedder or another
 population; with fewer than ~1/FAR pairs its far tail is an upper-bound guess.
 
+Another embedder (a deployment's own ONNX model) is not described by this
+model. Its operators measure it (`face_eval`: the similarities at FAR
+1e-2 / 1e-3 / 1e-4) and give those points in settings
+(`VISIONAIRE_FACE_ONNX_FALSE_ACCEPT`); the engine registers a model through
+them (`false_accept_model`, `score_model_register`): impostor side only, so
+1:N thresholds follow the gallery size as for the shipped model, and expected
+genuine accepts are unknown (None). Without them the embedder is uncalibrated:
+a fixed threshold, no false-match probability (None in answers).
+
 Pure Python + numpy (the normal quantile from `statistics.NormalDist`): scipy
 is not a runtime dependency of the platform.
 """
@@ -160,7 +169,7 @@ class ThresholdRow:
     threshold: float
     per_pair_false_accept: float
     false_match_rate: float
-    genuine_accept: float
+    genuine_accept: float | None  # None: the model has no genuine curve
     extrapolated: bool  # the threshold lies beyond the measured impostor scores
 
     def as_dict(self) -> dict:
@@ -169,7 +178,7 @@ class ThresholdRow:
             "threshold": round(self.threshold, 4),
             "per_pair_false_accept": float(f"{self.per_pair_false_accept:.3g}"),
             "false_match_rate": float(f"{self.false_match_rate:.3g}"),
-            "genuine_accept": round(self.genuine_accept, 4),
+            "genuine_accept": None if self.genuine_accept is None else round(self.genuine_accept, 4),
             "extrapolated": self.extrapolated,
         }
 
@@ -182,7 +191,7 @@ class ScoreModel:
 
     name: str
     impostor: _ProbitCurve
-    genuine: _ProbitCurve
+    genuine: _ProbitCurve | None  # None: only the impostor side was measured
     measured_up_to: float
     source: str = ""
 
@@ -193,8 +202,11 @@ class ScoreModel:
         result = self.impostor.survival(similarity)
         return float(result) if np.ndim(result) == 0 else result
 
-    def genuine_accept(self, threshold) -> float | np.ndarray:
-        """P(a new photo of an enrolled person scores >= threshold against their enrollment)."""
+    def genuine_accept(self, threshold) -> float | np.ndarray | None:
+        """P(a new photo of an enrolled person scores >= threshold against their
+        enrollment); None for a model without a genuine curve."""
+        if self.genuine is None:
+            return None
         result = self.genuine.survival(threshold)
         return float(result) if np.ndim(result) == 0 else result
 
@@ -235,7 +247,7 @@ class ScoreModel:
                     threshold=threshold,
                     per_pair_false_accept=float(self.false_accept(threshold)),
                     false_match_rate=float(self.false_match(threshold, size)),
-                    genuine_accept=float(self.genuine_accept(threshold)),
+                    genuine_accept=None if self.genuine is None else float(self.genuine_accept(threshold)),
                     extrapolated=self.extrapolated(threshold),
                 )
             )
@@ -261,10 +273,12 @@ class ScoreModel:
         below = 1.0 - self.impostor.survival(x - margin)
         return float(np.clip(np.trapezoid(n * density * below ** (n - 1), x), 0.0, 1.0))
 
-    def genuine_accept_with_margin(self, threshold: float, margin: float, gallery_size: int) -> float:
+    def genuine_accept_with_margin(self, threshold: float, margin: float, gallery_size: int) -> float | None:
         """P(an enrolled person is named) under the margin rule: their own score
         reaches the threshold and beats the best of the other N - 1 people by the
-        margin (assumed independent of the genuine score)."""
+        margin (assumed independent of the genuine score). None without a genuine curve."""
+        if self.genuine is None:
+            return None
         n = _gallery(gallery_size)
         x = self._grid(threshold)
         survival = self.genuine.survival(x)
@@ -335,7 +349,7 @@ class ScoreModel:
                     above = (z[-2] - z[-3]) / (s[-2] - s[-3])
                     impostor_curve = _ProbitCurve(s, z, impostor_curve.below, above)
                 measured_up_to = float(impostor_max)
-        genuine_curve = base.genuine
+        genuine_curve = base.genuine if base.genuine is not None else DLIB_RESNET_V1.genuine
         if genuine_quantile is not None and genuine_count >= 5:
             knots = _strictly_decreasing([(genuine_quantile(q), 1 - q) for q in (0.05, 0.25, 0.5)])
             if len(knots) >= 2:
@@ -400,12 +414,41 @@ DLIB_RESNET_V1 = ScoreModel(
     source="LFW view 2 (6,000 pairs) and 1,000,000 cross-identity pairs of its 7,701 images",
 )
 
-_MODELS = {DLIB_RESNET_V1.name: DLIB_RESNET_V1}
+_SHIPPED = {DLIB_RESNET_V1.name: DLIB_RESNET_V1}
+_MODELS = dict(_SHIPPED)
+
+
+def false_accept_model(name: str, points: Sequence[tuple[float, float]]) -> ScoreModel:
+    """The score model of an embedder measured elsewhere, from (similarity, per-pair
+    false-accept rate) points (at least two; e.g. `face_eval`'s similarities at
+    FAR 1e-2 / 1e-3 / 1e-4): the impostor curve through them, no genuine curve.
+    Beyond the highest point the tail keeps the last segment's slope (flagged
+    `extrapolated`)."""
+    curve = _ProbitCurve.through(points)
+    return ScoreModel(
+        name=name,
+        impostor=curve,
+        genuine=None,
+        measured_up_to=max(s for s, _ in points),
+        source="false-accept points from settings (VISIONAIRE_FACE_ONNX_FALSE_ACCEPT)",
+    )
+
+
+def score_model_register(embedder_name: str, model: ScoreModel | None) -> None:
+    """The score model of a configured embedder (None: it has none). The shipped
+    embedder's measured model cannot be replaced."""
+    if embedder_name in _SHIPPED:
+        return
+    if model is None:
+        _MODELS.pop(embedder_name, None)
+    else:
+        _MODELS[embedder_name] = model
 
 
 def score_model(embedder_name: str) -> ScoreModel | None:
     """The measured model of an embedder (`FaceEmbedder.name`), or None for one
-    never measured (e.g. a deployment's own ONNX model): its operators then set
+    never measured (e.g. a deployment's own ONNX model without
+    VISIONAIRE_FACE_ONNX_FALSE_ACCEPT): uncalibrated, its operators then set
     `similarity_threshold` themselves, or measure it with `face_eval`."""
     return _MODELS.get(embedder_name)
 

@@ -12,9 +12,13 @@
   model named by settings (`VISIONAIRE_FACE_EMBEDDER=onnx`, `VISIONAIRE_FACE_ONNX_*`),
   aligned on RetinaFace's landmarks with the standard ArcFace 5-point template.
 
-Embedding size: the face and event tables store 128-d vectors (an HNSW index
-needs a fixed dimension), so an ONNX embedder must output 128 values; the
-engine refuses to start with another size rather than fail at the first insert.
+Embedding size: the embedder's own (dlib: 128; an ONNX model: its output's
+size). The face and event tables' vector columns have one fixed dimension (an
+HNSW index needs one), 128 in a fresh database; the app that owns them registers
+a check (`embedding_store_check_set`) that `face_engine()` runs, so an engine
+whose size differs refuses to start, naming both sizes and `face_reembed`, the
+command that re-embeds the stored photos and resizes the columns, rather than
+fail at the first insert.
 
 Similarity: embeddings are L2-normalised; the platform reports
 `similarity = clip(1 - cosine_distance / scale, 0, 1)` with `scale` a property
@@ -39,6 +43,7 @@ import importlib.util
 import logging
 import threading
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol, runtime_checkable
@@ -52,8 +57,8 @@ from core.images import as_bgr
 
 logger = logging.getLogger(__name__)
 
-# The face and event tables' vector columns (events.models.EMBEDDING_DIMENSIONS).
-STORED_EMBEDDING_DIMENSIONS = 128
+# The shipped embedder's size: the vector columns' size in a fresh database.
+SHIPPED_EMBEDDING_DIMENSIONS = 128
 DLIB_SIMILARITY_SCALE = 0.6
 
 # The standard ArcFace alignment template: where the 5 landmarks sit in a 112x112 crop.
@@ -369,8 +374,11 @@ class OnnxEmbedder:
         std: float = 127.5,
         rgb: bool = True,
         similarity_scale: float = 4.0,
+        false_accept: Sequence[tuple[float, float]] = (),
     ) -> None:
         from analytics.runtime import SESSIONS
+
+        from .calibration import false_accept_model, score_model_register
 
         path = Path(model_path)
         if not path.is_file():
@@ -385,7 +393,20 @@ class OnnxEmbedder:
         # A fixed batch dimension (often 1 in exported models) means one face per run.
         self.batched = not isinstance(model_input.shape[0], int) or model_input.shape[0] != 1
         self.template = ARCFACE_TEMPLATE_112 * (input_size / 112.0)
-        self.dim = int(self._run(np.zeros((1, 3, input_size, input_size), dtype=np.float32)).shape[-1])
+        self.dim = self._output_size()
+        # What its similarities mean (calibration.py): the operator's measured points, or nothing.
+        model = false_accept_model(self.name, false_accept) if false_accept else None
+        score_model_register(self.name, model)
+
+    def _output_size(self) -> int:
+        """The embedding's size from the model's output shape; from a run on a blank
+        face when the shape leaves it open (dynamic or unnamed dimensions)."""
+        shape = self.session.get_outputs()[0].shape or []
+        fixed = list(shape[1:])
+        if fixed and all(isinstance(d, int) and d > 0 for d in fixed):
+            return int(np.prod(fixed))
+        size = self.input_size
+        return int(self._run(np.zeros((1, 3, size, size), dtype=np.float32)).shape[-1])
 
     @property
     def provider(self) -> str:
@@ -435,12 +456,6 @@ class FaceEngine:
     """The detector and embedder of this process (see `face_engine()`)."""
 
     def __init__(self, detector: FaceDetector, embedder: FaceEmbedder):
-        if embedder.dim != STORED_EMBEDDING_DIMENSIONS:
-            raise ImproperlyConfigured(
-                f"the face embedder {embedder.name} outputs {embedder.dim}-d embeddings; the face and event "
-                f"tables store {STORED_EMBEDDING_DIMENSIONS}-d vectors, so the model must output "
-                f"{STORED_EMBEDDING_DIMENSIONS} values"
-            )
         self.detector = detector
         self.embedder = embedder
         self.warm_up_seconds: float | None = None
@@ -450,6 +465,14 @@ class FaceEngine:
         """The ONNX Runtime provider running the detector (e.g. CPUExecutionProvider)."""
         return self.detector.provider
 
+    @property
+    def calibrated(self) -> bool:
+        """Whether the embedder's similarities have a score model (calibration.py):
+        false-match probabilities and thresholds that follow the gallery size."""
+        from .calibration import score_model
+
+        return score_model(self.embedder.name) is not None
+
     def describe(self) -> dict:
         return {
             "detector": self.detector.name,
@@ -458,6 +481,7 @@ class FaceEngine:
             "embedder_runtime": self.embedder.runtime,
             "embedder_provider": self.embedder.provider,
             "dim": self.embedder.dim,
+            "calibrated": self.calibrated,
         }
 
     def warm_up(self) -> float:
@@ -500,6 +524,7 @@ def _embedder_from_settings() -> FaceEmbedder:
             std=settings.FACE_ONNX_STD,
             rgb=settings.FACE_ONNX_RGB,
             similarity_scale=settings.FACE_ONNX_SIMILARITY_SCALE,
+            false_accept=getattr(settings, "FACE_ONNX_FALSE_ACCEPT", ()),
         )
     aligner = DlibAligner()
     if choice == "dlib-onnx":
@@ -518,19 +543,47 @@ def _embedder_from_settings() -> FaceEmbedder:
 
 _engine: FaceEngine | None = None
 _engine_lock = threading.Lock()
+# Raises ImproperlyConfigured when the stored embeddings cannot take this embedder's
+# vectors (registered by the app that stores them; analytics never imports it).
+EmbeddingStoreCheck = Callable[[FaceEmbedder], None]
+_store_check: EmbeddingStoreCheck | None = None
+
+
+def embedding_store_check_set(check: EmbeddingStoreCheck | None) -> None:
+    global _store_check
+    _store_check = check
+
+
+def face_engine_build() -> FaceEngine:
+    """A new engine from the settings, without the stored-embeddings check
+    (`face_reembed` builds one to re-embed for a new column size)."""
+    detector = FaceDetector(max_side=getattr(settings, "FACE_DETECT_MAX_SIDE", 640))
+    return FaceEngine(detector, _embedder_from_settings())
 
 
 def face_engine() -> FaceEngine:
-    """The process-wide engine, created on first use (thread-safe)."""
+    """The process-wide engine, created on first use (thread-safe). Refuses to
+    start (ImproperlyConfigured, not cached: the next call tries again) when the
+    registered store check says the stored vectors have another size."""
     global _engine
     engine = _engine
     if engine is not None:
         return engine
     with _engine_lock:
         if _engine is None:
-            detector = FaceDetector(max_side=getattr(settings, "FACE_DETECT_MAX_SIDE", 640))
-            _engine = FaceEngine(detector, _embedder_from_settings())
+            engine = face_engine_build()
+            if _store_check is not None:
+                _store_check(engine.embedder)
+            _engine = engine
             logger.info("face engine loaded: %s", _engine.describe())
+            if not engine.calibrated:
+                logger.warning(
+                    "the face embedder %s has no score model: 1:N decisions use a fixed similarity "
+                    "(VISIONAIRE_FACE_MATCH_THRESHOLD or similarity_threshold) and answers carry no "
+                    "false-match probability; measure it with face_eval and set "
+                    "VISIONAIRE_FACE_ONNX_FALSE_ACCEPT",
+                    engine.embedder.name,
+                )
         return _engine
 
 

@@ -36,10 +36,12 @@ def photos() -> FacePhotos:
 
 
 @pytest.fixture(scope="session")
-def engine():
+def engine(django_db_setup, django_db_blocker):
     from analytics.face.engine import face_engine
 
-    return face_engine()
+    # Starting the engine reads the embedding columns' size from the database.
+    with django_db_blocker.unblock():
+        return face_engine()
 
 
 @pytest.fixture(scope="session")

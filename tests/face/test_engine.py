@@ -154,7 +154,7 @@ def test_crop_jpeg(engine, astronaut):
     assert corner.shape[:2] == (60, 60)
 
 
-def test_engine_is_one_per_process_warms_up_and_reports_its_provider():
+def test_engine_is_one_per_process_warms_up_and_reports_its_provider(engine):
     engines = []
     threads = [threading.Thread(target=lambda: engines.append(face_engine())) for _ in range(8)]
     for thread in threads:
@@ -175,6 +175,7 @@ def test_engine_is_one_per_process_warms_up_and_reports_its_provider():
         "embedder_runtime": "onnxruntime",
         "embedder_provider": engine.embedder.session.get_providers()[0],
         "dim": 128,
+        "calibrated": True,
     }
 
 
@@ -197,11 +198,13 @@ def test_threads_share_the_engine_safely(engine, photos):
 
 
 @pytest.fixture
-def fresh_engine():
-    """Lets a test build the engine from changed settings, and restores the default after."""
+def fresh_engine(db, engine):
+    """Lets a test build the engine from changed settings (starting one reads the
+    embedding columns' size from the database), and puts the default back after."""
     face.face_engine_reset()
     yield
     face.face_engine_reset()
+    face._engine = engine
 
 
 def test_onnx_embedder_from_settings(settings, tmp_path, astronaut, fresh_engine):
@@ -230,12 +233,13 @@ def test_onnx_embedder_with_a_fixed_batch_of_one(tmp_path, astronaut, engine):
     assert vectors.shape == (2, 128) and np.allclose(vectors[0], vectors[1])
 
 
-def test_onnx_embedder_must_output_128_values(tmp_path):
-    model = write_embedder_model(tmp_path / "wide.onnx", dim=512)
-    embedder = OnnxEmbedder(model_path=model)
-    assert embedder.dim == 512
-    with pytest.raises(ImproperlyConfigured, match="outputs 512-d embeddings.*must output 128"):
-        FaceEngine(FaceDetector(), embedder)
+def test_onnx_embedder_size_comes_from_the_model(tmp_path, astronaut, engine):
+    for dim in (512, 64):
+        embedder = OnnxEmbedder(model_path=write_embedder_model(tmp_path / f"e{dim}.onnx", dim=dim))
+        assert embedder.dim == dim
+        other = FaceEngine(engine.detector, embedder)  # the engine takes any size; the database decides
+        vectors = other.analyze(astronaut)[1]
+        assert vectors.shape == (1, dim)
 
 
 def test_onnx_embedder_settings_errors(settings, tmp_path, fresh_engine):

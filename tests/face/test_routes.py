@@ -434,6 +434,7 @@ def test_recognition_finds_the_enrolled_person_first(api, gallery, photos, engin
                 ],
                 "threshold": threshold,
                 "gallery_size": 2,
+                "calibrated": True,
             }
         }
     }
@@ -480,6 +481,7 @@ def test_recognition_in_an_empty_keyspace(api, keyspace, photos):
                     "candidates": [],
                     "threshold": round(DLIB_RESNET_V1.threshold(0.01, 1), 4),
                     "gallery_size": 0,
+                    "calibrated": True,
                 }
             }
         },

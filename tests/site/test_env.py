@@ -13,6 +13,7 @@ from core.env import (
     env_list,
     env_networks,
     env_path,
+    env_score_points,
     env_str,
 )
 
@@ -92,3 +93,23 @@ def test_networks_parse_cidr_lists():
 def test_networks_refuse_bad_entries_naming_the_variable(raw):
     with pytest.raises(ImproperlyConfigured, match="N must be a comma-separated list of networks"):
         env_networks("N", [], environ={"N": raw})
+
+
+def test_score_points_parse_sort_and_check_order():
+    assert env_score_points("P", environ={}) == []
+    assert env_score_points("P", environ={"P": "0.70:1e-3, 0.62:1e-2"}) == [(0.62, 0.01), (0.70, 0.001)]
+
+
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [
+        ("0.62:1e-2", "at least two"),
+        ("0.62-1e-2,0.7:1e-3", "similarity:rate pairs"),
+        ("0.62:x,0.7:1e-3", "similarity:rate pairs"),
+        ("1.5:1e-2,0.7:1e-3", "in \\(0, 1\\]"),
+        ("0.62:1e-3,0.7:1e-2", "must fall as the similarity grows"),
+    ],
+)
+def test_score_points_refuse_bad_values_naming_the_variable(raw, message):
+    with pytest.raises(ImproperlyConfigured, match=f"^VISIONAIRE_X: .*{message}"):
+        env_score_points("VISIONAIRE_X", environ={"VISIONAIRE_X": raw})
