@@ -73,6 +73,9 @@ def worker(transactional_db, tmp_path, redis_client, dirs):
         "VISIONAIRE_MEDIA_DIR": str(dirs["media"]),
         "VISIONAIRE_STREAM_MEDIA_ROOT": str(dirs["videos"]),
         "VISIONAIRE_STREAM_LOOP_FILES": "false",
+        # Every frame analysed, in video time: the events are the video's whatever else
+        # keeps the machine busy (tests/face/test_fr_continuity.py covers dropped frames).
+        "VISIONAIRE_STREAM_EVERY_FILE_FRAME": "true",
     }
     process = spawn_worker(0, log_dir=tmp_path, concurrency=4, env=env)
     try:

@@ -230,14 +230,15 @@ def running_on(api, node: int, stream_id: str, worker: WorkerProcess, *, timeout
     owned = lambda: (lease(stream_id) or "").startswith(worker.lease_owner)  # noqa: E731
     poll(owned, f"{worker.name} to take the lease of {stream_id}", timeout=timeout)
     taken_at = time.time()
-    return stats_when(
-        api,
-        node,
-        stream_id,
-        lambda s: s["state"] == "RUNNING" and float(raw_stats(stream_id).get("updated_at", 0)) > taken_at,
-        f"RUNNING as reported by {worker.name}",
-        timeout=timeout,
-    )
+
+    def reported() -> bool:
+        # State and time from one read of the figures: read apart, the state could be
+        # the frozen runner's last RUNNING and the time the new runner's first write.
+        figures = observe({"stream_id": stream_id, **raw_stats(stream_id)})
+        return figures.get("state") == "RUNNING" and float(figures.get("updated_at", 0)) > taken_at
+
+    poll(reported, f"stream {stream_id}: RUNNING as reported by {worker.name}", timeout=timeout)
+    return stats(api, node, stream_id)
 
 
 def stable_leases(stream_ids: list[str], seconds: float) -> dict[str, str]:
