@@ -42,6 +42,20 @@ class StreamIdentity(Protocol):
     def longitude(self) -> float: ...
 
 
+def json_plain(value: Any) -> Any:
+    """`value` with numpy scalars and arrays (an analytic's arithmetic leaves them in
+    its data) turned into Python numbers and lists, tuples into lists: what the
+    database's JSON column and the event channel's JSON take. An event must never be
+    lost to a float32."""
+    if isinstance(value, dict):
+        return {str(key): json_plain(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_plain(item) for item in value]
+    if hasattr(value, "dtype") and hasattr(value, "tolist"):
+        return json_plain(value.tolist())
+    return value
+
+
 @dataclass(frozen=True)
 class EventRecord:
     # What the analytic fills.
@@ -81,6 +95,7 @@ class EventRecord:
             stream_latitude=float(stream.latitude),
             stream_longitude=float(stream.longitude),
             timestamp=self.timestamp if self.timestamp is not None else emitted_at,
+            pipeline_data=json_plain(self.pipeline_data),
         )
 
     def with_id(self) -> EventRecord:

@@ -158,7 +158,7 @@ def box_crop_jpeg(image: np.ndarray, box: tuple[float, float, float, float]) -> 
 
 
 def box_fractions(box, width: int, height: int) -> dict[str, float]:
-    x1, y1, x2, y2 = box
+    x1, y1, x2, y2 = (float(v) for v in box)  # numpy scalars would reach the event's JSON
     return {
         "left": round(max(0.0, x1) / width, 4),
         "top": round(max(0.0, y1) / height, 4),

@@ -131,6 +131,20 @@ def test_the_record_timestamp_wins_over_the_emitting_frame(sinks, media_root):
 
 
 @transactional
+def test_numpy_numbers_in_an_analytics_data_are_stored_as_json_numbers(sinks, media_root):
+    # As an analytic's arithmetic leaves them (a polygon's corners in float32, a count in int64).
+    data = {"box": {"left": np.float32(0.25)}, "counts": (np.int64(3), 4), "grid": np.zeros((2, 2), np.int32)}
+    sink = sinks(capacity=10, batch_size=10, batch_wait_s=0)
+    assert submit(sink, record(1, pipeline_data=data))
+    assert sink.flush(timeout=10)
+    assert sink.stats()["failed"] == 0
+    event = Event.objects.get()
+    expected = {"box": {"left": 0.25}, "counts": [3, 4], "grid": [[0, 0], [0, 0]]}
+    assert event.pipeline_data == {"event_id": str(event.event_id), **expected}
+    assert all(type(v) is int for v in event.pipeline_data["counts"])
+
+
+@transactional
 def test_a_full_queue_drops_and_counts(sinks, media_root, monkeypatch):
     entered, release = threading.Event(), threading.Event()
     real = event_services.events_create_batch
