@@ -70,6 +70,7 @@ def test_warm_up_reports_the_engine_and_its_provider():
         "embedder_runtime": "onnxruntime",
         "embedder_provider": "CPUExecutionProvider",
         "dim": 128,
+        "calibrated": True,  # the shipped model's thresholds (analytics.face.calibration)
     }
     assert status["warm_up_seconds"] > 0
     assert FACE_ENGINE.status() == status
