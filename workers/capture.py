@@ -554,8 +554,9 @@ class FrameSource:
     def _wait_taken(self, connection: _Connection) -> bool:
         """Hold a file's reader until its last frame was taken; False when it was
         cancelled meanwhile. The supervisor does not count the wait as a stall."""
+        # No wake-up of the supervisor either way (this runs once per frame): at its
+        # next deadline it sees the hold, or the stall clock restarted below.
         connection.held = True
-        self._wake.set()
         try:
             while not self.buffer.wait_taken(0.2):
                 if connection.cancel.is_set():
@@ -565,7 +566,6 @@ class FrameSource:
                 # The stall clock starts again from here: the source is read again.
                 connection.reading_since = time.time()
                 connection.held = False
-            self._wake.set()
         return not connection.cancel.is_set()
 
     def _deliver(self, connection: _Connection, image: np.ndarray, now: float, stamp: float) -> bool:

@@ -107,6 +107,16 @@ class ZoneArea(StrictConfig):
     )
 
 
+class AreaOccupancyPart(StrictConfig):
+    """The area-occupancy sub-analytic's part of a config (both analytics have it)."""
+
+    areas: list[ZoneArea] = Field(default_factory=list, max_length=16, title="Areas with an occupancy limit")
+
+
+# An area that covers the whole frame (the presets' occupancy areas).
+WHOLE_FRAME = [{"x": 0.0, "y": 0.0}, {"x": 1.0, "y": 0.0}, {"x": 1.0, "y": 1.0}, {"x": 0.0, "y": 1.0}]
+
+
 def unique_names(lines: Iterable, areas: Iterable) -> None:
     names = [item.name for item in [*lines, *areas]]
     repeated = sorted({name for name in names if names.count(name) > 1})

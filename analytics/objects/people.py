@@ -22,6 +22,8 @@ from analytics.plugins import AnalyticPlugin, Processor, StrictConfig, SubAnalyt
 from analytics.registry import register
 
 from .analytic import (
+    WHOLE_FRAME,
+    AreaOccupancyPart,
     CountingLine,
     CrowdState,
     ObjectConfigBase,
@@ -100,10 +102,6 @@ class LineCountingPart(StrictConfig):
     lines: list[CountingLine] = Field(default_factory=list, max_length=16, title="Counting lines")
 
 
-class AreaOccupancyPart(StrictConfig):
-    areas: list[ZoneArea] = Field(default_factory=list, max_length=16, title="Areas with an occupancy limit")
-
-
 class DwellPart(StrictConfig):
     areas: list[PeopleArea] = Field(default_factory=list, max_length=16, title="Areas with a dwell time")
 
@@ -115,8 +113,6 @@ class CrowdPart(StrictConfig):
 def _line(name: str, y: float) -> dict[str, Any]:
     return {"name": name, "points": [{"x": 0.05, "y": y}, {"x": 0.95, "y": y}], "in_side": "right"}
 
-
-WHOLE_FRAME = [{"x": 0.0, "y": 0.0}, {"x": 1.0, "y": 0.0}, {"x": 1.0, "y": 1.0}, {"x": 0.0, "y": 1.0}]
 
 PRESETS: dict[str, dict[str, Any]] = {
     # A door seen from above or in front: one line across the middle; "in" is downwards.

@@ -22,7 +22,15 @@ from pydantic import Field
 from analytics.plugins import AnalyticPlugin, Processor, StrictConfig, SubAnalytic
 from analytics.registry import register
 
-from .analytic import CountingLine, ObjectConfigBase, ObjectProcessor, ZoneArea, sampling_field
+from .analytic import (
+    WHOLE_FRAME,
+    AreaOccupancyPart,
+    CountingLine,
+    ObjectConfigBase,
+    ObjectProcessor,
+    ZoneArea,
+    sampling_field,
+)
 from .capabilities import OBJECT_DETECTOR
 from .zones import Area, ZoneEvent
 
@@ -85,15 +93,10 @@ class LineCountingPart(StrictConfig):
     lines: list[VehicleLine] = Field(default_factory=list, max_length=16, title="Counting lines")
 
 
-class AreaOccupancyPart(StrictConfig):
-    areas: list[ZoneArea] = Field(default_factory=list, max_length=16, title="Areas with an occupancy limit")
-
-
 class StoppedPart(StrictConfig):
     areas: list[VehicleArea] = Field(default_factory=list, max_length=16, title="Areas with a stop time")
 
 
-WHOLE_FRAME = [{"x": 0.0, "y": 0.0}, {"x": 1.0, "y": 0.0}, {"x": 1.0, "y": 1.0}, {"x": 0.0, "y": 1.0}]
 MIDDLE_LINE = [{"x": 0.05, "y": 0.6}, {"x": 0.95, "y": 0.6}]
 
 PRESETS: dict[str, dict[str, Any]] = {
