@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 
 import pytest
+from channels.layers import channel_layers
 from django.test import Client
 
 from live.redis import get_redis
@@ -69,6 +70,22 @@ def clean_live_state():
     yield
     redis.flushdb()
     config_selectors._cache.update(version=None, config=None)
+
+
+@pytest.fixture(autouse=True)
+def fresh_channel_layer():
+    """Each test gets its own channel layer instance.
+
+    The process-wide layer outlives the event loop of each `async_to_sync` call, and
+    channels-redis 4.3 keeps a per-channel asyncio.Lock whose waiter count is not
+    given back when a waiting receive is cancelled (a WebSocket closed while a
+    message is being cleaned up). That lock then stays bound to the dead loop, and
+    the next test's consumer fails on it ("bound to a different event loop") and
+    receives nothing. A server runs one loop for its lifetime, so only tests see it.
+    """
+    channel_layers.backends.clear()
+    yield
+    channel_layers.backends.clear()
 
 
 @pytest.fixture
