@@ -596,13 +596,6 @@ def face_engine_reset() -> None:
 
 # --- quality and similarity ----------------------------------------------------
 
-# Laplacian variance of a 112x112 grey face crop, divided by this, is the blur
-# score: sharp enrollment photos score 10 and more, a face softened by a
-# Gaussian blur of sigma 2 (at 112 px) falls under 4, the contract's default
-# `fr_blur_filter_threshold`.
-BLUR_SCALE = 25.0
-_QUALITY_SIZE = 112
-
 
 def _clipped_box(image: np.ndarray, box: tuple[int, int, int, int], margin: float = 0.0):
     height, width = image.shape[:2]
@@ -611,20 +604,6 @@ def _clipped_box(image: np.ndarray, box: tuple[int, int, int, int], margin: floa
     x0, y0 = max(0, int(round(x - dx))), max(0, int(round(y - dy)))
     x1, y1 = min(width, int(round(x + w + dx))), min(height, int(round(y + h + dy)))
     return x0, y0, x1, y1
-
-
-def blur_score(image_bgr: np.ndarray, face: DetectedFace) -> float:
-    """Sharpness of the face: variance of the Laplacian of the face crop resized
-    to 112x112 grey (so it does not depend on the face's size), / BLUR_SCALE.
-    Higher is sharper; 0 for an empty crop."""
-    image = as_bgr(image_bgr)
-    x0, y0, x1, y1 = _clipped_box(image, face.box)
-    if x1 - x0 < 2 or y1 - y0 < 2:
-        return 0.0
-    grey = cv2.cvtColor(image[y0:y1, x0:x1], cv2.COLOR_BGR2GRAY)
-    interpolation = cv2.INTER_AREA if min(x1 - x0, y1 - y0) > _QUALITY_SIZE else cv2.INTER_LINEAR
-    grey = cv2.resize(grey, (_QUALITY_SIZE, _QUALITY_SIZE), interpolation=interpolation)
-    return float(cv2.Laplacian(grey, cv2.CV_64F).var() / BLUR_SCALE)
 
 
 def frontal_score(face: DetectedFace) -> float:

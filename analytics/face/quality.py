@@ -56,6 +56,14 @@ from .engine import DetectedFace
 
 # See the module docstring for the measurements behind these.
 MIN_SHARPNESS = 0.15
+# NFV4-FR's `fr_blur_filter_threshold` (the contract's default 4) is sharpness on
+# this scale, so its default refuses what enrollment refuses: 4 = MIN_SHARPNESS.
+# Sharp faces score 40-80 on it, at any size and brightness (a 60 px face darkened
+# to a quarter with noise: 50-65); blurred by 3.6 % of the face's width 7-11.
+BLUR_FILTER_UNITS = 4.0 / MIN_SHARPNESS
+# Sharper than this, a face's same-person similarity no longer improves (ordinary
+# photos, 0.23-2.6, keep 0.85-1.00): quality scores saturate here.
+SHARP_ENOUGH = 0.4
 MIN_FACE_SIZE = 40
 MIN_DETECTOR_SCORE = 0.8
 # frontal_only: beyond ~45° dlib's embedding of a person drifts towards other people's.
@@ -106,7 +114,7 @@ class FaceQuality:
     @property
     def score(self) -> float:
         """Higher is better, in [0, 1]: for choosing among samples of one face."""
-        sharp = min(1.0, self.sharpness / 0.4)
+        sharp = min(1.0, self.sharpness / SHARP_ENOUGH)
         pose = max(0.0, math.cos(math.radians(self.yaw)) * math.cos(math.radians(self.pitch)))
         size = min(1.0, self.size / 80.0)
         return float(sharp * pose * size * min(1.0, max(0.0, self.detector_score)))
@@ -184,6 +192,11 @@ def sharpness(chip_rgb: np.ndarray, *, kind: str = "dlib") -> float:
     if spread < 1.0:  # a flat patch (one grey level ~ black, white or no face): no detail to measure
         return 0.0
     return float(cv2.Laplacian((small - small.mean()) / spread, cv2.CV_32F).var())
+
+
+def blur_filter_score(sharpness_value: float) -> float:
+    """`sharpness` on the scale of NFV4-FR's `fr_blur_filter_threshold`."""
+    return sharpness_value * BLUR_FILTER_UNITS
 
 
 def pose(landmarks: np.ndarray) -> tuple[float, float]:

@@ -19,7 +19,6 @@ from analytics.face.engine import (
     FaceDetector,
     FaceEngine,
     OnnxEmbedder,
-    blur_score,
     crop_jpeg,
     face_engine,
     frontal_score,
@@ -111,19 +110,6 @@ def test_similarity_mapping():
     assert similarity(a, a * 3) == pytest.approx(1.0)
     assert similarity(a, np.array([1.0, 0.3, 0.0])) == pytest.approx(1 - (1 - 1 / np.hypot(1, 0.3)) / 0.6)
     assert similarity_from_distance(0.6, scale=4.0) == pytest.approx(0.85)
-
-
-def test_blurred_copies_score_lower(engine, photos, astronaut):
-    for image in (astronaut, photos.bgr("obama.jpg"), photos.bgr("biden.jpg")):
-        found = only_face(engine, image)
-        sharp = blur_score(image, found)
-        # sigma in pixels of a 112 px face, so the blur is the same for every face size
-        scale = found.size / 112
-        soft = blur_score(cv2.GaussianBlur(image, (0, 0), 1.0 * scale), found)
-        softer = blur_score(cv2.GaussianBlur(image, (0, 0), 2.0 * scale), found)
-        # fr_blur_filter_threshold's default (4) keeps the sharp photo and drops the blurred ones.
-        assert sharp > 10 > 4 > softer, (sharp, soft, softer)
-        assert sharp > soft > softer
 
 
 def test_frontal_score(engine, photos, astronaut):

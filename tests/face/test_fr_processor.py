@@ -218,8 +218,9 @@ def test_close_flushes_open_tracks(engine, gallery, people):
         ({"fr_min_face_size": 200}, lambda p: canvas((p["obama"], 300)), "size"),
         ({"dumping_confidence_threshold": 1.0}, lambda p: canvas((p["biden"], 420)), "confidence"),
         (
+            # Blurred by ~10 % of the face's width: still found, too soft to recognise.
             {"fr_blur_filter_threshold": 4.0},
-            lambda p: cv2.GaussianBlur(canvas((p["obama"], 300)), (0, 0), 2),
+            lambda p: cv2.GaussianBlur(canvas((p["obama"], 300)), (0, 0), 12),
             "blur",
         ),
         (
@@ -261,10 +262,28 @@ def test_frontal_only_drops_profiles(engine, gallery, sdist_photos):
     assert len(facing_only.close().events) == 1 and facing_only.rejected["frontal"] == 0
 
 
+def dimmed(frame: np.ndarray) -> np.ndarray:
+    """`frame` at a quarter of the light, with sensor noise: the back of a dim hall."""
+    noise = np.random.default_rng(0).normal(0, 3, frame.shape)
+    return np.clip(frame.astype(np.float32) / 4 + noise, 0, 255).astype(np.uint8)
+
+
+def test_small_dim_faces_in_focus_pass_the_blur_filter_and_are_named(engine, gallery, people):
+    # The filter's default (4) judges sharpness at a fixed scale with contrast
+    # normalised: a 60 px face at a quarter of the light is not "blurry".
+    proc = processor(engine, gallery, dumping_interval=0)
+    # obama3.jpg is 2333 px tall with a ~273 px face: 513 px tall puts the face at ~60 px.
+    frames = [dimmed(canvas((people["obama3"], 500 + i), height=513)) for i in range(4)]
+    play(proc, frames, T0)
+    events = proc.close().events
+    assert proc.rejected["blur"] == 0, proc.rejected
+    assert [(e.primary_text, e.pipeline_data["status"]) for e in events] == [("Barack Obama", "KNOWN")]
+
+
 def test_the_best_sample_is_the_sharpest_biggest_face(engine, gallery, people):
     proc = processor(engine, gallery, dumping_interval=0, fr_sampling_size=2)
     sharp = canvas((people["obama"], 300))
-    soft = cv2.GaussianBlur(sharp, (0, 0), 0.8)  # blur score ~5: passes the filter (4), ranks lower
+    soft = cv2.GaussianBlur(sharp, (0, 0), 4)  # ~3 % of the face: passes the filter (4), ranks lower
     play(proc, [soft, soft, sharp, soft], T0)
     track = proc.tracker.tracks[0]
     assert len(track.samples) == 2
