@@ -162,10 +162,6 @@ def _limits_lock() -> None:
 # --- faces in photos -------------------------------------------------------------
 
 
-def _largest(faces: Sequence[DetectedFace]) -> DetectedFace:
-    return max(faces, key=lambda face: face.box[2] * face.box[3])
-
-
 def faces_detect(image: np.ndarray) -> list[DetectedFace]:
     return face_engine().detector.detect(image, min_score=settings.FACE_DETECT_MIN_SCORE)
 
@@ -216,11 +212,11 @@ def enrollment_face_check(image: np.ndarray) -> tuple[DetectedFace, FaceQuality,
 
 def face_for_search(image: np.ndarray, *, field: str = "image") -> tuple[DetectedFace, np.ndarray]:
     """The largest face of a query photo and its embedding; 400 when there is none."""
-    faces = faces_detect(image)
-    if not faces:
+    engine = face_engine()
+    face = engine.detector.largest(image, min_score=settings.FACE_DETECT_MIN_SCORE)
+    if face is None:
         raise BadRequest(f"{field}: no face found in the image")
-    face = _largest(faces)
-    return face, face_engine().embedder.embed(image, face)
+    return face, engine.embedder.embed(image, face)
 
 
 # --- enrollment --------------------------------------------------------------------

@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import importlib.util
 import logging
+import math
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -93,6 +94,27 @@ class DetectedFace:
         return min(self.box[2], self.box[3])
 
 
+# FaceDetector.largest: the coarse pass's longer side, and the crop around its face
+# (this many times the face's box) that the second pass measures.
+COARSE_SIDE = 320
+REFINE_CROP = 2.0
+
+
+def _shrink(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """`image` resized down to `size` without aliasing, cheaply: INTER_AREA reads
+    every pixel of the source (10 ms for a 3-megapixel photo on this CPU); a linear
+    step to twice `size` first, then the area step by 2, costs a third of that and
+    changed no embedding by more than 0.001 (cosine) on the test photos."""
+    width, height = size
+    if image.shape[1] > 2 * width and image.shape[0] > 2 * height:
+        image = cv2.resize(image, (2 * width, 2 * height), interpolation=cv2.INTER_LINEAR)
+    return cv2.resize(image, size, interpolation=cv2.INTER_AREA)
+
+
+def _largest_of(faces: list[DetectedFace]) -> DetectedFace | None:
+    return max(faces, key=lambda face: face.box[2] * face.box[3], default=None)
+
+
 class FaceDetector:
     """RetinaFace-MobileNet0.25 through ONNX Runtime. Thread-safe (ONNX Runtime's
     `run` is). Large frames are shrunk to `max_side` first: detection time grows
@@ -115,16 +137,18 @@ class FaceDetector:
     def provider(self) -> str:
         return self.session.get_providers()[0]
 
-    def detect(self, image_bgr: np.ndarray, *, min_score: float = 0.8) -> list[DetectedFace]:
-        """Faces in the image, highest score first."""
+    def detect(
+        self, image_bgr: np.ndarray, *, min_score: float = 0.8, max_side: int | None = None
+    ) -> list[DetectedFace]:
+        """Faces in the image, highest score first; `max_side` overrides the
+        detector's own for this call."""
         image = as_bgr(image_bgr)
         height, width = image.shape[:2]
         if height < 2 or width < 2:
             return []
-        scale = min(1.0, self.max_side / max(height, width))
+        scale = min(1.0, (max_side or self.max_side) / max(height, width))
         if scale < 1.0:
-            size = (max(1, round(width * scale)), max(1, round(height * scale)))
-            image = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
+            image = _shrink(image, (max(1, round(width * scale)), max(1, round(height * scale))))
         tensor = (image.astype(np.float32) - _RETINAFACE_MEAN).transpose(2, 0, 1)[np.newaxis]
         tensor = np.ascontiguousarray(tensor)
         outputs = self.session.run(None, {self.input_name: tensor})
@@ -144,6 +168,44 @@ class FaceDetector:
                 )
             )
         return faces
+
+    def largest(self, image_bgr: np.ndarray, *, min_score: float = 0.8) -> DetectedFace | None:
+        """The photo's largest face, found in two small passes rather than one large.
+
+        A probe photo's largest face is big: found at COARSE_SIDE px (a quarter of
+        the pixels of max_side 640) when it spans more than ~6 % of the photo, then
+        its box and landmarks are measured again on a crop around it, where the face
+        is larger in the detector's input than in a full-photo pass (the alignment,
+        hence the embedding, is at least as exact). When the coarse pass finds
+        nothing (only small faces), the full pass runs. Used by the routes that take
+        one face of a photo (recognition, compare), where detection was most of the
+        time of a request.
+        """
+        image = as_bgr(image_bgr)
+        height, width = image.shape[:2]
+        if max(height, width) <= 1.5 * COARSE_SIDE or self.max_side <= COARSE_SIDE:
+            return _largest_of(self.detect(image, min_score=min_score))
+        coarse = _largest_of(self.detect(image, min_score=min_score, max_side=COARSE_SIDE))
+        if coarse is None:
+            return _largest_of(self.detect(image, min_score=min_score))
+        x, y, w, h = coarse.box
+        side = REFINE_CROP * max(w, h)
+        cx, cy = x + w / 2, y + h / 2
+        x0, y0 = max(0, int(cx - side / 2)), max(0, int(cy - side / 2))
+        x1, y1 = min(width, int(cx + side / 2)), min(height, int(cy + side / 2))
+        found = self.detect(image[y0:y1, x0:x1], min_score=min_score, max_side=COARSE_SIDE)
+        if not found:  # the crop lost it (at the frame's edge): measure it in the full pass
+            return _largest_of(self.detect(image, min_score=min_score))
+        # The crop's face nearest the coarse one's centre, moved back to the photo.
+        best = min(
+            found,
+            key=lambda f: math.hypot(x0 + f.box[0] + f.box[2] / 2 - cx, y0 + f.box[1] + f.box[3] / 2 - cy),
+        )
+        return DetectedFace(
+            box=(best.box[0] + x0, best.box[1] + y0, best.box[2], best.box[3]),
+            score=best.score,
+            landmarks=best.landmarks + np.array([x0, y0], dtype=np.float32),
+        )
 
     def _decode(self, outputs, height: int, width: int, min_score: float):
         # The package's own postprocess() truncates landmarks to integers in the

@@ -57,6 +57,37 @@ def test_large_frames_are_shrunk_for_detection_and_boxes_mapped_back(engine, ast
     assert np.allclose(large.landmarks / 4, small.landmarks, atol=3)
 
 
+def iou(a, b) -> float:
+    ax, ay, aw, ah = a
+    bx, by, bw, bh = b
+    w = max(0, min(ax + aw, bx + bw) - max(ax, bx))
+    h = max(0, min(ay + ah, by + bh) - max(ay, by))
+    return w * h / (aw * ah + bw * bh - w * h)
+
+
+def test_the_largest_face_in_two_small_passes_is_the_full_pass_face(engine, photos, astronaut):
+    # Photos of 0.26 to 3.3 megapixels with one face of 95-274 px.
+    for image in (astronaut, *(photos.bgr(f"{name}.jpg") for name in ("obama", "obama3", "biden"))):
+        full = max(engine.detector.detect(image), key=lambda face: face.box[2] * face.box[3])
+        found = engine.detector.largest(image)
+        assert iou(found.box, full.box) > 0.85, (found.box, full.box)
+        assert np.abs(found.landmarks - full.landmarks).max() < 0.05 * full.size
+        # Measured on a larger view of the face: the embedding is the same person's, closely.
+        assert float(engine.embedder.embed(image, found) @ engine.embedder.embed(image, full)) > 0.995
+
+
+def test_the_largest_face_when_only_a_small_one_is_in_a_large_photo(engine, astronaut):
+    # A 60 px face in a 1600x1200 photo: 12 px at the coarse pass's scale, under its
+    # reach; 24 px in the full pass, found there.
+    frame = np.full((1200, 1600, 3), 110, np.uint8)
+    face = cv2.resize(astronaut, (323, 323), interpolation=cv2.INTER_AREA)
+    frame[700:1023, 1100:1423] = face
+    assert engine.detector.detect(frame, max_side=320) == []
+    found = engine.detector.largest(frame)
+    assert found is not None and 1100 <= found.box[0] < 1423 and 700 <= found.box[1] < 1023
+    assert engine.detector.largest(np.full((1200, 1600, 3), 110, np.uint8)) is None
+
+
 def test_images_without_faces_and_odd_inputs(engine, astronaut):
     assert engine.detector.detect(np.full((480, 640, 3), 127, np.uint8)) == []
     assert engine.detector.detect(np.zeros((1, 1, 3), np.uint8)) == []
