@@ -235,8 +235,8 @@ def photo_folder(photo_dir: Path, target: Path, count: int) -> int:
 
 def enroll_one_at_a_time(keyspace, jobs) -> int:
     """What enroll_folder did before the pipeline: each photo start to end, then the next."""
-    from visionaire_site.errors import ApiError
-    from visionaire_site.images import image_from_bytes
+    from core.errors import ApiError
+    from core.images import image_from_bytes
 
     from faces import services
     from faces.models import Person
@@ -347,7 +347,7 @@ def scenario_recognition(photo_dir: Path, *, sizes: list[int], probes: int, embe
     import json
 
     from django.test import Client
-    from visionaire_site.images import image_from_bytes
+    from core.images import image_from_bytes
 
     from analytics.face.engine import face_engine
     from faces import services

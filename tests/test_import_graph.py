@@ -123,3 +123,28 @@ def test_only_analytics_and_faces_name_the_face_analytics():
         if FACE_NAMES.search(line)
     ]
     assert offenders == []
+
+
+def test_every_project_import_in_the_benchmarks_resolves():
+    # The benchmarks run by hand, not in this suite: a module that moves must not
+    # leave one of them failing at its first import (imports inside functions too).
+    import importlib.util
+
+    project = set(project_packages()) | {SITE}
+    missing = []
+    for path in sorted((ROOT / "bench").glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if not (isinstance(node, ast.ImportFrom) and node.level == 0 and node.module):
+                continue
+            if node.module.split(".")[0] not in project:
+                continue
+            try:
+                module = importlib.import_module(node.module)
+            except ImportError:
+                missing.append(f"{path.name}: {node.module}")
+                continue
+            for alias in node.names:
+                name = f"{node.module}.{alias.name}"
+                if not hasattr(module, alias.name) and importlib.util.find_spec(name) is None:
+                    missing.append(f"{path.name}: {name}")
+    assert missing == []
