@@ -25,6 +25,10 @@ _UNSTORABLE_RE = re.compile("[\x00\ud800-\udfff]")
 
 def unstorable_text_problem(text: str) -> str | None:
     """Why PostgreSQL would refuse `text`, if it would."""
+    if text.isascii():
+        # No surrogate in ASCII; `in` is C-speed where the regex took 8 ms on a
+        # 0.8 MB base64 image, and isascii() reads a flag, not the string.
+        return "must not contain NUL characters" if "\x00" in text else None
     match = _UNSTORABLE_RE.search(text)
     if match is None:
         return None

@@ -91,6 +91,7 @@ def test_nesting_up_to_the_limit_is_accepted(api, stream, settings):
         ({"k\x00": 1}, "the body: field names must not contain NUL characters"),
         ("\x00", "the body: must not contain NUL characters"),
         ({"q": "\ud800"}, "q: must not contain unpaired surrogates (it is not valid Unicode)"),
+        ({"q": "café\x00"}, "q: must not contain NUL characters"),  # not ASCII: the other path
         ({"first": "\x00", "second": "\x00"}, "first: must not contain NUL characters"),
     ],
 )
