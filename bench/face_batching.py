@@ -237,7 +237,6 @@ def enroll_one_at_a_time(keyspace, jobs) -> int:
     """What enroll_folder did before the pipeline: each photo start to end, then the next."""
     from core.errors import ApiError
     from core.images import image_from_bytes
-
     from faces import services
     from faces.models import Person
 
@@ -347,9 +346,9 @@ def scenario_recognition(photo_dir: Path, *, sizes: list[int], probes: int, embe
     import json
 
     from django.test import Client
-    from core.images import image_from_bytes
 
     from analytics.face.engine import face_engine
+    from core.images import image_from_bytes
     from faces import services
     from faces.models import Keyspace
 

@@ -13,7 +13,6 @@ import pytest
 from analytics.face import plugin as fr
 from tests.face.test_fr_processor import (
     OBAMA_ID,
-    STEP,
     T0,
     Gallery,
     blank,
