@@ -91,11 +91,14 @@ class NothingToSearch(Exception):
 
 @dataclass(frozen=True)
 class QueryEmbeddings:
-    """What a query image is searched by: one vector per thing found in it, and
-    how a cosine distance between such vectors reads as a similarity in [0, 1]."""
+    """What a query image is searched by: one vector per thing found in it, how a
+    cosine distance between such vectors reads as a similarity in [0, 1], and,
+    where the embedder's scores were measured, the probability that something
+    else (a stranger's face) reaches a similarity against one stored event."""
 
     vectors: np.ndarray
     similarity: Callable[[float], float]
+    false_accept: Callable[[float], float] | None = None
 
 
 class ImageSearch(ABC):

@@ -53,6 +53,7 @@ query (analytics.plugins.ImageSearch; the face engine's mapping for faces).
 from __future__ import annotations
 
 import base64
+import dataclasses
 import logging
 import re
 from collections.abc import Callable, Sequence
@@ -128,6 +129,10 @@ class SearchFilters:
 class SearchHit:
     event: Event
     similarity: float
+    # Image search: P(something else, e.g. a stranger's face, reaches `similarity`
+    # against one event), from the embedder's measured scores; None when unmeasured.
+    false_match_probability: float | None = None
+    by_image: bool = False
 
 
 def query_words(query: str) -> list[str]:
@@ -411,7 +416,13 @@ def events_image_search(
     if not queries:
         raise refusals[0] if refusals else NothingToSearch("no analytic here can search by image")
     hits = [
-        hit
+        dataclasses.replace(
+            hit,
+            by_image=True,
+            false_match_probability=(
+                None if query.false_accept is None else round(float(query.false_accept(hit.similarity)), 6)
+            ),
+        )
         for query in queries
         for hit in events_embedding_search(
             embeddings=query.vectors,
@@ -440,9 +451,10 @@ def _crop_base64(event: Event) -> str:
 
 
 def search_result_body(hit: SearchHit) -> dict[str, Any]:
-    """One result of POST /smart-search, as the contract shapes it."""
+    """One result of POST /smart-search, as the contract shapes it; an image
+    search's results add `false_match_probability` (ours)."""
     event = hit.event
-    return {
+    body = {
         "stream_id": event.stream_id,
         "analytic_id": event.analytic_id,
         "node_num": event.node_num,
@@ -452,3 +464,6 @@ def search_result_body(hit: SearchHit) -> dict[str, Any]:
         "primary_text": event.primary_text,
         "secondary_text": event.secondary_text,
     }
+    if hit.by_image:
+        body["false_match_probability"] = hit.false_match_probability
+    return body

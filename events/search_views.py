@@ -178,6 +178,13 @@ class SmartSearchResultSerializer(serializers.Serializer):
     image_jpeg = serializers.CharField(help_text="Base64 JPEG crop.")
     primary_text = serializers.CharField()
     secondary_text = serializers.CharField()
+    false_match_probability = serializers.FloatField(
+        required=False,
+        allow_null=True,
+        help_text="[ours] Image search only: the probability that a stranger's face reaches this "
+        "similarity against one event, from the face embedder's measured scores (e.g. 0.0075 at "
+        "0.85, 0.001 at 0.877 for the default embedder); null for an embedder never measured.",
+    )
 
 
 class SmartSearchResponseSerializer(serializers.Serializer):

@@ -17,7 +17,7 @@ from django.conf import settings
 from analytics.plugins import ImageSearch, NothingToSearch, QueryEmbeddings
 from analytics.runtime import ModelInfoMetric, SharedModel
 
-from . import engine
+from . import calibration, engine
 
 FACE_GPU_SERVICE = "visionaire::face_recognition"
 
@@ -67,9 +67,11 @@ class FaceImageSearch(ImageSearch):
             raise NothingToSearch("no face found in the query image")
         faces = faces[: settings.SEARCH_MAX_QUERY_FACES]
         scale = face.embedder.similarity_scale
+        model = calibration.score_model(face.embedder.name)  # None: an embedder never measured
         return QueryEmbeddings(
             vectors=face.embedder.embed_many(image_bgr, faces),
             similarity=functools.partial(engine.similarity_from_distance, scale=scale),
+            false_accept=model.false_accept if model is not None else None,
         )
 
 

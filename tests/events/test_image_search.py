@@ -14,6 +14,7 @@ import pytest
 from django.conf import settings
 from django.db import connection
 
+from analytics.face.calibration import DLIB_RESNET_V1
 from analytics.face.engine import similarity_from_distance
 from events.models import Event
 from events.search import SearchFilters, events_embedding_search, events_nearest
@@ -139,9 +140,15 @@ def test_result_shape_is_the_contract(api, seen, photos):
             "image_jpeg": crop,
             "primary_text": "Barack Obama",
             "secondary_text": "Employee",
+            "false_match_probability": results[0]["false_match_probability"],
         }
     ]
     assert 0.85 <= results[0]["similarity"] <= 1
+    # What the similarity means: how often a stranger's face reaches it (the embedder's
+    # measured impostor scores), small for the same person.
+    expected = DLIB_RESNET_V1.false_accept(results[0]["similarity"])
+    assert results[0]["false_match_probability"] == pytest.approx(expected, abs=1e-6)
+    assert results[0]["false_match_probability"] < 0.01
     decoded = cv2.imdecode(
         np.frombuffer(base64.b64decode(results[0]["image_jpeg"]), np.uint8), cv2.IMREAD_COLOR
     )
@@ -173,6 +180,20 @@ def test_default_min_similarity_keeps_strangers_out(api, seen, photos):
     results = search(api, photos.bgr("obama2.jpg"))
     assert sorted(r["timestamp_ms"] for r in results) == [T0_MS, T0_MS + 60_000]
     assert all(r["similarity"] >= 0.877 for r in results)
+
+
+def test_each_image_result_says_how_often_a_stranger_scores_as_high(api, seen, photos):
+    results = search(api, photos.bgr("obama2.jpg"), min_similarity=0)
+    same = [r for r in results if r["primary_text"] == "Barack Obama"]
+    others = [r for r in results if r["primary_text"] in {"Joe Biden", "Eileen Collins"}]
+    assert same and others
+    assert all(r["false_match_probability"] < 0.01 for r in same)
+    assert all(r["false_match_probability"] > 0.05 for r in others), [
+        (r["primary_text"], r["similarity"], r["false_match_probability"]) for r in results
+    ]
+    # Decreasing with the similarity, as the results are ranked.
+    probabilities = [r["false_match_probability"] for r in results]
+    assert probabilities == sorted(probabilities)
 
 
 def test_filters_and_limit_hold(api, seen, photos):

@@ -39,6 +39,7 @@ ALLOWED_EXTRA_KEYS = {
     "description",
     "required",  # JSON Schema documents
     "sub_analytics",  # /v2/config/pipeline
+    "false_match_probability",  # /smart-search image results: how often a stranger scores as high
 }
 # Numbers the page prints as integers but that are measured fractions.
 FRACTIONAL = {"swap_memory_percent", "cpu_percent", "ram_percent"}
