@@ -51,8 +51,7 @@ STREAM_ERRORS = {
 }
 
 
-def _stream_list_body(streams) -> dict:
-    items = StreamItemSerializer(streams, many=True).data
+def _stream_list_body(items: list[dict]) -> dict:
     return {"stream_number": len(items), "streams": items}
 
 
@@ -71,7 +70,7 @@ class StreamListView(ApiView):
         responses={200: StreamListSerializer},
     )
     def get(self, request):
-        return Response(_stream_list_body(selectors.stream_list()))
+        return Response(_stream_list_body(selectors.stream_list_items()))
 
 
 class NodeStreamsView(ApiView):
@@ -82,7 +81,7 @@ class NodeStreamsView(ApiView):
         responses={200: StreamListSerializer, **NODE_ERRORS},
     )
     def get(self, request, node: str):
-        return Response(_stream_list_body(selectors.stream_list(node=node_get(node))))
+        return Response(_stream_list_body(selectors.stream_list_items(node=node_get(node))))
 
     @extend_schema(
         tags=TAG_STREAMS,

@@ -52,3 +52,23 @@ def test_detail_is_three_queries(api, make_stream, django_assert_num_queries, pi
     assert body["seats"] == [
         {"analytic_id": f"EXTRA-{index}", "serial_number": f"EXTRA-{index}-1"} for index in range(pipelines)
     ]
+
+
+def test_list_items_read_as_rows_equal_the_documented_serializer(node0, node1):
+    from streams.selectors import stream_list, stream_list_items
+    from streams.serializers import StreamItemSerializer
+
+    Stream.objects.create(
+        stream_id=stream_id_new(),
+        node=node0,
+        name="Lobby ü",
+        address="rtsp://cam/1",
+        latitude=-6.261376,
+        longitude=106.823648,
+        custom_data={"floor": 2, "tags": ["a", None], "nested": {"x": 1.5}},
+        active=False,
+    )
+    Stream.objects.create(stream_id=stream_id_new(), node=node1, address="/videos/a.mp4", latitude=0)
+    for node in (None, node0, node1):
+        assert stream_list_items(node=node) == StreamItemSerializer(stream_list(node=node), many=True).data
+    assert len(stream_list_items()) == 2
