@@ -132,7 +132,6 @@ class SearchHit:
     # Image search: P(something else, e.g. a stranger's face, reaches `similarity`
     # against one event), from the embedder's measured scores; None when unmeasured.
     false_match_probability: float | None = None
-    by_image: bool = False
 
 
 def query_words(query: str) -> list[str]:
@@ -418,7 +417,6 @@ def events_image_search(
     hits = [
         dataclasses.replace(
             hit,
-            by_image=True,
             false_match_probability=(
                 None if query.false_accept is None else round(float(query.false_accept(hit.similarity)), 6)
             ),
@@ -450,7 +448,7 @@ def _crop_base64(event: Event) -> str:
         return ""
 
 
-def search_result_body(hit: SearchHit) -> dict[str, Any]:
+def search_result_body(hit: SearchHit, *, by_image: bool = False) -> dict[str, Any]:
     """One result of POST /smart-search, as the contract shapes it; an image
     search's results add `false_match_probability` (ours)."""
     event = hit.event
@@ -464,6 +462,6 @@ def search_result_body(hit: SearchHit) -> dict[str, Any]:
         "primary_text": event.primary_text,
         "secondary_text": event.secondary_text,
     }
-    if hit.by_image:
+    if by_image:
         body["false_match_probability"] = hit.false_match_probability
     return body

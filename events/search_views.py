@@ -254,7 +254,11 @@ class SmartSearchView(ApiView):
             except NothingToSearch as refusal:
                 raise BadRequest(refusal.message) from None
         return Response(
-            {"code": 200, "message": "success", "results": [search.search_result_body(hit) for hit in hits]}
+            {
+                "code": 200,
+                "message": "success",
+                "results": [search.search_result_body(hit, by_image=image is not None) for hit in hits],
+            }
         )
 
 

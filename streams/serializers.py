@@ -102,6 +102,11 @@ class StreamItemSerializer(serializers.Serializer):
     active = serializers.BooleanField()
 
 
+# The list item's keys and the model columns they come from, as the serializer
+# declares them (streams.selectors.stream_list_items reads the columns as rows).
+STREAM_ITEM_COLUMNS = {name: field.source for name, field in StreamItemSerializer().fields.items()}
+
+
 class StreamListSerializer(serializers.Serializer):
     stream_number = serializers.IntegerField(help_text="Number of streams in `streams`.")
     streams = StreamItemSerializer(many=True)
