@@ -25,6 +25,7 @@ from analytics.face.engine import (
     similarity,
     similarity_from_distance,
 )
+from analytics.face.tracker import iou
 from tests.support.face_photos import OBAMA
 from tests.support.onnx_model import write_embedder_model
 
@@ -55,14 +56,6 @@ def test_large_frames_are_shrunk_for_detection_and_boxes_mapped_back(engine, ast
     large = only_face(engine, cv2.resize(astronaut, (2048, 2048), interpolation=cv2.INTER_CUBIC))
     assert np.allclose(np.array(large.box) / 4, small.box, atol=4), (large.box, small.box)
     assert np.allclose(large.landmarks / 4, small.landmarks, atol=3)
-
-
-def iou(a, b) -> float:
-    ax, ay, aw, ah = a
-    bx, by, bw, bh = b
-    w = max(0, min(ax + aw, bx + bw) - max(ax, bx))
-    h = max(0, min(ay + ah, by + bh) - max(ay, by))
-    return w * h / (aw * ah + bw * bh - w * h)
 
 
 def test_the_largest_face_in_two_small_passes_is_the_full_pass_face(engine, photos, astronaut):
