@@ -468,14 +468,19 @@ def scenario_recognition(photo_dir: Path, *, sizes: list[int], probes: int, embe
 # --- 4. NFV4-FR streams -------------------------------------------------------------------
 
 
+# The faces are in view for SHOWN frames, then gone for GONE: longer than the tracker
+# needs to end a track (END_FRAMES analysed frames and fr_timeout_dump), so four tracks
+# end, and four faces are embedded, every SHOWN + GONE frames. (Faces that only moved
+# would keep their tracks: the tracker continues a face by its appearance.)
+SHOWN, GONE = 8, 5  # frames
 ROWS = (40, 380)  # the two rows the faces alternate between (y of the top edge)
-SWITCH_EVERY = 8  # frames
 
 
 def crowd_frames(photo_dir: Path, count: int) -> list[np.ndarray]:
-    """720p frames with four faces in a row, moving to the other row every SWITCH_EVERY
-    frames. Each tile is the photo's face with a face's width of margin, 300 px tall
-    (faces of ~130 px: sharp and large enough for every quality filter)."""
+    """720p frames with four faces in a row for SHOWN frames, then none for GONE, then
+    the faces in the other row. Each tile is the photo's face with a face's width of
+    margin, 300 px tall (faces of ~130 px: sharp and large enough for every quality
+    filter)."""
     from analytics.face.engine import face_engine
 
     detector = face_engine().detector
@@ -492,11 +497,14 @@ def crowd_frames(photo_dir: Path, count: int) -> list[np.ndarray]:
     frames = []
     for index in range(count):
         frame = np.full((720, 1280, 3), 90, dtype=np.uint8)
-        top = ROWS[(index // SWITCH_EVERY) % 2]
+        cycle, step = divmod(index, SHOWN + GONE)
+        frames.append(frame)
+        if step >= SHOWN:
+            continue
+        top = ROWS[cycle % 2]
         for slot, tile in enumerate(tiles):
             left = 20 + slot * 315
             frame[top : top + tile.shape[0], left : left + tile.shape[1]] = tile
-        frames.append(frame)
     return frames
 
 
@@ -515,23 +523,26 @@ class OneAtATime:
 
 def scenario_streams(photo_dir: Path, *, streams_list: list[int], seconds: float, rounds: int) -> None:
     from analytics.face.batching import BatchingEmbedder
-    from analytics.face.engine import face_engine
+    from analytics.face.engine import DlibEmbedder, face_engine
     from analytics.face.plugin import FaceMatch, FaceRecognitionConfig, FaceRecognitionProcessor
     from analytics.plugins import Frame
 
     engine = face_engine()
-    frames = crowd_frames(photo_dir, 4 * SWITCH_EVERY)
+    frames = crowd_frames(photo_dir, 2 * (SHOWN + GONE))
     enrolled = engine.embedder.embed_many(frames[0], engine.detector.detect(frames[0])[:1])[0]
 
     def matcher(embedding, keyspace):  # in memory: the figures are the models', not the database's
         return FaceMatch(face_id="p", similarity=engine.similarity(embedding, enrolled), name="P")
 
     config = FaceRecognitionConfig(fr_timeout_dump=100, dumping_interval=0, fr_min_face_size=32)
-    # unbatched: one face per model call (before); frame: the worker's runtime at batch
-    # size 1 (each stream embeds a frame's due faces in one call); streams: the runtime
-    # batching across streams (batch 8, wait 5 ms).
-    modes = {"unbatched": None, "frame": 1, "streams": 8}
-    say(f"\nstreams: crowd frames (4 faces, new tracks every {SWITCH_EVERY} frames); modes {modes}")
+    # dlib: dlib itself running its network, one face per call (before the network
+    # ran on ONNX Runtime); unbatched: the ONNX Runtime embedder, one face per model
+    # call (before batching); frame: the worker's runtime at batch size 1 (each stream
+    # embeds a frame's due faces in one call); streams: the runtime batching across
+    # streams (batch 8, wait 5 ms).
+    dlib_embedder = DlibEmbedder(engine.embedder.aligner)
+    modes = {"dlib": None, "unbatched": None, "frame": 1, "streams": 8}
+    say(f"\nstreams: crowd frames (4 faces in view for {SHOWN} frames, then none for {GONE}); modes {modes}")
     for streams in streams_list:
         rates: dict[str, list[float]] = {mode: [] for mode in modes}
         embeds: dict[str, int] = {}
@@ -540,7 +551,9 @@ def scenario_streams(photo_dir: Path, *, streams_list: list[int], seconds: float
             order = list(modes) if round_ % 2 == 0 else list(reversed(modes))
             for mode in order:
                 runtime = None
-                if modes[mode] is None:
+                if mode == "dlib":
+                    embedder = OneAtATime(dlib_embedder)
+                elif modes[mode] is None:
                     embedder = OneAtATime(engine.embedder)
                 else:
                     runtime = BatchingEmbedder(
@@ -567,6 +580,8 @@ def scenario_streams(photo_dir: Path, *, streams_list: list[int], seconds: float
                         batches[mode] = runtime.stats()["mean_batch_size"]
                 rates[mode].append(analysed / seconds)
                 embeds[mode] = sum(p.matches for p in processors)
+        if not all(embeds.values()):
+            raise SystemExit(f"streams: a mode embedded no face ({embeds}): the scenario measures nothing")
         ratios = {
             mode: [r / u for r, u in zip(rates[mode], rates["unbatched"], strict=True)]
             for mode in modes
