@@ -39,6 +39,7 @@ The mapping is linear in the cosine distance, so ordering by pgvector's
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import logging
 import math
@@ -75,7 +76,7 @@ ARCFACE_TEMPLATE_112 = np.array(
 )
 
 # RetinaFace's BGR mean (the package's preprocess subtracts it after an RGB->BGR swap).
-_RETINAFACE_MEAN = np.array([104.0, 117.0, 123.0], dtype=np.float32)
+_RETINAFACE_MEAN_BGR = (104.0, 117.0, 123.0)
 
 
 @dataclass(frozen=True)
@@ -149,8 +150,9 @@ class FaceDetector:
         scale = min(1.0, (max_side or self.max_side) / max(height, width))
         if scale < 1.0:
             image = _shrink(image, (max(1, round(width * scale)), max(1, round(height * scale))))
-        tensor = (image.astype(np.float32) - _RETINAFACE_MEAN).transpose(2, 0, 1)[np.newaxis]
-        tensor = np.ascontiguousarray(tensor)
+        # NCHW float32 minus the mean in one C++ pass (numpy's subtract, transpose and
+        # copy took three, ~1 ms at 640x360).
+        tensor = cv2.dnn.blobFromImage(image, 1.0, mean=_RETINAFACE_MEAN_BGR, swapRB=False, crop=False)
         outputs = self.session.run(None, {self.input_name: tensor})
         boxes, scores, points = self._decode(outputs, tensor.shape[2], tensor.shape[3], min_score)
         faces = []
@@ -208,32 +210,48 @@ class FaceDetector:
         )
 
     def _decode(self, outputs, height: int, width: int, min_score: float):
-        # The package's own postprocess() truncates landmarks to integers in the
-        # resized frame (pixels of error after scaling back, which alignment
-        # feels); its anchor and filter steps are reused as they are.
-        from retinaface.postprocess import (
-            ANCHOR_SIZES,
-            ANCHOR_STRIDES,
-            filter_results,
-            generate_anchors,
-            rebuild_boxes,
-            rebuild_pts,
-        )
+        # The package's own postprocess() decodes every anchor's box and landmarks
+        # (~8,400 at 640x360, 1.3 ms) before it drops those under the score, and
+        # truncates landmarks to integers in the resized frame (pixels of error
+        # after scaling back, which alignment feels). Here the anchors over the
+        # score are decoded alone, with the package's formulas and constants, in the
+        # same float32 steps (so the figures are the same to the bit), and its
+        # filter step (sort, NMS) is reused as it is.
+        from retinaface.postprocess import V_C, V_S, filter_results
 
-        boxes, scores, points = (np.array(output[0:1], dtype=np.float32) for output in outputs)
-        start = 0
-        for stride, sizes in zip(ANCHOR_STRIDES, ANCHOR_SIZES, strict=True):
-            anchors = generate_anchors(stride, sizes, width, height, 1)
-            end = start + anchors.shape[1]
-            boxes[:, start:end, :] = rebuild_boxes(boxes[:, start:end, :], anchors)
-            points[:, start:end, :] = rebuild_pts(points[:, start:end, :], anchors)
-            start = end
+        boxes, scores, points = (np.asarray(output[0], dtype=np.float32) for output in outputs)
+        keep = np.flatnonzero(scores[:, 1] > min_score)
+        anchors = _anchors(width, height)[keep]
+        boxes, scores, points = boxes[keep], scores[keep], points[keep]
+        centres, sizes = anchors[:, :2], anchors[:, 2:]
+        boxes[:, :2] = centres + sizes * boxes[:, :2] * V_C
+        boxes[:, 2:] = sizes * np.exp(boxes[:, 2:] * V_S)
+        boxes[:, :2] -= boxes[:, 2:] / 2
+        for start in range(0, 10, 2):
+            points[:, start : start + 2] = centres + sizes * points[:, start : start + 2] * V_C
         boxes *= [width, height] * 2
         points *= [width, height] * 5
         boxes, scores, points = filter_results(
-            boxes[0], scores[0], points[0], score_threshold=min_score, nms_threshold=self.nms_threshold
+            boxes, scores, points, score_threshold=min_score, nms_threshold=self.nms_threshold
         )
         return boxes.reshape(-1, 4), scores.reshape(-1), points.reshape(-1, 10)
+
+
+@functools.lru_cache(maxsize=32)
+def _anchors(width: int, height: int) -> np.ndarray:
+    """RetinaFace's anchors for an input of that size, in the order of its outputs
+    (the package's generate_anchors, stride by stride), as one (n, 4) array: the
+    same few input sizes come back frame after frame."""
+    from retinaface.postprocess import ANCHOR_SIZES, ANCHOR_STRIDES, generate_anchors
+
+    anchors = np.concatenate(
+        [
+            generate_anchors(stride, sizes, width, height, 1)[0]
+            for stride, sizes in zip(ANCHOR_STRIDES, ANCHOR_SIZES, strict=True)
+        ]
+    )
+    anchors.flags.writeable = False
+    return anchors
 
 
 @runtime_checkable

