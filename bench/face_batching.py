@@ -323,22 +323,17 @@ def search_plan(keyspace, vector: np.ndarray, limit: int) -> list[str]:
     """EXPLAIN ANALYZE of the query faces.services._nearest_rows sends, with its settings."""
     from django.conf import settings
     from django.db import connection, transaction
-    from pgvector.django import CosineDistance
 
-    from faces.models import FaceVariation
+    from faces.services import NEAREST_SQL
 
     rows = min(1000, limit * settings.FACE_MAX_VARIATIONS)
     ef_search = min(1000, max(settings.FACE_SEARCH_EF_SEARCH, rows))
+    literal = "[" + ",".join(repr(float(value)) for value in vector) + "]"
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute("SELECT set_config('hnsw.ef_search', %s, true)", [str(ef_search)])
         cursor.execute("SELECT set_config('hnsw.iterative_scan', 'relaxed_order', true)")
-        query = (
-            FaceVariation.objects.filter(keyspace_id=keyspace.pk)
-            .annotate(distance=CosineDistance("embedding", vector.tolist()))
-            .order_by("distance")
-            .values_list("person_id", "variation", "distance")[:rows]
-        )
-        return query.explain(analyze=True).splitlines()
+        cursor.execute("EXPLAIN (ANALYZE, BUFFERS) " + NEAREST_SQL, [literal, keyspace.pk, rows, limit])
+        return [line for (line,) in cursor.fetchall()]
 
 
 def scenario_recognition(photo_dir: Path, *, sizes: list[int], probes: int, embedded: bool) -> list[dict]:
