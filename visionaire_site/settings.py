@@ -371,7 +371,7 @@ FACE_ONNX_FALSE_ACCEPT = env_score_points("VISIONAIRE_FACE_ONNX_FALSE_ACCEPT")
 # Each worker's face embedding runtime (the face analytics' batching.py): the faces of all
 # its streams are embedded together, up to this many per model call or after this
 # wait; beyond the queue, faces are refused (a stream embeds them at a later frame).
-# Batch size 0: 32 on a GPU, 1 on a CPU (batches across streams did not pay there, see
+# Batch size 0: 32 on a GPU, 1 on a CPU (batches across streams did not pay at 1-4 streams, see
 # bench/README.md); 1: each stream embeds its own faces (a frame's faces in one call).
 # enroll_folder batches by this too (0: 8 on a CPU, 32 on a GPU).
 FACE_EMBED_BATCH_SIZE = env_int("VISIONAIRE_FACE_EMBED_BATCH_SIZE", 0, minimum=0, maximum=256)
